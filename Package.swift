@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One core library (RuEmbed) and one single-target executable per tool, each
+// depending on swift-argument-parser and the core: the shape that lets
+// `swift package generate-manual` write a man page for every tool.
+let tools = ["ru-vec", "ru-sim", "ru-knn"]
+
+let package = Package(
+    name: "ru-embed",
+    products: tools.map { .executable(name: $0, targets: [$0]) } + [
+        .library(name: "RuEmbed", targets: ["RuEmbed"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        // Debian ships no .pc file for oneDNN: the module map links `dnnl` by name.
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
+        .target(
+            name: "RuEmbed",
+            dependencies: ["CZstd", "CDNNL"]
+        ),
+        .testTarget(
+            name: "RuEmbedTests",
+            dependencies: ["RuEmbed"] + tools.map { .target(name: $0) }
+        ),
+    ] + tools.map {
+        .executableTarget(
+            name: $0,
+            dependencies: [
+                "RuEmbed",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        )
+    }
+    ,
+    // The tools are synchronous Unix filters with explicit threading (OpenMP through
+    // oneDNN); Swift 6's data-race checking of globals and closures buys nothing here.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+/// Data-parallel loops on the same OpenMP threads oneDNN uses.
+///
+/// oneDNN (Debian's build) runs on libgomp, whose threads spin for a while after each
+/// call. Work handed to a second pool (Dispatch) would fight those spinning threads for
+/// the two cores, so loops go through libgomp's own entry point, found at run time.
+/// Without libgomp (another oneDNN build or platform) Dispatch stands in.
+public enum Parallel {
+    private typealias GOMPParallel = @convention(c) (
+        @convention(c) (UnsafeMutableRawPointer?) -> Void, UnsafeMutableRawPointer?, UInt32, UInt32) -> Void
+    private typealias IntFunction = @convention(c) () -> Int32
+    private typealias SetThreads = @convention(c) (Int32) -> Void
+
+    private struct Entry: @unchecked Sendable {
+        let parallel: GOMPParallel?
+        let threadNumber: IntFunction?
+        let setThreads: SetThreads?
+        let maxThreads: IntFunction?
+    }
+
+    private static let entry: Entry = {
+        _ = DNNL.context // make sure libdnnl (and with it libgomp) is loaded and initialised
+        let handle = dlopen(nil, RTLD_NOW)
+        func find<T>(_ name: String, as: T.Type) -> T? {
+            guard let symbol = dlsym(handle, name) else { return nil }
+            return unsafeBitCast(symbol, to: T.self)
+        }
+        return Entry(parallel: find("GOMP_parallel", as: GOMPParallel.self),
+                     threadNumber: find("omp_get_thread_num", as: IntFunction.self),
+                     setThreads: find("omp_set_num_threads", as: SetThreads.self),
+                     maxThreads: find("omp_get_max_threads", as: IntFunction.self))
+    }()
+
+    nonisolated(unsafe) private static var threadCount: Int = 0
+
+    /// The number of threads loops and oneDNN use.
+    public static var threads: Int {
+        if threadCount > 0 { return threadCount }
+        if let maxThreads = entry.maxThreads { return Int(maxThreads()) }
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Sets the number of threads for oneDNN and for `forEach`; call before the first matmul.
+    public static func setThreads(_ n: Int) {
+        precondition(n > 0)
+        threadCount = n
+        entry.setThreads?(Int32(n))
+    }
+
+    private final class Job {
+        let count: Int
+        let threads: Int
+        let body: (Int, Int) -> Void
+        init(count: Int, threads: Int, body: @escaping (Int, Int) -> Void) {
+            self.count = count
+            self.threads = threads
+            self.body = body
+        }
+    }
+
+    /// Splits `0..<count` into one contiguous range per thread and runs
+    /// `body(range.lowerBound, range.upperBound)` on each, returning when all are done.
+    public static func forRanges(_ count: Int, _ body: @escaping (Int, Int) -> Void) {
+        let n = min(threads, count)
+        if n <= 1 {
+            if count > 0 { body(0, count) }
+            return
+        }
+        let job = Job(count: count, threads: n, body: body)
+        if let parallel = entry.parallel, let threadNumber = entry.threadNumber {
+            let unmanaged = Unmanaged.passRetained(job)
+            defer { unmanaged.release() }
+            // The C trampoline reads the job back from the context pointer.
+            let trampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { context in
+                let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
+                let me = Int(Parallel.entry.threadNumber!())
+                let lo = job.count * me / job.threads, hi = job.count * (me + 1) / job.threads
+                if lo < hi { job.body(lo, hi) }
+            }
+            _ = threadNumber
+            parallel(trampoline, unmanaged.toOpaque(), UInt32(n), 0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: n) { me in
+                let lo = count * me / n, hi = count * (me + 1) / n
+                if lo < hi { body(lo, hi) }
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A buffered byte sink over a file descriptor, written with write(2).
+///
+/// A closed pipe (EPIPE) is a clean stop, not an error: `tool | head` must exit quietly
+/// with status 0, so the process exits at once, which is what SIGPIPE would have done
+/// without the noise. Every tool ignores SIGPIPE at start (see `ToolRuntime.start`).
+public final class ByteOutput {
+    public let name: String
+    public let fd: Int32
+    private var buffer: [UInt8] = []
+    private let capacity: Int
+    private let ownsDescriptor: Bool
+
+    public init(fd: Int32, name: String, capacity: Int = 1 << 16, ownsDescriptor: Bool = false) {
+        self.fd = fd
+        self.name = name
+        self.capacity = capacity
+        self.ownsDescriptor = ownsDescriptor
+        buffer.reserveCapacity(capacity)
+    }
+
+    /// Standard output.
+    public static let standardOutput = ByteOutput(fd: 1, name: "<stdout>")
+
+    public var isTerminal: Bool { isatty(fd) == 1 }
+
+    deinit {
+        try? flush()
+        if ownsDescriptor { close(fd) }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if buffer.count + bytes.count > capacity {
+            try flush()
+            if bytes.count >= capacity {
+                try writeAll(bytes)
+                return
+            }
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    public func write(_ string: String) throws {
+        var string = string
+        try string.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
+    }
+
+    public func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeAll($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count
+        while left > 0 {
+            let n = Glibc.write(fd, p, left)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { exit(ExitStatus.success) }
+                throw ToolError("\(name): write failed: \(errnoDescription())")
+            }
+            p += n
+            left -= n
+        }
+    }
+}
+
+/// Writes a whole file through a temporary sibling and renames it into place on success,
+/// so a failed run never leaves a half-written file under the name the user asked for.
+public final class AtomicFileOutput {
+    public let path: String
+    private let temporaryPath: String
+    public let output: ByteOutput
+
+    public init(path: String) throws {
+        self.path = path
+        temporaryPath = path + ".tmp-\(getpid())"
+        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw ToolError("\(path): cannot create: \(errnoDescription())") }
+        output = ByteOutput(fd: fd, name: path, capacity: 1 << 20, ownsDescriptor: true)
+    }
+
+    public func commit() throws {
+        try output.flush()
+        if fsync(output.fd) != 0 && errno != EINVAL {
+            throw ToolError("\(path): sync failed: \(errnoDescription())")
+        }
+        if rename(temporaryPath, path) != 0 {
+            throw ToolError("\(path): cannot rename into place: \(errnoDescription())")
+        }
+    }
+
+    public func discard() {
+        unlink(temporaryPath)
+    }
+}
