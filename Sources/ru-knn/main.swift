@@ -1,1 +1,134 @@
-print("todo")
+import ArgumentParser
+import RuEmbed
+
+@main
+struct RuKnn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ru-knn",
+        abstract: "Exact nearest-neighbour search by cosine similarity.",
+        discussion: """
+        For every query vector, finds the K corpus vectors with the highest cosine and prints
+        `query_id<TAB>rank<TAB>doc_id<TAB>score` lines, rank from 1, score with 6 decimals;
+        equal scores keep corpus order. With --jsonl it prints one object per query:
+        {"query_id": "…", "neighbors": [{"rank": 1, "doc_id": "…", "score": 0.93}, …]}
+        (a query with no neighbour gets an empty list).
+
+        The corpus is streamed in blocks and scored against a batch of queries with one matrix
+        product per block, so memory is bounded by the block, the batch and K, not by the
+        corpus. When the queries exceed one batch the corpus is read again for each batch, so
+        it must then be a regular file.
+
+        Examples:
+          ru-embed --prompt passage < docs.txt > docs.vec
+          echo 'как доехать до вокзала' | ru-embed | ru-knn --index docs.vec -k 5
+          ru-knn --index docs.vec --jsonl --min-score 0.5 queries.vec > hits.jsonl
+
+        Exit status: 0 on success, 2 on bad data, 64 on a usage error.
+        """,
+        version: RuEmbedVersion.string
+    )
+
+    @Option(name: .customLong("index"), help: "The corpus stream to search (`-`: standard input).")
+    var index: String
+
+    @Option(name: .short, help: "Neighbours per query.")
+    var k: Int = 10
+
+    @Option(help: "Leave out neighbours scoring below this.")
+    var minScore: Float?
+
+    @Flag(help: "One JSON object per query instead of TSV lines.")
+    var jsonl = false
+
+    @Option(help: "Queries scored per pass over the corpus.")
+    var batch: Int = 4096
+
+    @Option(help: "Corpus vectors per matrix product.")
+    var block: Int = 8192
+
+    @Option(help: "Threads (default: all cores).")
+    var threads: Int?
+
+    @Argument(help: "The query stream (`-` or none: standard input).")
+    var queries: String = "-"
+
+    func validate() throws {
+        if k < 1 { throw ValidationError("-k must be at least 1") }
+        if batch < 1 || block < 1 { throw ValidationError("--batch and --block must be at least 1") }
+        if index == "-" && queries == "-" { throw ValidationError("the index and the queries cannot both be standard input") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        ToolRuntime.start("ru-knn")
+        if let threads { Parallel.setThreads(threads) }
+        try ToolRuntime.run {
+            let queryRecords = try VectorRecords(path: queries)
+            var pass = 0
+            while true {
+                var queryValues: [Float] = []
+                var queryIDs: [String] = []
+                let n = try queryRecords.nextBlock(maxRows: batch, values: &queryValues, ids: &queryIDs)
+                if n == 0 && pass > 0 { return }
+                pass += 1
+                let corpus = try VectorRecords(path: index)
+                if pass > 1 && !corpus.reader.input.isRegularFile {
+                    throw ToolError("\(corpus.name): the queries exceed one batch (--batch \(batch)), so the index must be a regular file that can be read again")
+                }
+                if try corpus.peek(), n > 0 {
+                    let dim = corpus.shape!.dim
+                    if dim != queryValues.count / n {
+                        throw ToolError("\(corpus.name) has \(dim)-d vectors, the queries in \(queryRecords.name) are \(queryValues.count / n)-d")
+                    }
+                    if pass == 1 { VectorRecords.warnIfIncomparable(queryRecords, corpus) }
+                }
+                guard n > 0 else {
+                    // No queries: still read the corpus through, so a bad index is reported.
+                    while try corpus.next({ _, _ in }) != nil {}
+                    return
+                }
+                let search = ExactSearch(queries: queryValues, dim: queryValues.count / n, k: k)
+                var blockValues: [Float] = []
+                var blockIDs: [String] = []
+                while true {
+                    blockValues.removeAll(keepingCapacity: true)
+                    blockIDs.removeAll(keepingCapacity: true)
+                    let m = try corpus.nextBlock(maxRows: block, values: &blockValues, ids: &blockIDs)
+                    if m == 0 { break }
+                    blockValues.withUnsafeMutableBufferPointer {
+                        search.add(block: $0.baseAddress!, count: m, ids: blockIDs)
+                    }
+                }
+                try write(search.results(), queryIDs: queryIDs)
+                try ByteOutput.standardOutput.flush()
+            }
+        }
+    }
+
+    private func write(_ results: [[Neighbor]], queryIDs: [String]) throws {
+        let out = ByteOutput.standardOutput
+        for (q, neighbors) in results.enumerated() {
+            let kept = minScore.map { min in neighbors.filter { $0.score >= min } } ?? neighbors
+            if jsonl {
+                var line = "{\"query_id\": "
+                JSONValue.writeString(queryIDs[q], to: &line)
+                line += ", \"neighbors\": ["
+                for (rank, n) in kept.enumerated() {
+                    if rank > 0 { line += ", " }
+                    line += "{\"rank\": \(rank + 1), \"doc_id\": "
+                    JSONValue.writeString(n.id, to: &line)
+                    line += ", \"score\": \(NumberFormat.fixed(Double(n.score)))}"
+                }
+                line += "]}\n"
+                try out.write(line)
+            } else {
+                let queryID = TSV.escape(queryIDs[q])
+                var text = ""
+                for (rank, n) in kept.enumerated() {
+                    text += "\(queryID)\t\(rank + 1)\t\(TSV.escape(n.id))\t\(NumberFormat.fixed(Double(n.score)))\n"
+                }
+                try out.write(text)
+            }
+        }
+    }
+}

@@ -1,1 +1,443 @@
-print("todo")
+import ArgumentParser
+import RuEmbed
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct RuVec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ru-vec",
+        abstract: "Inspect, check, convert and concatenate ru-embed vector streams.",
+        discussion: """
+        A vector stream is a sequence of zstd frames, one chunk of records each (see
+        ru-vectors(5)). Streams concatenate: `cat a.vec b.vec` is a stream.
+        FILE may be `-` for standard input; no FILE means standard input.
+
+        Examples:
+          ru-vec info corpus.vec
+          ru-vec export --to jsonl corpus.vec | head
+          ru-vec export --to npy -o corpus.npy --ids corpus.ids corpus.vec
+          ru-vec import --from jsonl vectors.jsonl > vectors.vec
+          ru-vec cat shard-*.vec --dtype f16 > all.f16.vec
+          ru-vec verify shard-*.vec
+
+        Exit status: 0 on success, 2 on bad data or a failed read or write, 64 on a usage error.
+        """,
+        version: RuEmbedVersion.string,
+        subcommands: [Info.self, Export.self, Import.self, Cat.self, Verify.self]
+    )
+}
+
+// MARK: - info
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe streams: records, dimension, element type, frames, metadata.")
+
+    @Flag(help: "One JSON object per file instead of text.")
+    var json = false
+
+    @Argument(help: "Vector or token streams (`-` or none: standard input).")
+    var files: [String] = []
+
+    func run() throws {
+        ToolRuntime.start("ru-vec")
+        try ToolRuntime.run {
+            let out = ByteOutput.standardOutput
+            for path in files.isEmpty ? ["-"] : files {
+                let reader = try VectorStreamReader(path: path)
+                var first: Chunk?
+                var tokens = 0
+                while let chunk = try reader.next() {
+                    if first == nil { first = chunk }
+                    if chunk.kind == .tokens { tokens += chunk.payload.count / 4 - chunk.count }
+                }
+                let shape = reader.shape
+                var fields: [(key: String, value: JSONValue)] = [
+                    ("file", .string(reader.name)),
+                    ("kind", shape.map { .string($0.kind.description) } ?? .null),
+                    ("records", .number(Double(reader.records))),
+                    ("dimension", shape.map { $0.kind == .vectors ? .number(Double($0.dim)) : .null } ?? .null),
+                    ("dtype", shape.map { .string($0.dtype.description) } ?? .null),
+                    ("normalized", shape.map { .bool($0.normalized) } ?? .null),
+                    ("frames", .number(Double(reader.frames))),
+                    ("compressed_bytes", .number(Double(reader.compressedBytes))),
+                    ("uncompressed_bytes", .number(Double(reader.uncompressedBytes))),
+                ]
+                if shape?.kind == .tokens { fields.append(("tokens", .number(Double(tokens)))) }
+                let metadata = first?.metadata.withoutCalibration ?? StreamMetadata()
+                fields.append(("metadata", .object(metadata.object)))
+                if json {
+                    try out.write(JSONValue.object(fields).serialized + "\n")
+                } else {
+                    var text = "\(reader.name)\n"
+                    for (key, value) in fields.dropFirst() {
+                        let shown: String
+                        switch value {
+                        case .string(let s): shown = s
+                        case .null: shown = "-"
+                        case .object(let o) where o.isEmpty: shown = "-"
+                        default: shown = value.serialized
+                        }
+                        text += "  \(key.replacingUnderscores): \(shown)\n"
+                    }
+                    try out.write(text)
+                }
+            }
+        }
+    }
+}
+
+extension String {
+    var replacingUnderscores: String { String(map { $0 == "_" ? " " : $0 }) }
+}
+
+// MARK: - verify
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read streams completely and check every rule of the format.",
+        discussion: "Prints `FILE: ok, N records in M frames` for each good file and one error line for each bad one; exits 2 if any file is bad.")
+
+    @Flag(name: .shortAndLong, help: "Print nothing for good files.")
+    var quiet = false
+
+    @Argument(help: "Streams to check (`-` or none: standard input).")
+    var files: [String] = []
+
+    func run() throws {
+        ToolRuntime.start("ru-vec")
+        var failed = false
+        try ToolRuntime.run {
+            for path in files.isEmpty ? ["-"] : files {
+                do {
+                    let reader = try VectorStreamReader(path: path)
+                    while try reader.next() != nil {}
+                    if !quiet {
+                        try ByteOutput.standardOutput.write("\(reader.name): ok, \(reader.records) record\(reader.records == 1 ? "" : "s") in \(reader.frames) frame\(reader.frames == 1 ? "" : "s")\n")
+                    }
+                } catch let error as ToolError {
+                    try ByteOutput.standardOutput.flush()
+                    ToolRuntime.warn(error.message)
+                    failed = true
+                }
+            }
+        }
+        if failed { throw ExitCode(ExitStatus.dataError) }
+    }
+}
+
+// MARK: - export
+
+enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+    case jsonl, tsv, npy, fvecs
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write vectors as JSON lines, TSV, NumPy .npy or .fvecs.",
+        discussion: """
+        jsonl: one `{"id": "…", "vector": [ … ]}` per record. tsv: the id (with \\\\, tab, newline
+        and CR escaped as \\\\\\\\, \\\\t, \\\\n, \\\\r), then one column per dimension. npy: a float32
+        matrix (needs -o). fvecs: per record an int32 dimension and the float32 values.
+        Values are written as floats whatever the stream's element type: f16 widened, int8
+        dequantized with its calibration, binary bits as +1/-1. npy and fvecs hold no ids: use
+        --ids to keep them.
+        """)
+
+    @Option(name: .customLong("to"), help: "Output format: jsonl, tsv, npy or fvecs.")
+    var format: ExportFormat
+
+    @Option(name: .shortAndLong, help: "Output file (default: standard output; required for npy).")
+    var output: String?
+
+    @Option(help: "Also write the ids, one per line (TSV-escaped), to this file.")
+    var ids: String?
+
+    @Argument(help: "Vector stream (`-` or none: standard input).")
+    var file: String = "-"
+
+    func validate() throws {
+        if format == .npy && output == nil { throw ValidationError("--to npy needs -o FILE (the header is rewritten once the row count is known)") }
+    }
+
+    func run() throws {
+        ToolRuntime.start("ru-vec")
+        try ToolRuntime.run {
+            let records = try VectorRecords(path: file)
+            let target = try output.map { try AtomicFileOutput(path: $0) }
+            let idsTarget = try ids.map { try AtomicFileOutput(path: $0) }
+            do {
+                let out = target?.output ?? ByteOutput.standardOutput
+                if format == .npy || format == .fvecs { try ToolRuntime.checkBinaryOutput(out, force: false) }
+                var rows = 0
+                var dim = 0
+                if format == .npy {
+                    try out.write(NPY.header(rows: 0, cols: 0))
+                }
+                while try records.next({ (id, vector) -> Void in
+                    dim = vector.count
+                    try write(id: id, vector: vector, record: rows + 1, to: out)
+                    if let idsTarget { try idsTarget.output.write(TSV.escape(id) + "\n") }
+                }) != nil {
+                    rows += 1
+                }
+                if format == .npy, let target {
+                    try target.output.flush()
+                    let header = NPY.header(rows: rows, cols: dim)
+                    try header.withUnsafeBytes { p in
+                        if pwrite(target.output.fd, p.baseAddress, p.count, 0) != p.count {
+                            throw ToolError("\(target.path): cannot rewrite the .npy header")
+                        }
+                    }
+                }
+                try target?.commit()
+                try idsTarget?.commit()
+            } catch {
+                target?.discard()
+                idsTarget?.discard()
+                throw error
+            }
+        }
+    }
+
+    private func write(id: String, vector: UnsafeBufferPointer<Float>, record: Int, to out: ByteOutput) throws {
+        switch format {
+        case .jsonl:
+            var line = "{\"id\": "
+            JSONValue.writeString(id, to: &line)
+            line += ", \"vector\": ["
+            for (j, v) in vector.enumerated() {
+                guard v.isFinite else { throw ToolError("\(file): record \(record): value \(v) cannot be written as JSON") }
+                if j > 0 { line += ", " }
+                line += NumberFormat.shortest(v)
+            }
+            line += "]}\n"
+            try out.write(line)
+        case .tsv:
+            var line = TSV.escape(id)
+            for v in vector {
+                line += "\t"
+                line += NumberFormat.shortest(v)
+            }
+            line += "\n"
+            try out.write(line)
+        case .npy:
+            try out.write(UnsafeRawBufferPointer(vector))
+        case .fvecs:
+            var header = [UInt8]()
+            header.appendLittleEndian(Int32(vector.count))
+            try out.write(header)
+            try out.write(UnsafeRawBufferPointer(vector))
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+}
+
+// MARK: - shared output options
+
+struct StreamOutputOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Write the stream to this file (default: standard output).")
+    var output: String?
+
+    @Option(help: "Element type of the output: f32, f16, int8 or binary.")
+    var dtype: String?
+
+    @Flag(help: "Scale every vector to unit length and mark the stream normalized.")
+    var normalize = false
+
+    @Option(help: "Records per chunk at most (default: as many as fit in 8 MiB, up to 65,536).")
+    var chunkRecords: Int?
+
+    @Flag(help: "Write binary output even to a terminal.")
+    var force = false
+
+    func validate() throws {
+        if let dtype, ElementType(name: dtype).map({ ElementType.vectorTypes.contains($0) }) != true {
+            throw ValidationError("--dtype must be f32, f16, int8 or binary, not '\(dtype)'")
+        }
+        if let chunkRecords, chunkRecords < 1 || chunkRecords > ChunkFormat.writerMaxRecords {
+            throw ValidationError("--chunk-records must be between 1 and \(ChunkFormat.writerMaxRecords)")
+        }
+    }
+
+    var elementType: ElementType? { dtype.flatMap(ElementType.init(name:)) }
+
+    /// Opens the destination; `finish` commits a file output or flushes standard output.
+    func open() throws -> (ByteOutput, AtomicFileOutput?) {
+        if let output {
+            let file = try AtomicFileOutput(path: output)
+            return (file.output, file)
+        }
+        try ToolRuntime.checkBinaryOutput(ByteOutput.standardOutput, force: force)
+        return (ByteOutput.standardOutput, nil)
+    }
+
+    func writer(to out: ByteOutput, dtype: ElementType, dim: Int, normalized: Bool, metadata: StreamMetadata) -> VectorStreamWriter {
+        VectorStreamWriter(output: out, dtype: elementType ?? dtype, dim: dim,
+                           flags: normalized || normalize ? .normalized : [], metadata: metadata,
+                           maxRecords: chunkRecords ?? ChunkFormat.writerMaxRecords)
+    }
+}
+
+/// Runs `body` against the output and commits it only when all went well.
+func withStreamOutput(_ options: StreamOutputOptions, _ body: (ByteOutput) throws -> Void) throws {
+    let (out, file) = try options.open()
+    do {
+        try body(out)
+        try out.flush()
+        try file?.commit()
+    } catch {
+        file?.discard()
+        throw error
+    }
+}
+
+// MARK: - cat
+
+struct Cat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Concatenate streams into one, re-chunked, optionally converted.",
+        discussion: """
+        Inputs must agree on kind, dimension and model digest (and on normalisation unless
+        --normalize, on element type unless --dtype). int8 chunks that need no conversion are
+        copied as they are, so their calibration is kept.
+        """)
+
+    @OptionGroup var options: StreamOutputOptions
+
+    @Argument(help: "Streams to concatenate (`-` or none: standard input).")
+    var files: [String] = []
+
+    func run() throws {
+        ToolRuntime.start("ru-vec")
+        try ToolRuntime.run {
+            try withStreamOutput(options) { out in
+                var first: StreamShape?
+                var vectorWriter: VectorStreamWriter?
+                let chunkWriter = ChunkWriter(output: out)
+                var values: [Float] = []
+                for path in files.isEmpty ? ["-"] : files {
+                    let reader = try VectorStreamReader(path: path)
+                    while let chunk = try reader.next() {
+                        let shape = StreamShape(chunk)
+                        if let first {
+                            var a = first, b = shape
+                            if options.normalize { a.normalized = false; b.normalized = false }
+                            if options.dtype != nil { b.dtype = a.dtype }
+                            if let change = a.difference(from: b) {
+                                throw StreamPosition(file: reader.name, frame: reader.frames).error("does not match the first input: \(change)")
+                            }
+                        } else {
+                            first = shape
+                            if chunk.kind == .tokens && (options.dtype != nil || options.normalize) {
+                                throw ToolError.usage("--dtype and --normalize apply to vectors, and \(reader.name) holds tokens")
+                            }
+                        }
+                        if chunk.kind == .tokens {
+                            try chunkWriter.write(chunk)
+                            continue
+                        }
+                        let target = options.elementType ?? chunk.dtype
+                        if target == .int8 && chunk.dtype == .int8 && !options.normalize && options.chunkRecords == nil {
+                            try vectorWriter?.flush()
+                            try chunkWriter.write(chunk)
+                            continue
+                        }
+                        let writer = vectorWriter ?? options.writer(to: out, dtype: chunk.dtype, dim: chunk.dim,
+                                                                   normalized: chunk.isNormalized, metadata: chunk.metadata)
+                        vectorWriter = writer
+                        try writer.setMetadata(chunk.metadata)
+                        values = chunk.floats()
+                        try values.withUnsafeMutableBufferPointer { v in
+                            if options.normalize { VectorMath.normalizeRows(v.baseAddress!, count: chunk.count, dim: chunk.dim) }
+                            for i in 0..<chunk.count {
+                                try writer.append(id: chunk.ids[i], vector: UnsafeBufferPointer(rebasing: v[i * chunk.dim..<(i + 1) * chunk.dim]))
+                            }
+                        }
+                    }
+                    // Each input is one batch: what it held is written before the next is read.
+                    try vectorWriter?.flush()
+                }
+                try vectorWriter?.finish()
+            }
+        }
+    }
+}
+
+// MARK: - import
+
+enum ImportFormat: String, ExpressibleByArgument, CaseIterable {
+    case jsonl, tsv, npy, fvecs
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make a stream from JSON lines, TSV, NumPy .npy or .fvecs vectors.",
+        discussion: """
+        Ids come from the jsonl "id" field (a string or a number), the first TSV column
+        (TSV-escaped), or --ids FILE (one per line); otherwise they are 1-based positions.
+        Every record must have the same dimension and finite values.
+        """)
+
+    @Option(name: .customLong("from"), help: "Input format: jsonl, tsv, npy or fvecs.")
+    var format: ImportFormat
+
+    @Option(help: "Take the ids from this file, one per line (TSV-escaped).")
+    var ids: String?
+
+    @OptionGroup var options: StreamOutputOptions
+
+    @Argument(help: "Input file (`-` or none: standard input).")
+    var file: String = "-"
+
+    func run() throws {
+        ToolRuntime.start("ru-vec")
+        try ToolRuntime.run {
+            let input = try ByteInput.open(file)
+            let idLines = try ids.map { LineReader(input: try ByteInput.open($0)) }
+            try withStreamOutput(options) { out in
+                var writer: VectorStreamWriter?
+                var record = 0
+                func emit(_ id: String?, _ vector: [Float], place: String) throws {
+                    record += 1
+                    var id = id
+                    if let idLines {
+                        guard let line = try idLines.nextString() else {
+                            throw ToolError("\(idLines.input.name): has \(record - 1) ids, fewer than the records of \(input.name)")
+                        }
+                        id = TSV.unescape(line)
+                    }
+                    if writer == nil {
+                        guard !vector.isEmpty else { throw ToolError("\(place): empty vector") }
+                        writer = options.writer(to: out, dtype: .f32, dim: vector.count, normalized: false, metadata: StreamMetadata())
+                    }
+                    guard vector.count == writer!.dim else {
+                        throw ToolError("\(place): dimension \(vector.count), but the first record has \(writer!.dim)")
+                    }
+                    var vector = vector
+                    if options.normalize {
+                        vector.withUnsafeMutableBufferPointer { VectorMath.normalizeRows($0.baseAddress!, count: 1, dim: $0.count) }
+                    }
+                    try writer!.append(id: id ?? String(record), vector: vector)
+                }
+                switch format {
+                case .jsonl: try VectorTextImport.jsonl(input, emit)
+                case .tsv: try VectorTextImport.tsv(input, emit)
+                case .npy: try VectorBinaryImport.npy(input, emit)
+                case .fvecs: try VectorBinaryImport.fvecs(input, emit)
+                }
+                if let idLines, try idLines.nextString() != nil {
+                    throw ToolError("\(idLines.input.name): has more ids than the \(record) records of \(input.name)")
+                }
+                try writer?.finish()
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+/// Readers for the text and binary vector formats `ru-vec import` accepts. Each calls
+/// `emit(id, vector, place)` per record, where `place` names the file and line or record
+/// for error messages; a nil id means "use the position".
+public typealias VectorEmitter = (String?, [Float], String) throws -> Void
+
+public enum VectorTextImport {
+    /// JSON lines `{"id": …, "vector": [ … ]}`; the id may be a string or a number.
+    public static func jsonl(_ input: ByteInput, _ emit: VectorEmitter) throws {
+        let lines = LineReader(input: input)
+        while let (value, place) = try lines.next({ bytes -> (JSONValue, String) in
+            let place = "\(input.name): line \(lines.lineNumber)"
+            do { return (try JSONValue.parse(bytes), place) } catch let error as JSONError {
+                throw ToolError("\(place): \(error)")
+            }
+        }) {
+            guard case .object = value else { throw ToolError("\(place): expected a JSON object") }
+            let id: String?
+            switch value["id"] {
+            case .none, .some(.null): id = nil
+            case .some(.string(let s)): id = s
+            case .some(.number(let d)): id = JSONValue.format(d)
+            default: throw ToolError("\(place): \"id\" must be a string or a number")
+            }
+            guard let items = value["vector"]?.arrayValue else { throw ToolError("\(place): no \"vector\" array") }
+            var vector: [Float] = []
+            vector.reserveCapacity(items.count)
+            for (j, item) in items.enumerated() {
+                guard let d = item.numberValue, Float(d).isFinite else {
+                    throw ToolError("\(place): vector[\(j)] is not a finite number")
+                }
+                vector.append(Float(d))
+            }
+            try emit(id, vector, place)
+        }
+    }
+
+    /// TSV lines: the (escaped) id, then one column per dimension.
+    public static func tsv(_ input: ByteInput, _ emit: VectorEmitter) throws {
+        let lines = LineReader(input: input)
+        while let (id, vector, place) = try lines.next({ bytes -> (String, [Float], String) in
+            let place = "\(input.name): line \(lines.lineNumber)"
+            var bytes = bytes
+            if bytes.last == 0x0D { bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast()) }
+            let fields = bytes.split(separator: 0x09, omittingEmptySubsequences: false)
+            guard fields.count >= 2 else { throw ToolError("\(place): expected an id and at least one value, separated by tabs") }
+            guard let id = String(validating: UnsafeRawBufferPointer(rebasing: fields[0]), as: UTF8.self) else {
+                throw ToolError("\(place): invalid UTF-8 in the id")
+            }
+            var vector: [Float] = []
+            vector.reserveCapacity(fields.count - 1)
+            for (j, field) in fields.dropFirst().enumerated() {
+                guard let v = FloatParsing.parse(UnsafeRawBufferPointer(rebasing: field)) else {
+                    throw ToolError("\(place): column \(j + 2) is not a finite number")
+                }
+                vector.append(v)
+            }
+            return (TSV.unescape(id), vector, place)
+        }) {
+            try emit(id, vector, place)
+        }
+    }
+}
+
+public enum VectorBinaryImport {
+    /// Reads exactly `n` bytes, or fewer only at the end of the input.
+    static func readExactly(_ input: ByteInput, _ n: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: n)
+        var got = 0
+        while got < n {
+            let k = try out.withUnsafeMutableBytes { try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[got...])) }
+            if k == 0 { break }
+            got += k
+        }
+        if got < n { out.removeLast(n - got) }
+        return out
+    }
+
+    /// A 1-D or 2-D NumPy array of float32, float64 or float16 (either byte order).
+    public static func npy(_ input: ByteInput, _ emit: VectorEmitter) throws {
+        let header = try NPY.readHeader({ try readExactly(input, $0) }, name: input.name)
+        let shape = header.shape
+        guard shape.count == 1 || shape.count == 2 else {
+            throw ToolError("\(input.name): a .npy array of shape \(shape) is not a list of vectors (need 1 or 2 dimensions)")
+        }
+        let rows = shape.count == 2 ? shape[0] : 1
+        let cols = shape.last!
+        let descr = header.descr
+        let size: Int
+        switch descr.dropFirst() {
+        case "f4": size = 4
+        case "f8": size = 8
+        case "f2": size = 2
+        default: throw ToolError("\(input.name): unsupported .npy dtype '\(descr)' (need float16, float32 or float64)")
+        }
+        let bigEndian = descr.first == ">"
+        func value(_ p: UnsafeRawBufferPointer, _ i: Int) -> Float {
+            switch size {
+            case 4:
+                let bits = p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
+                return Float(bitPattern: bigEndian ? UInt32(bigEndian: bits) : UInt32(littleEndian: bits))
+            case 8:
+                let bits = p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)
+                return Float(Double(bitPattern: bigEndian ? UInt64(bigEndian: bits) : UInt64(littleEndian: bits)))
+            default:
+                let bits = p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                return Float(Float16(bitPattern: bigEndian ? UInt16(bigEndian: bits) : UInt16(littleEndian: bits)))
+            }
+        }
+        if header.fortranOrder && rows > 1 {
+            // Column-major: the whole array must be read before the first row is known.
+            let data = try readExactly(input, rows * cols * size)
+            guard data.count == rows * cols * size else { throw ToolError("\(input.name): truncated .npy data") }
+            try data.withUnsafeBytes { p in
+                for r in 0..<rows {
+                    let vector = try checked((0..<cols).map { value(p, $0 * rows + r) }, place: "\(input.name): row \(r + 1)")
+                    try emit(nil, vector, "\(input.name): row \(r + 1)")
+                }
+            }
+            return
+        }
+        for r in 0..<rows {
+            let place = "\(input.name): row \(r + 1)"
+            let data = try readExactly(input, cols * size)
+            guard data.count == cols * size else { throw ToolError("\(place): truncated .npy data") }
+            let vector = try data.withUnsafeBytes { p in try checked((0..<cols).map { value(p, $0) }, place: place) }
+            try emit(nil, vector, place)
+        }
+        if try !readExactly(input, 1).isEmpty { throw ToolError("\(input.name): data beyond the \(rows) rows its header declares") }
+    }
+
+    /// `.fvecs`: per record a little-endian int32 dimension and that many float32 values.
+    public static func fvecs(_ input: ByteInput, _ emit: VectorEmitter) throws {
+        var record = 0
+        while true {
+            let head = try readExactly(input, 4)
+            if head.isEmpty { return }
+            record += 1
+            let place = "\(input.name): record \(record)"
+            guard head.count == 4 else { throw ToolError("\(place): truncated dimension") }
+            let dim = Int(Int32(littleEndian: head.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))
+            guard dim > 0 && dim < 1 << 20 else { throw ToolError("\(place): bad dimension \(dim)") }
+            let data = try readExactly(input, 4 * dim)
+            guard data.count == 4 * dim else { throw ToolError("\(place): truncated vector") }
+            let vector = try data.withUnsafeBytes { p in
+                try checked((0..<dim).map { Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }, place: place)
+            }
+            try emit(nil, vector, place)
+        }
+    }
+
+    static func checked(_ vector: [Float], place: String) throws -> [Float] {
+        if let j = vector.firstIndex(where: { !$0.isFinite }) {
+            throw ToolError("\(place): value \(j + 1) is not finite")
+        }
+        return vector
+    }
+}

@@ -1,0 +1,81 @@
+/// Record-at-a-time and block-at-a-time access to the vectors of a stream, as floats.
+public final class VectorRecords {
+    public let reader: VectorStreamReader
+    private var chunk: Chunk?
+    private var floats: [Float] = []
+    private var index = 0
+    /// The first chunk's metadata (nil until a chunk was read).
+    public private(set) var metadata: StreamMetadata?
+
+    public init(reader: VectorStreamReader) {
+        self.reader = reader
+    }
+
+    public convenience init(path: String) throws {
+        self.init(reader: try VectorStreamReader(path: path))
+    }
+
+    public var name: String { reader.name }
+    public var shape: StreamShape? { reader.shape }
+
+    /// Reads chunks until one with records is current; false at the end of the stream.
+    private func advance() throws -> Bool {
+        while chunk == nil || index >= chunk!.count {
+            guard let next = try reader.next() else {
+                chunk = nil
+                return false
+            }
+            guard next.kind == .vectors else {
+                throw StreamPosition(file: name, frame: reader.frames).error("this is a token stream, not vectors (embed it with ru-embed first)")
+            }
+            if metadata == nil { metadata = next.metadata }
+            chunk = next
+            floats = next.floats()
+            index = 0
+        }
+        return true
+    }
+
+    /// Reads up to the first chunk so `shape` and `metadata` are known; false for an empty stream.
+    public func peek() throws -> Bool {
+        try advance()
+    }
+
+    /// The next record; the vector is valid until the next call.
+    public func next<R>(_ body: (String, UnsafeBufferPointer<Float>) throws -> R) throws -> R? {
+        guard try advance(), let chunk else { return nil }
+        let dim = chunk.dim
+        let i = index
+        index += 1
+        return try floats.withUnsafeBufferPointer { all in
+            try body(chunk.ids[i], UnsafeBufferPointer(rebasing: all[i * dim..<(i + 1) * dim]))
+        }
+    }
+
+    /// Appends up to `maxRows` records to `values` and `ids`; returns how many were added.
+    public func nextBlock(maxRows: Int, values: inout [Float], ids: inout [String]) throws -> Int {
+        var added = 0
+        while added < maxRows, try advance(), let chunk {
+            let take = min(maxRows - added, chunk.count - index)
+            let dim = chunk.dim
+            values.append(contentsOf: floats[index * dim..<(index + take) * dim])
+            ids.append(contentsOf: chunk.ids[index..<index + take])
+            index += take
+            added += take
+        }
+        return added
+    }
+}
+
+extension VectorRecords {
+    /// Warns on stderr when two streams were made by different models or at different
+    /// precisions: their cosines are then not comparable.
+    public static func warnIfIncomparable(_ a: VectorRecords, _ b: VectorRecords) {
+        if let da = a.shape?.modelDigest, let db = b.shape?.modelDigest, da != db {
+            ToolRuntime.warn("warning: \(a.name) and \(b.name) were made by different models (digest \(da) vs \(db)); their cosines mean little")
+        }
+        if let pa = a.metadata?["precision"]?.stringValue, let pb = b.metadata?["precision"]?.stringValue, pa != pb {
+            ToolRuntime.warn("warning: \(a.name) was computed at \(pa) precision and \(b.name) at \(pb)")
+        }
+    }
+}
