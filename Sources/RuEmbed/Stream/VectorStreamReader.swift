@@ -151,6 +151,7 @@ public final class VectorStreamReader {
             }
             var step: ZstdDecompressor.Step = .needMore
             var consumed = 0
+            let producedBefore = produced
             try chunkBuffer.withUnsafeMutableBytes { out in
                 var inBuf = ZSTD_inBuffer(src: buffer.baseAddress! + start, size: end - start, pos: 0)
                 var outBuf = ZSTD_outBuffer(dst: out.baseAddress!, size: out.count, pos: produced)
@@ -165,10 +166,12 @@ public final class VectorStreamReader {
             start += consumed
             compressedBytes += consumed
             if step == .frameDone { break }
-            if produced == chunkBuffer.count {
-                if let declared, produced >= Int(declared) {
-                    throw position.error("corrupt frame: more data than the \(declared) bytes its header declares")
-                }
+            if consumed == 0 && produced == producedBefore && start < end && produced < chunkBuffer.count {
+                throw position.error("corrupt frame: the decompressor made no progress")
+            }
+            if produced == chunkBuffer.count && declared == nil {
+                // Only a frame without a declared size can need a bigger buffer; a sized
+                // frame that tries to overflow is reported by zstd itself.
                 if chunkBuffer.count >= maxChunkBytes {
                     throw position.error("frame decompresses to more than \(maxChunkBytes) bytes (refusing a possible decompression bomb)")
                 }

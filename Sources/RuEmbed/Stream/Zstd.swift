@@ -1,4 +1,5 @@
 import CZstd
+import struct Foundation.Data
 
 /// One-shot zstd compression of a chunk into one frame, with the content size and
 /// the content checksum written, as the stream format requires.
@@ -70,5 +71,30 @@ final class ZstdDecompressor {
             throw ChunkDecodeError("corrupt zstd frame header")
         }
         return size
+    }
+}
+
+extension ZstdCompressor {
+    /// A frame made by streaming compression, which leaves the content size out of the
+    /// header (as `zstd` does for a pipe); used by the tests of the reader's size limit.
+    static func streamingFrameForTests(_ bytes: [UInt8]) throws -> Data {
+        let context = ZSTD_createCCtx()!
+        defer { ZSTD_freeCCtx(context) }
+        ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0)
+        var out = [UInt8](repeating: 0, count: ZSTD_compressBound(bytes.count))
+        var produced = 0
+        try bytes.withUnsafeBytes { src in
+            try out.withUnsafeMutableBytes { dst in
+                var input = ZSTD_inBuffer(src: src.baseAddress, size: src.count, pos: 0)
+                var output = ZSTD_outBuffer(dst: dst.baseAddress, size: dst.count, pos: 0)
+                while true {
+                    let left = ZSTD_compressStream2(context, &output, &input, ZSTD_e_end)
+                    if ZSTD_isError(left) != 0 { throw ToolError("zstd streaming compression failed") }
+                    if left == 0 { break }
+                }
+                produced = output.pos
+            }
+        }
+        return Data(out[0..<produced])
     }
 }
