@@ -29,8 +29,17 @@ enum TestSupport {
         var status: Int32
         var stdout: Data
         var stderr: String
-        var text: String { String(decoding: stdout, as: UTF8.self) }
-        var lines: [String] { text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init) }
+        let text: String
+        /// The output's lines, without their newlines.
+        let lines: [String]
+
+        init(status: Int32, stdout: Data, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+            text = String(decoding: stdout, as: UTF8.self)
+            lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        }
     }
 
     /// Runs a tool with `stdin` as its input and collects everything it writes.
