@@ -10,7 +10,7 @@ struct RuKnn: ParsableCommand {
         For every query vector, finds the K corpus vectors with the highest cosine and prints
         `query_id<TAB>rank<TAB>doc_id<TAB>score` lines, rank from 1, score with 6 decimals;
         equal scores keep corpus order. With --jsonl it prints one object per query:
-        {"query_id": "…", "neighbors": [{"rank": 1, "doc_id": "…", "score": 0.93}, …]}
+        {"query_id": "...", "neighbors": [{"rank": 1, "doc_id": "...", "score": 0.93}, ...]}
         (a query with no neighbour gets an empty list).
 
         The corpus is streamed in blocks and scored against a batch of queries with one matrix
@@ -20,7 +20,7 @@ struct RuKnn: ParsableCommand {
 
         Examples:
           ru-embed --prompt passage < docs.txt > docs.vec
-          echo 'как доехать до вокзала' | ru-embed | ru-knn --index docs.vec -k 5
+          ru-embed < questions.txt | ru-knn --index docs.vec -k 5
           ru-knn --index docs.vec --jsonl --min-score 0.5 queries.vec > hits.jsonl
 
         Exit status: 0 on success, 2 on bad data, 64 on a usage error.

@@ -11,7 +11,7 @@ struct RuSim: ParsableCommand {
         of A is compared with record i of B, and A and B must have the same number of records.
         With --cross every record of A is compared with every record of B (B is held in
         memory; A is streamed). Vectors need not be normalised; an all-zero vector has cosine 0.
-        Ids are TSV-escaped (\\\\, tab, newline, CR as \\\\\\\\, \\\\t, \\\\n, \\\\r).
+        Ids are TSV-escaped (\\, tab, newline, CR as \\\\, \\t, \\n, \\r).
 
         Examples:
           ru-sim queries.vec passages.vec

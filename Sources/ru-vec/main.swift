@@ -138,8 +138,8 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write vectors as JSON lines, TSV, NumPy .npy or .fvecs.",
         discussion: """
-        jsonl: one `{"id": "…", "vector": [ … ]}` per record. tsv: the id (with \\\\, tab, newline
-        and CR escaped as \\\\\\\\, \\\\t, \\\\n, \\\\r), then one column per dimension. npy: a float32
+        jsonl: one `{"id": "...", "vector": [...]}` per record. tsv: the id (with \\, tab, newline
+        and CR escaped as \\\\, \\t, \\n, \\r), then one column per dimension. npy: a float32
         matrix (needs -o). fvecs: per record an int32 dimension and the float32 values.
         Values are written as floats whatever the stream's element type: f16 widened, int8
         dequantized with its calibration, binary bits as +1/-1. npy and fvecs hold no ids: use

@@ -114,35 +114,39 @@ public struct Chunk: Sendable {
 
     // MARK: Vectors as floats
 
-    /// Writes every record as `dim` floats, row after row: f16 widened, int8 dequantized
-    /// with the chunk's calibration, binary bits as +1 / -1.
-    public func decodeFloats(into out: UnsafeMutablePointer<Float>) {
+    /// Writes records `records` as `dim` floats each, row after row: f16 widened, int8
+    /// dequantized with the chunk's calibration, binary bits as +1 / -1.
+    public func decodeFloats(_ records: Range<Int>? = nil, into out: UnsafeMutablePointer<Float>) {
         precondition(kind == .vectors)
-        let n = count * dim
+        let records = records ?? 0..<count
+        let first = records.lowerBound
+        let n = records.count * dim
         payload.withUnsafeBytes { raw in
             switch dtype {
             case .f32:
                 // The file is little-endian, as is every platform Swift runs on here.
-                UnsafeMutableRawPointer(out).copyMemory(from: raw.baseAddress!, byteCount: 4 * n)
+                UnsafeMutableRawPointer(out).copyMemory(from: raw.baseAddress! + 4 * first * dim, byteCount: 4 * n)
             case .f16:
-                let h = raw.bindMemory(to: UInt16.self)
+                let h = raw.bindMemory(to: UInt16.self).baseAddress! + first * dim
                 for i in 0..<n { out[i] = Float(Float16(bitPattern: UInt16(littleEndian: h[i]))) }
             case .int8:
                 let calibration = try! Int8Calibration(metadata: metadata, dim: dim)
-                let q = raw.bindMemory(to: Int8.self)
-                for r in 0..<count {
-                    let row = out + r * dim
-                    for j in 0..<dim {
-                        row[j] = calibration.starts[j] + Float(Int(q[r * dim + j]) + 128) * calibration.steps[j]
+                let q = raw.bindMemory(to: Int8.self).baseAddress! + first * dim
+                calibration.starts.withUnsafeBufferPointer { starts in
+                    calibration.steps.withUnsafeBufferPointer { steps in
+                        for r in 0..<records.count {
+                            let row = out + r * dim, codes = q + r * dim
+                            for j in 0..<dim { row[j] = starts[j] + Float(Int(codes[j]) + 128) * steps[j] }
+                        }
                     }
                 }
             case .binary:
                 let stride = rowBytes
-                for r in 0..<count {
+                for r in 0..<records.count {
                     let row = out + r * dim
+                    let bits = raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + (first + r) * stride
                     for j in 0..<dim {
-                        let bit = (raw[r * stride + j >> 3] >> (7 - UInt8(j & 7))) & 1
-                        row[j] = bit == 1 ? 1 : -1
+                        row[j] = (bits[j >> 3] >> (7 - UInt8(j & 7))) & 1 == 1 ? 1 : -1
                     }
                 }
             case .u32:

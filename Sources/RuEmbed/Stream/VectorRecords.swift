@@ -19,7 +19,7 @@ public final class VectorRecords {
     public var shape: StreamShape? { reader.shape }
 
     /// Reads chunks until one with records is current; false at the end of the stream.
-    private func advance() throws -> Bool {
+    private func advance(decodingRows: Bool = true) throws -> Bool {
         while chunk == nil || index >= chunk!.count {
             guard let next = try reader.next() else {
                 chunk = nil
@@ -30,8 +30,11 @@ public final class VectorRecords {
             }
             if metadata == nil { metadata = next.metadata }
             chunk = next
-            floats = next.floats()
+            floats = []
             index = 0
+        }
+        if decodingRows && floats.isEmpty, let chunk {
+            floats = chunk.floats()
         }
         return true
     }
@@ -53,12 +56,17 @@ public final class VectorRecords {
     }
 
     /// Appends up to `maxRows` records to `values` and `ids`; returns how many were added.
+    /// Rows are decoded straight from the chunk into `values`.
     public func nextBlock(maxRows: Int, values: inout [Float], ids: inout [String]) throws -> Int {
         var added = 0
-        while added < maxRows, try advance(), let chunk {
+        while added < maxRows, try advance(decodingRows: false), let chunk {
             let take = min(maxRows - added, chunk.count - index)
             let dim = chunk.dim
-            values.append(contentsOf: floats[index * dim..<(index + take) * dim])
+            let start = values.count
+            values.append(contentsOf: repeatElement(0, count: take * dim))
+            values.withUnsafeMutableBufferPointer { v in
+                chunk.decodeFloats(index..<index + take, into: v.baseAddress! + start)
+            }
             ids.append(contentsOf: chunk.ids[index..<index + take])
             index += take
             added += take

@@ -5,14 +5,29 @@ public final class ChunkWriter {
     public private(set) var frames = 0
     public private(set) var records = 0
 
-    /// zstd level 3 (zstd's default): float payloads barely compress, ids and token ids do.
-    public init(output: ByteOutput, level: Int32 = 3) {
+    private let level: Int32?
+
+    /// `level` nil chooses per chunk (see `defaultLevel`).
+    public init(output: ByteOutput, level: Int32? = nil) {
         self.output = output
-        compressor = ZstdCompressor(level: level)
+        self.level = level
+        compressor = ZstdCompressor(level: 3)
+    }
+
+    /// Float and bit payloads barely compress (7 % for f32 at level 3) but Huffman-coded
+    /// literals halve the reading speed, so their chunks use zstd's fast level -1, which
+    /// stores them as they are and still compresses repeated ids. Token ids and int8 codes
+    /// compress well: zstd's default level 3.
+    public static func defaultLevel(for chunk: Chunk) -> Int32 {
+        switch chunk.dtype {
+        case .f32, .f16, .binary: -1
+        case .int8, .u32: 3
+        }
     }
 
     public func write(_ chunk: Chunk) throws {
         let bytes = chunk.encode()
+        compressor.setLevel(level ?? ChunkWriter.defaultLevel(for: chunk))
         let frame = try bytes.withUnsafeBytes { try compressor.compress($0) }
         try output.write(frame)
         frames += 1
@@ -40,7 +55,7 @@ public final class VectorStreamWriter {
     private var values: [Float] = []
 
     public init(output: ByteOutput, dtype: ElementType, dim: Int, flags: ChunkFlags = [],
-                metadata: StreamMetadata = StreamMetadata(), level: Int32 = 3,
+                metadata: StreamMetadata = StreamMetadata(), level: Int32? = nil,
                 maxRecords: Int = ChunkFormat.writerMaxRecords, maxBytes: Int = ChunkFormat.writerMaxBytes) {
         precondition(ElementType.vectorTypes.contains(dtype) && dim > 0)
         writer = ChunkWriter(output: output, level: level)

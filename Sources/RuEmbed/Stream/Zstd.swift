@@ -16,6 +16,10 @@ final class ZstdCompressor {
 
     deinit { ZSTD_freeCCtx(context) }
 
+    func setLevel(_ level: Int32) {
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+    }
+
     /// Compresses `input` as one frame; the returned buffer is valid until the next call.
     func compress(_ input: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
         let bound = ZSTD_compressBound(input.count)
