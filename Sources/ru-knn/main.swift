@@ -64,11 +64,12 @@ struct RuKnn: ParsableCommand {
         if let threads { Parallel.setThreads(threads) }
         try ToolRuntime.run {
             let queryRecords = try VectorRecords(path: queries)
+            queryRecords.reader.input.beforeWaiting = { try ByteOutput.standardOutput.flush() }
             var pass = 0
             while true {
                 var queryValues: [Float] = []
                 var queryIDs: [String] = []
-                let n = try queryRecords.nextBlock(maxRows: batch, values: &queryValues, ids: &queryIDs)
+                let n = try queryRecords.nextBlock(maxRows: batch, values: &queryValues, ids: &queryIDs, stopBeforeWaiting: true)
                 if n == 0 && pass > 0 { return }
                 pass += 1
                 let corpus = try VectorRecords(path: index)

@@ -46,6 +46,9 @@ struct RuSim: ParsableCommand {
         try ToolRuntime.run {
             let left = try VectorRecords(path: a)
             let right = try VectorRecords(path: b)
+            for side in [left, right] {
+                side.reader.input.beforeWaiting = { try ByteOutput.standardOutput.flush() }
+            }
             if try left.peek(), try right.peek(), let l = left.shape, let r = right.shape {
                 if l.dim != r.dim {
                     throw ToolError("\(left.name) has \(l.dim)-d vectors, \(right.name) has \(r.dim)-d")

@@ -325,6 +325,10 @@ struct Cat: ParsableCommand {
                 var values: [Float] = []
                 for path in files.isEmpty ? ["-"] : files {
                     let reader = try VectorStreamReader(path: path)
+                    reader.input.beforeWaiting = {
+                        try vectorWriter?.flush()
+                        try out.flush()
+                    }
                     while let chunk = try reader.next() {
                         let shape = StreamShape(chunk)
                         if let first {
@@ -405,6 +409,10 @@ struct Import: ParsableCommand {
             try withStreamOutput(options) { out in
                 var writer: VectorStreamWriter?
                 var record = 0
+                input.beforeWaiting = {
+                    try writer?.flush()
+                    try out.flush()
+                }
                 func emit(_ id: String?, _ vector: [Float], place: String) throws {
                     record += 1
                     var id = id

@@ -229,3 +229,71 @@ import Testing
         }
     }
 }
+
+/// Records flow through a pipeline as they come, not when a buffer fills or input ends.
+@Suite struct StreamingTests {
+    typealias T = TestSupport
+
+    /// Reads from `handle` until `enough(data)` or the deadline; returns what was read.
+    func read(_ handle: FileHandle, until enough: (Data) -> Bool, seconds: Double = 20) -> Data {
+        var data = Data()
+        let deadline = Date().addingTimeInterval(seconds)
+        while !enough(data) && Date() < deadline {
+            let more = handle.availableData
+            if more.isEmpty { break }
+            data += more
+        }
+        return data
+    }
+
+    func start(_ tool: String, _ arguments: [String]) throws -> (Process, FileHandle, FileHandle) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: T.tool(tool))
+        process.arguments = arguments
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // A tool that holds records back would block these tests; kill it so they fail instead.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 30) { if process.isRunning { process.terminate() } }
+        return (process, input.fileHandleForWriting, output.fileHandleForReading)
+    }
+
+    @Test func importWritesEachRecordBeforeWaitingForMore() throws {
+        let (process, stdin, stdout) = try start("ru-vec", ["import", "--from", "jsonl", "--force"])
+        try stdin.write(contentsOf: Data("{\"id\": \"first\", \"vector\": [1, 2]}\n".utf8))
+        // The first record must arrive while the input is still open.
+        let first = read(stdout) { (try? T.readAll($0))?.first?.ids == ["first"] }
+        #expect((try? T.readAll(first))?.flatMap(\.ids) == ["first"])
+        try stdin.write(contentsOf: Data("{\"id\": \"second\", \"vector\": [3, 4]}\n".utf8))
+        try stdin.close()
+        let rest = stdout.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(try T.readAll(first + rest).flatMap(\.ids) == ["first", "second"])
+    }
+
+    @Test func knnAnswersQueriesAsTheyCome() throws {
+        var random = T.Random(seed: 5)
+        let corpus = try T.write(try T.stream([T.vectorChunk(ids: ["a", "b", "c"], values: random.vectors(3, 4), dim: 4)]))
+        let (process, stdin, stdout) = try start("ru-knn", ["--index", corpus, "-k", "1"])
+        try stdin.write(contentsOf: try T.stream([T.vectorChunk(ids: ["q1"], values: random.vectors(1, 4), dim: 4)]))
+        let first = read(stdout) { String(decoding: $0, as: UTF8.self).hasSuffix("\n") }
+        #expect(String(decoding: first, as: UTF8.self).hasPrefix("q1\t1\t"))
+        try stdin.write(contentsOf: try T.stream([T.vectorChunk(ids: ["q2"], values: random.vectors(1, 4), dim: 4)]))
+        try stdin.close()
+        let rest = String(decoding: stdout.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(rest.hasPrefix("q2\t1\t"))
+    }
+
+    @Test func doubleDashEndsOptions() throws {
+        let dir = T.temporaryDirectory()
+        try T.stream([T.vectorChunk(ids: ["x"], values: [1], dim: 1)]).write(to: dir.appendingPathComponent("-odd.vec"))
+        let r = try T.run("ru-vec", ["verify", "--", "-odd.vec"], cwd: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.text == "-odd.vec: ok, 1 record in 1 frame\n")
+    }
+}

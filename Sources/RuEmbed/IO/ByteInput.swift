@@ -37,9 +37,23 @@ public final class ByteInput {
         if ownsDescriptor { close(fd) }
     }
 
+    /// Called before a read that would wait for a pipe or terminal, so a filter can flush
+    /// what it has produced so far: records then flow through a pipeline as they come,
+    /// instead of waiting for a full buffer.
+    public var beforeWaiting: (() throws -> Void)?
+    private lazy var canWait: Bool = !isRegularFile
+
+    /// True when the input is a pipe or terminal with nothing to read right now.
+    public func wouldWait() -> Bool {
+        guard canWait else { return false }
+        var request = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&request, 1, 0) == 0
+    }
+
     /// Reads up to `buffer.count` bytes; 0 means end of input.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        if let beforeWaiting, wouldWait() { try beforeWaiting() }
         while true {
             let n = Glibc.read(fd, base, buffer.count)
             if n >= 0 { return n }

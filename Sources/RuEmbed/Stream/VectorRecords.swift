@@ -57,9 +57,14 @@ public final class VectorRecords {
 
     /// Appends up to `maxRows` records to `values` and `ids`; returns how many were added.
     /// Rows are decoded straight from the chunk into `values`.
-    public func nextBlock(maxRows: Int, values: inout [Float], ids: inout [String]) throws -> Int {
+    /// With `stopBeforeWaiting`, a block that has records ends early rather than wait for a
+    /// pipe, so a slow producer's records are answered as they come.
+    public func nextBlock(maxRows: Int, values: inout [Float], ids: inout [String], stopBeforeWaiting: Bool = false) throws -> Int {
         var added = 0
-        while added < maxRows, try advance(decodingRows: false), let chunk {
+        while added < maxRows {
+            let chunkDone = chunk.map { index >= $0.count } ?? true
+            if stopBeforeWaiting && added > 0 && chunkDone && !reader.canReadWithoutWaiting { break }
+            guard try advance(decodingRows: false), let chunk else { break }
             let take = min(maxRows - added, chunk.count - index)
             let dim = chunk.dim
             let start = values.count

@@ -70,6 +70,9 @@ public final class VectorStreamReader {
 
     deinit { buffer.deallocate() }
 
+    /// True when the next chunk can be read without waiting for a pipe.
+    public var canReadWithoutWaiting: Bool { end > start || !input.wouldWait() }
+
     private var position: StreamPosition { StreamPosition(file: name, frame: frames + 1) }
 
     /// Makes at least `n` bytes available unless the input ends first; returns what is available.
