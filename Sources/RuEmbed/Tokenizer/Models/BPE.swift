@@ -1,0 +1,215 @@
+/// Byte-pair encoding: a word starts as one symbol per character and the ranked merges
+/// are applied, lowest rank first and leftmost first among equals, until none applies.
+struct BPEModel: TokenModel {
+    let vocabulary: ByteKeyTable
+    let tokenBytes: [[UInt8]]
+    /// (left id, right id) → rank << 32 | merged id.
+    let merges: PairTable
+    let unknownTokenID: UInt32?
+    let fuseUnknown: Bool
+    let byteFallback: Bool
+    let ignoreMerges: Bool
+    let prefix: [UInt8]
+    let suffix: [UInt8]
+    /// Fast path without prefix or suffix: id of the token that is a single scalar < 0x800, or -1.
+    let smallCharIDs: [Int32]
+    /// `<0x00>` ... `<0xFF>`, when every one of them is in the vocabulary.
+    let byteTokenIDs: [UInt32]?
+
+    init(_ c: ComponentJSON) throws {
+        try c.allow(["dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
+                     "byte_fallback", "ignore_merges", "vocab", "merges"])
+        if let dropout = c.value("dropout"), dropout != .number(0) {
+            throw c.unsupported("dropout", dropout)
+        }
+        let (vocab, tokens) = try Models.vocabulary(c)
+        vocabulary = vocab
+        tokenBytes = tokens
+        prefix = Array((try c.string("continuing_subword_prefix") ?? "").utf8)
+        suffix = Array((try c.string("end_of_word_suffix") ?? "").utf8)
+        fuseUnknown = try c.bool("fuse_unk", default: false)
+        byteFallback = try c.bool("byte_fallback", default: false)
+        ignoreMerges = try c.bool("ignore_merges", default: false)
+        if let unk = try c.string("unk_token") {
+            guard let id = vocabulary.lookup(unk) else {
+                throw ToolError("\(c.place): unk_token \(JSONValue.string(unk).serialized) is not in the vocabulary")
+            }
+            unknownTokenID = id
+        } else {
+            unknownTokenID = nil
+        }
+
+        let list = try c.requiredArray("merges")
+        var merges = PairTable(capacity: list.count)
+        for (rank, entry) in list.enumerated() {
+            let a: String, b: String
+            if let line = entry.stringValue {
+                // The legacy form "a b": exactly one space, as the Rust library requires.
+                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+                guard parts.count == 2 else { throw ToolError("\(c.place): merge \(rank + 1) \(entry.serialized) is not two tokens separated by one space") }
+                a = String(parts[0]); b = String(parts[1])
+            } else if let pair = entry.arrayValue, pair.count == 2, let x = pair[0].stringValue, let y = pair[1].stringValue {
+                a = x; b = y
+            } else {
+                throw ToolError("\(c.place): merge \(rank + 1) must be \"a b\" or [\"a\", \"b\"]")
+            }
+            guard let aID = vocabulary.lookup(a) else { throw ToolError("\(c.place): merge \(rank + 1): token \(JSONValue.string(a).serialized) is not in the vocabulary") }
+            guard let bID = vocabulary.lookup(b) else { throw ToolError("\(c.place): merge \(rank + 1): token \(JSONValue.string(b).serialized) is not in the vocabulary") }
+            let merged = Array(a.utf8) + Array(b.utf8).dropFirst(prefix.count)
+            guard let newID = vocabulary.lookup(merged) else {
+                throw ToolError("\(c.place): merge \(rank + 1): the merged token \(JSONValue.string(String(decoding: merged, as: UTF8.self)).serialized) is not in the vocabulary")
+            }
+            // A repeated pair keeps its last rank, as the Rust library's map does.
+            merges.insertOrReplace(aID, bID, UInt64(rank) << 32 | UInt64(newID))
+        }
+        self.merges = merges
+
+        var small = [Int32](repeating: -1, count: 0x800)
+        for v in 0..<0x800 where !(0xD800...0xDFFF).contains(v) {
+            var bytes: [UInt8] = []
+            UTF8Encoding.append(UInt32(v), to: &bytes)
+            if let id = vocabulary.lookup(bytes) { small[v] = Int32(id) }
+        }
+        smallCharIDs = small
+        let byteIDs = (0..<256).map { vocab.lookup(BPEModel.byteTokenName($0)) }
+        byteTokenIDs = byteIDs.allSatisfy { $0 != nil } ? byteIDs.map { $0! } : nil
+    }
+
+    /// `<0x41>`: the name of a byte-fallback token.
+    static func byteTokenName(_ b: Int) -> String {
+        let hex = Array("0123456789ABCDEF")
+        return "<0x\(hex[b >> 4])\(hex[b & 15])>"
+    }
+
+    /// The id of the symbol for scalar `v` at position `i` of an `n`-scalar word.
+    @inline(__always)
+    private func symbolID(_ v: UInt32, first: Bool, last: Bool, bytes: inout [UInt8]) -> UInt32? {
+        let plain = (first || prefix.isEmpty) && (!last || suffix.isEmpty)
+        if plain && v < 0x800 {
+            let id = smallCharIDs.withUnsafeBufferPointer { $0[Int(v)] }
+            return id < 0 ? nil : UInt32(id)
+        }
+        bytes.removeAll(keepingCapacity: true)
+        if !first { bytes.append(contentsOf: prefix) }
+        UTF8Encoding.append(v, to: &bytes)
+        if last { bytes.append(contentsOf: suffix) }
+        return bytes.withUnsafeBufferPointer { vocabulary.lookup($0.baseAddress!, $0.count) }
+    }
+
+    func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace w: ModelWorkspace) {
+        let n = piece.count
+        guard n > 0 else { return }
+        if n < WordCache.maxWordLength && w.cache.lookup(piece, into: &out) { return }
+        let outStart = out.count
+        let droppedBefore = w.droppedUnknown
+        // A word that lost characters is not cached, so every occurrence is counted.
+        defer { if n < WordCache.maxWordLength && w.droppedUnknown == droppedBefore { w.cache.insert(piece, out[outStart...]) } }
+
+        if ignoreMerges {
+            w.bytes.removeAll(keepingCapacity: true)
+            for v in piece { UTF8Encoding.append(v, to: &w.bytes) }
+            if let id = w.bytes.withUnsafeBufferPointer({ vocabulary.lookup($0.baseAddress!, $0.count) }) {
+                out.append(ModelToken(id: id, lower: 0, upper: Int32(n)))
+                return
+            }
+        }
+
+        // One symbol per scalar; unknown scalars become byte tokens, the unknown token, or nothing.
+        w.symbolIDs.removeAll(keepingCapacity: true)
+        w.symbolLowers.removeAll(keepingCapacity: true)
+        w.symbolUppers.removeAll(keepingCapacity: true)
+        var pendingUnknown: (lower: Int32, upper: Int32)? = nil
+        func flushUnknown() {
+            if let u = pendingUnknown {
+                w.symbolIDs.append(unknownTokenID!)
+                w.symbolLowers.append(u.lower)
+                w.symbolUppers.append(u.upper)
+                pendingUnknown = nil
+            }
+        }
+        var scratch: [UInt8] = []
+        swap(&scratch, &w.bytes)
+        for i in 0..<n {
+            let v = piece[i]
+            if let id = symbolID(v, first: i == 0, last: i == n - 1, bytes: &scratch) {
+                flushUnknown()
+                w.symbolIDs.append(id)
+                w.symbolLowers.append(Int32(i))
+                w.symbolUppers.append(Int32(i + 1))
+                continue
+            }
+            if byteFallback, let byteIDs = byteTokenIDs {
+                // The bytes of the symbol as it was looked up, prefix and suffix included.
+                scratch.removeAll(keepingCapacity: true)
+                if i > 0 { scratch.append(contentsOf: prefix) }
+                UTF8Encoding.append(v, to: &scratch)
+                if i == n - 1 { scratch.append(contentsOf: suffix) }
+                for b in scratch {
+                    w.symbolIDs.append(byteIDs[Int(b)])
+                    w.symbolLowers.append(Int32(i))
+                    w.symbolUppers.append(Int32(i + 1))
+                }
+                continue
+            }
+            guard unknownTokenID != nil else {
+                w.droppedUnknown += 1
+                continue
+            }
+            if fuseUnknown, let u = pendingUnknown {
+                pendingUnknown = (u.lower, Int32(i + 1))
+            } else {
+                flushUnknown()
+                pendingUnknown = (Int32(i), Int32(i + 1))
+            }
+        }
+        flushUnknown()
+        swap(&scratch, &w.bytes)
+        merge(w)
+        for k in 0..<w.symbolIDs.count {
+            out.append(ModelToken(id: w.symbolIDs[k], lower: w.symbolLowers[k], upper: w.symbolUppers[k]))
+        }
+    }
+
+    /// Applies merges in rank order. The rank of every adjacent pair is kept in an array
+    /// and only the two pairs next to a merge are looked up again.
+    private func merge(_ w: ModelWorkspace) {
+        let none = UInt32.max
+        var count = w.symbolIDs.count
+        guard count > 1 else { return }
+        w.pairRanks.removeAll(keepingCapacity: true)
+        var results: [UInt32] = []
+        results.reserveCapacity(count)
+        for k in 0..<count - 1 {
+            if let m = merges.lookup(w.symbolIDs[k], w.symbolIDs[k + 1]) {
+                w.pairRanks.append(UInt32(m >> 32)); results.append(UInt32(truncatingIfNeeded: m))
+            } else {
+                w.pairRanks.append(none); results.append(0)
+            }
+        }
+        while count > 1 {
+            var best = none, at = -1
+            w.pairRanks.withUnsafeBufferPointer { ranks in
+                for k in 0..<count - 1 where ranks[k] < best { best = ranks[k]; at = k }
+            }
+            if at < 0 { break }
+            w.symbolIDs[at] = results[at]
+            w.symbolUppers[at] = w.symbolUppers[at + 1]
+            w.symbolIDs.remove(at: at + 1)
+            w.symbolLowers.remove(at: at + 1)
+            w.symbolUppers.remove(at: at + 1)
+            w.pairRanks.remove(at: at)
+            results.remove(at: at)
+            count -= 1
+            func refresh(_ k: Int) {
+                guard k >= 0 && k < count - 1 else { return }
+                if let m = merges.lookup(w.symbolIDs[k], w.symbolIDs[k + 1]) {
+                    w.pairRanks[k] = UInt32(m >> 32); results[k] = UInt32(truncatingIfNeeded: m)
+                } else {
+                    w.pairRanks[k] = none
+                }
+            }
+            refresh(at - 1)
+            refresh(at)
+        }
+    }
+}
