@@ -89,6 +89,8 @@ public struct PieceList {
         /// Original offsets of a decided token.
         public var originalStart: Int32
         public var originalEnd: Int32
+        /// Leading << 16 | trailing White_Space scalars of a decided token's matched text.
+        public var matchedSpaces: Int32 = 0
 
         public var isText: Bool { token < 0 }
         public var range: Range<Int> { Int(lower)..<Int(upper) }
@@ -114,8 +116,9 @@ public struct PieceList {
         pieces.append(Piece(lower: lower, upper: Int32(text.count), token: -1, originalStart: 0, originalEnd: 0))
     }
 
-    public mutating func appendToken(_ id: UInt32, originalStart: Int32, originalEnd: Int32) {
+    public mutating func appendToken(_ id: UInt32, originalStart: Int32, originalEnd: Int32, matchedSpaces: Int32) {
         let at = Int32(text.count)
-        pieces.append(Piece(lower: at, upper: at, token: Int32(id), originalStart: originalStart, originalEnd: originalEnd))
+        pieces.append(Piece(lower: at, upper: at, token: Int32(id), originalStart: originalStart, originalEnd: originalEnd,
+                            matchedSpaces: matchedSpaces))
     }
 }

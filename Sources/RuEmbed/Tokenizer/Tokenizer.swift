@@ -152,7 +152,7 @@ public final class Tokenizer: Sendable {
         list.text.scalars.withUnsafeBufferPointer { scalars in
             for piece in list.pieces {
                 if !piece.isText {
-                    out.append(UInt32(piece.token), start: piece.originalStart, end: piece.originalEnd)
+                    out.append(UInt32(piece.token), start: piece.originalStart, end: piece.originalEnd, matchedSpaces: piece.matchedSpaces)
                     continue
                 }
                 w.modelTokens.removeAll(keepingCapacity: true)
@@ -194,7 +194,8 @@ public final class Tokenizer: Sendable {
         }
         for split in w.splits {
             if split.token >= 0 {
-                w.pieces.appendToken(rawMatcher.tokens[split.token].id, originalStart: Int32(split.lower), originalEnd: Int32(split.upper))
+                w.pieces.appendToken(rawMatcher.tokens[split.token].id, originalStart: Int32(split.lower), originalEnd: Int32(split.upper),
+                                     matchedSpaces: Tokenizer.edgeSpaces(text, split.lower..<split.upper))
                 continue
             }
             var normalized = NormalizedText(text, range: split.lower..<split.upper)
@@ -208,13 +209,24 @@ public final class Tokenizer: Sendable {
             }
             for s in w.normalizedSplits {
                 if s.token >= 0 {
-                    w.pieces.appendToken(normalizedMatcher.tokens[s.token].id, originalStart: normalized.starts[s.lower], originalEnd: normalized.ends[s.upper - 1])
+                    normalized.scalars.withUnsafeBufferPointer { n in
+                        w.pieces.appendToken(normalizedMatcher.tokens[s.token].id, originalStart: normalized.starts[s.lower], originalEnd: normalized.ends[s.upper - 1],
+                                             matchedSpaces: Tokenizer.edgeSpaces(n, s.lower..<s.upper))
+                    }
                 } else {
                     w.pieces.appendText(normalized, s.lower..<s.upper)
                 }
             }
         }
         return w.pieces.pieces.count
+    }
+
+    /// White_Space scalars at the start and the end of `text[range]`, packed lead << 16 | trail.
+    static func edgeSpaces(_ text: UnsafeBufferPointer<UInt32>, _ range: Range<Int>) -> Int32 {
+        var lead = 0, trail = 0
+        while range.lowerBound + lead < range.upperBound && UnicodeClasses.isWhitespace(text[range.lowerBound + lead]) { lead += 1 }
+        while range.upperBound - trail > range.lowerBound && UnicodeClasses.isWhitespace(text[range.upperBound - trail - 1]) { trail += 1 }
+        return Int32(min(lead, 0x7FFF) << 16 | min(trail, 0xFFFF))
     }
 
     /// The token strings of `ids` (the model's or the added tokens'); unknown ids give "".

@@ -44,10 +44,12 @@ struct BPEModel: TokenModel {
         for (rank, entry) in list.enumerated() {
             let a: String, b: String
             if let line = entry.stringValue {
-                // The legacy form "a b": exactly one space, as the Rust library requires.
-                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+                // The legacy form "a b": exactly one space, as the Rust library requires. Split
+                // by scalars: as Characters, a space followed by a ZWJ or a combining mark is
+                // one grapheme and no separator at all.
+                let parts = line.unicodeScalars.split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw ToolError("\(c.place): merge \(rank + 1) \(entry.serialized) is not two tokens separated by one space") }
-                a = String(parts[0]); b = String(parts[1])
+                a = String(String.UnicodeScalarView(parts[0])); b = String(String.UnicodeScalarView(parts[1]))
             } else if let pair = entry.arrayValue, pair.count == 2, let x = pair[0].stringValue, let y = pair[1].stringValue {
                 a = x; b = y
             } else {
@@ -114,10 +116,30 @@ struct BPEModel: TokenModel {
             }
         }
 
-        // One symbol per scalar; unknown scalars become byte tokens, the unknown token, or nothing.
+        // Symbol positions count only the characters that made a symbol, as the Rust
+        // library's do, and it counts them in UTF-8 bytes: after a dropped character later
+        // offsets shift left by its byte length. Without drops, scalar positions are the same
+        // thing, so bytes are only counted when something was dropped.
+        if !makeSymbols(piece, countingBytes: false, w) {
+            _ = makeSymbols(piece, countingBytes: true, w)
+            merge(w)
+            convertByteRanges(piece, w)
+        } else {
+            merge(w)
+        }
+        for k in 0..<w.symbolIDs.count {
+            out.append(ModelToken(id: w.symbolIDs[k], lower: w.symbolLowers[k], upper: w.symbolUppers[k]))
+        }
+    }
+
+    /// Fills the workspace's symbols for `piece`. Returns false when a character was dropped
+    /// while positions were counted in scalars (the caller then counts bytes instead).
+    private func makeSymbols(_ piece: UnsafeBufferPointer<UInt32>, countingBytes: Bool, _ w: ModelWorkspace) -> Bool {
+        let n = piece.count
         w.symbolIDs.removeAll(keepingCapacity: true)
         w.symbolLowers.removeAll(keepingCapacity: true)
         w.symbolUppers.removeAll(keepingCapacity: true)
+        var cursor: Int32 = 0
         var pendingUnknown: (lower: Int32, upper: Int32)? = nil
         func flushUnknown() {
             if let u = pendingUnknown {
@@ -129,44 +151,60 @@ struct BPEModel: TokenModel {
         }
         var scratch: [UInt8] = []
         swap(&scratch, &w.bytes)
+        defer { swap(&scratch, &w.bytes) }
         for i in 0..<n {
             let v = piece[i]
+            let width: Int32 = countingBytes ? (v < 0x80 ? 1 : v < 0x800 ? 2 : v < 0x10000 ? 3 : 4) : 1
             if let id = symbolID(v, first: i == 0, last: i == n - 1, bytes: &scratch) {
                 flushUnknown()
                 w.symbolIDs.append(id)
-                w.symbolLowers.append(Int32(i))
-                w.symbolUppers.append(Int32(i + 1))
+                w.symbolLowers.append(cursor)
+                w.symbolUppers.append(cursor + width)
+                cursor += width
                 continue
             }
             if byteFallback, let byteIDs = byteTokenIDs {
-                // The bytes of the symbol as it was looked up, prefix and suffix included.
+                // The bytes of the symbol as it was looked up, prefix and suffix included;
+                // each byte token covers the whole character.
                 scratch.removeAll(keepingCapacity: true)
                 if i > 0 { scratch.append(contentsOf: prefix) }
                 UTF8Encoding.append(v, to: &scratch)
                 if i == n - 1 { scratch.append(contentsOf: suffix) }
                 for b in scratch {
                     w.symbolIDs.append(byteIDs[Int(b)])
-                    w.symbolLowers.append(Int32(i))
-                    w.symbolUppers.append(Int32(i + 1))
+                    w.symbolLowers.append(cursor)
+                    w.symbolUppers.append(cursor + width)
                 }
+                cursor += width
                 continue
             }
             guard unknownTokenID != nil else {
+                if !countingBytes { return false }
                 w.droppedUnknown += 1
                 continue
             }
             if fuseUnknown, let u = pendingUnknown {
-                pendingUnknown = (u.lower, Int32(i + 1))
+                pendingUnknown = (u.lower, cursor + width)
             } else {
                 flushUnknown()
-                pendingUnknown = (Int32(i), Int32(i + 1))
+                pendingUnknown = (cursor, cursor + width)
             }
+            cursor += width
         }
         flushUnknown()
-        swap(&scratch, &w.bytes)
-        merge(w)
-        for k in 0..<w.symbolIDs.count {
-            out.append(ModelToken(id: w.symbolIDs[k], lower: w.symbolLowers[k], upper: w.symbolUppers[k]))
+        return true
+    }
+
+    /// Turns symbol ranges counted in UTF-8 bytes of the piece back into scalar ranges.
+    private func convertByteRanges(_ piece: UnsafeBufferPointer<UInt32>, _ w: ModelWorkspace) {
+        var scalarAtByte: [Int32] = []
+        for (i, v) in piece.enumerated() {
+            let width = v < 0x80 ? 1 : v < 0x800 ? 2 : v < 0x10000 ? 3 : 4
+            scalarAtByte.append(contentsOf: repeatElement(Int32(i), count: width))
+        }
+        for k in w.symbolIDs.indices {
+            w.symbolLowers[k] = scalarAtByte[Int(w.symbolLowers[k])]
+            w.symbolUppers[k] = scalarAtByte[Int(w.symbolUppers[k]) - 1] + 1
         }
     }
 

@@ -104,7 +104,7 @@ struct ByteLevelPreTokenizer: PreTokenizer {
         for piece in list.pieces {
             guard piece.isText else {
                 out.pieces.append(PieceList.Piece(lower: Int32(out.text.count), upper: Int32(out.text.count), token: piece.token,
-                                                  originalStart: piece.originalStart, originalEnd: piece.originalEnd))
+                                                  originalStart: piece.originalStart, originalEnd: piece.originalEnd, matchedSpaces: piece.matchedSpaces))
                 continue
             }
             scratch.removeAll()

@@ -136,7 +136,8 @@ struct MetaspacePreTokenizer: PreTokenizer {
         var scratch = NormalizedText()
         for piece in list.pieces {
             guard piece.isText else {
-                out.appendToken(UInt32(piece.token), originalStart: piece.originalStart, originalEnd: piece.originalEnd)
+                out.pieces.append(PieceList.Piece(lower: Int32(out.text.count), upper: Int32(out.text.count), token: piece.token,
+                                                  originalStart: piece.originalStart, originalEnd: piece.originalEnd, matchedSpaces: piece.matchedSpaces))
                 continue
             }
             scratch = list.text.slice(piece.range)

@@ -48,7 +48,8 @@ struct ByteLevelTrim {
 
     func apply(_ e: inout Encoding, vocabulary: TokenVocabulary) {
         for i in 0..<e.count {
-            let (lead, trail) = vocabulary.spaceCounts(e.ids[i])
+            let matched = e.matchedSpaces[i]
+            let (lead, trail) = matched >= 0 ? (Int(matched >> 16), Int(matched & 0xFFFF)) : vocabulary.spaceCounts(e.ids[i])
             guard lead > 0 || trail > 0 else { continue }
             if lead > 0 {
                 var leading = Int32(lead)
@@ -74,7 +75,7 @@ struct WrapProcessor: PostProcessor {
         trim?.apply(&e, vocabulary: vocabulary)
         var out = Encoding()
         out.append(cls, start: 0, end: 0, special: true)
-        for i in 0..<e.count { out.append(e.ids[i], start: e.starts[i], end: e.ends[i], special: e.special[i]) }
+        for i in 0..<e.count { out.append(e.ids[i], start: e.starts[i], end: e.ends[i], special: e.special[i], matchedSpaces: e.matchedSpaces[i]) }
         out.append(sep, start: 0, end: 0, special: true)
         e = out
     }
@@ -141,7 +142,7 @@ struct TemplateProcessor: PostProcessor {
             case .special(let ids):
                 for id in ids { out.append(id, start: 0, end: 0, special: true) }
             case .sequence:
-                for i in 0..<e.count { out.append(e.ids[i], start: e.starts[i], end: e.ends[i], special: e.special[i]) }
+                for i in 0..<e.count { out.append(e.ids[i], start: e.starts[i], end: e.ends[i], special: e.special[i], matchedSpaces: e.matchedSpaces[i]) }
             }
         }
         e = out
