@@ -97,10 +97,10 @@ public enum UnicodeClasses {
 
 // MARK: UTF-8 helpers over scalar values
 
-enum UTF8Encoding {
+public enum UTF8Encoding {
     /// Appends the UTF-8 encoding of scalar value `v`.
     @inline(__always)
-    static func append(_ v: UInt32, to out: inout [UInt8]) {
+    public static func append(_ v: UInt32, to out: inout [UInt8]) {
         if v < 0x80 {
             out.append(UInt8(v))
         } else if v < 0x800 {
@@ -118,16 +118,16 @@ enum UTF8Encoding {
         }
     }
 
-    static func bytes<S: Sequence>(_ scalars: S) -> [UInt8] where S.Element == UInt32 {
+    public static func bytes<S: Sequence>(_ scalars: S) -> [UInt8] where S.Element == UInt32 {
         var out: [UInt8] = []
         for v in scalars { append(v, to: &out) }
         return out
     }
 
     /// The scalar values of a String, one per Unicode scalar (never per Character).
-    static func scalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
+    public static func scalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
 
-    static func string<S: Sequence>(_ scalars: S) -> String where S.Element == UInt32 {
+    public static func string<S: Sequence>(_ scalars: S) -> String where S.Element == UInt32 {
         var s = String.UnicodeScalarView()
         for v in scalars { s.append(Unicode.Scalar(v)!) }
         return String(s)
