@@ -19,6 +19,8 @@ struct AddedTokenMatcher: Sendable {
     let patterns: [[UInt32]]
     /// Candidate tokens by first scalar, longest pattern first.
     private let byFirstScalar: [UInt32: [Int]]
+    /// One bit per BMP scalar that begins some pattern: most text never reaches the dictionary.
+    private let firstScalarBits: [UInt64]
 
     var isEmpty: Bool { tokens.isEmpty }
 
@@ -29,6 +31,14 @@ struct AddedTokenMatcher: Sendable {
         for (k, p) in patterns.enumerated() where !p.isEmpty { index[p[0], default: []].append(k) }
         for key in index.keys { index[key]!.sort { patterns[$0].count > patterns[$1].count } }
         byFirstScalar = index
+        var bits = [UInt64](repeating: 0, count: 1024)
+        for key in index.keys where key < 0x10000 { bits[Int(key >> 6)] |= 1 << UInt64(key & 63) }
+        firstScalarBits = bits
+    }
+
+    @inline(__always)
+    private func mayStartPattern(_ v: UInt32) -> Bool {
+        v >= 0x10000 || firstScalarBits.withUnsafeBufferPointer { $0[Int(v >> 6)] >> UInt64(v & 63) & 1 != 0 }
     }
 
     struct Split {
@@ -44,7 +54,7 @@ struct AddedTokenMatcher: Sendable {
         var consumed = lo
         var i = lo
         while i < hi {
-            guard let candidates = byFirstScalar[text[i]] else { i += 1; continue }
+            guard mayStartPattern(text[i]), let candidates = byFirstScalar[text[i]] else { i += 1; continue }
             var matched = -1
             for k in candidates {
                 let p = patterns[k]

@@ -7,8 +7,10 @@ public struct TokenVocabulary: Sendable {
 
     init(tokens: [[UInt8]]) {
         self.tokens = tokens
+        var scalars: [UInt32] = []
         spaces = tokens.map { bytes in
-            let scalars = String(decoding: bytes, as: UTF8.self).unicodeScalars.map(\.value)
+            var replaced = 0
+            _ = bytes.withUnsafeBytes { TextDecoding.scalars($0, lossy: true, into: &scalars, replaced: &replaced) }
             func isSpace(_ v: UInt32) -> Bool { v == 0x120 || UnicodeClasses.isWhitespace(v) }
             let lead = scalars.prefix(while: isSpace).count
             let trail = scalars.reversed().prefix(while: isSpace).count
@@ -32,7 +34,7 @@ public struct TokenVocabulary: Sendable {
 
 /// Per-thread state for encoding: reuse one per thread, never share one between threads.
 public final class EncodeWorkspace {
-    let model = ModelWorkspace()
+    var model = ModelWorkspace()
     var pieces = PieceList()
     var splits: [AddedTokenMatcher.Split] = []
     var normalizedSplits: [AddedTokenMatcher.Split] = []
@@ -156,7 +158,7 @@ public final class Tokenizer: Sendable {
                     continue
                 }
                 w.modelTokens.removeAll(keepingCapacity: true)
-                model.tokenize(UnsafeBufferPointer(rebasing: scalars[piece.range]), into: &w.modelTokens, workspace: w.model)
+                model.tokenize(UnsafeBufferPointer(rebasing: scalars[piece.range]), into: &w.modelTokens, workspace: &w.model)
                 let base = Int(piece.lower)
                 for t in w.modelTokens {
                     out.append(t.id, start: list.text.starts[base + Int(t.lower)], end: list.text.ends[base + Int(t.upper) - 1])

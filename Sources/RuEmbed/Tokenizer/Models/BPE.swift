@@ -98,7 +98,7 @@ struct BPEModel: TokenModel {
         return bytes.withUnsafeBufferPointer { vocabulary.lookup($0.baseAddress!, $0.count) }
     }
 
-    func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace w: ModelWorkspace) {
+    func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace w: inout ModelWorkspace) {
         let n = piece.count
         guard n > 0 else { return }
         if n < WordCache.maxWordLength && w.cache.lookup(piece, into: &out) { return }
@@ -120,12 +120,12 @@ struct BPEModel: TokenModel {
         // library's do, and it counts them in UTF-8 bytes: after a dropped character later
         // offsets shift left by its byte length. Without drops, scalar positions are the same
         // thing, so bytes are only counted when something was dropped.
-        if !makeSymbols(piece, countingBytes: false, w) {
-            _ = makeSymbols(piece, countingBytes: true, w)
-            merge(w)
-            convertByteRanges(piece, w)
+        if !makeSymbols(piece, countingBytes: false, &w) {
+            _ = makeSymbols(piece, countingBytes: true, &w)
+            merge(&w)
+            convertByteRanges(piece, &w)
         } else {
-            merge(w)
+            merge(&w)
         }
         for k in 0..<w.symbolIDs.count {
             out.append(ModelToken(id: w.symbolIDs[k], lower: w.symbolLowers[k], upper: w.symbolUppers[k]))
@@ -134,7 +134,7 @@ struct BPEModel: TokenModel {
 
     /// Fills the workspace's symbols for `piece`. Returns false when a character was dropped
     /// while positions were counted in scalars (the caller then counts bytes instead).
-    private func makeSymbols(_ piece: UnsafeBufferPointer<UInt32>, countingBytes: Bool, _ w: ModelWorkspace) -> Bool {
+    private func makeSymbols(_ piece: UnsafeBufferPointer<UInt32>, countingBytes: Bool, _ w: inout ModelWorkspace) -> Bool {
         let n = piece.count
         w.symbolIDs.removeAll(keepingCapacity: true)
         w.symbolLowers.removeAll(keepingCapacity: true)
@@ -196,7 +196,7 @@ struct BPEModel: TokenModel {
     }
 
     /// Turns symbol ranges counted in UTF-8 bytes of the piece back into scalar ranges.
-    private func convertByteRanges(_ piece: UnsafeBufferPointer<UInt32>, _ w: ModelWorkspace) {
+    private func convertByteRanges(_ piece: UnsafeBufferPointer<UInt32>, _ w: inout ModelWorkspace) {
         var scalarAtByte: [Int32] = []
         for (i, v) in piece.enumerated() {
             let width = v < 0x80 ? 1 : v < 0x800 ? 2 : v < 0x10000 ? 3 : 4
@@ -208,46 +208,70 @@ struct BPEModel: TokenModel {
         }
     }
 
-    /// Applies merges in rank order. The rank of every adjacent pair is kept in an array
-    /// and only the two pairs next to a merge are looked up again.
-    private func merge(_ w: ModelWorkspace) {
+    /// Applies merges in rank order. Symbols form a linked list over fixed arrays (a merge
+    /// unlinks its right half instead of shifting the arrays); the rank of every adjacent pair
+    /// is kept and only the two pairs next to a merge are looked up again. The survivors are
+    /// compacted to the front at the end.
+    private func merge(_ w: inout ModelWorkspace) {
         let none = UInt32.max
-        var count = w.symbolIDs.count
+        let count = w.symbolIDs.count
         guard count > 1 else { return }
         w.pairRanks.removeAll(keepingCapacity: true)
-        var results: [UInt32] = []
-        results.reserveCapacity(count)
-        for k in 0..<count - 1 {
-            if let m = merges.lookup(w.symbolIDs[k], w.symbolIDs[k + 1]) {
-                w.pairRanks.append(UInt32(m >> 32)); results.append(UInt32(truncatingIfNeeded: m))
+        w.mergedIDs.removeAll(keepingCapacity: true)
+        w.nextSymbol.removeAll(keepingCapacity: true)
+        w.previousSymbol.removeAll(keepingCapacity: true)
+        for k in 0..<count {
+            w.nextSymbol.append(Int32(k + 1))
+            w.previousSymbol.append(Int32(k - 1))
+            if k + 1 < count, let m = merges.lookup(w.symbolIDs[k], w.symbolIDs[k + 1]) {
+                w.pairRanks.append(UInt32(m >> 32)); w.mergedIDs.append(UInt32(truncatingIfNeeded: m))
             } else {
-                w.pairRanks.append(none); results.append(0)
+                w.pairRanks.append(none); w.mergedIDs.append(0)
             }
         }
-        while count > 1 {
-            var best = none, at = -1
-            w.pairRanks.withUnsafeBufferPointer { ranks in
-                for k in 0..<count - 1 where ranks[k] < best { best = ranks[k]; at = k }
-            }
-            if at < 0 { break }
-            w.symbolIDs[at] = results[at]
-            w.symbolUppers[at] = w.symbolUppers[at + 1]
-            w.symbolIDs.remove(at: at + 1)
-            w.symbolLowers.remove(at: at + 1)
-            w.symbolUppers.remove(at: at + 1)
-            w.pairRanks.remove(at: at)
-            results.remove(at: at)
-            count -= 1
+        let merges = self.merges
+        w.symbolIDs.withUnsafeMutableBufferPointer { ids in
+        w.symbolUppers.withUnsafeMutableBufferPointer { uppers in
+        w.pairRanks.withUnsafeMutableBufferPointer { ranks in
+        w.mergedIDs.withUnsafeMutableBufferPointer { results in
+        w.nextSymbol.withUnsafeMutableBufferPointer { next in
+        w.previousSymbol.withUnsafeMutableBufferPointer { previous in
             func refresh(_ k: Int) {
-                guard k >= 0 && k < count - 1 else { return }
-                if let m = merges.lookup(w.symbolIDs[k], w.symbolIDs[k + 1]) {
-                    w.pairRanks[k] = UInt32(m >> 32); results[k] = UInt32(truncatingIfNeeded: m)
+                let right = Int(next[k])
+                if right < count, let m = merges.lookup(ids[k], ids[right]) {
+                    ranks[k] = UInt32(m >> 32); results[k] = UInt32(truncatingIfNeeded: m)
                 } else {
-                    w.pairRanks[k] = none
+                    ranks[k] = none
                 }
             }
-            refresh(at - 1)
-            refresh(at)
+            while true {
+                var best = none, at = -1
+                var k = 0
+                while k < count {
+                    if ranks[k] < best { best = ranks[k]; at = k }
+                    k = Int(next[k])
+                }
+                if at < 0 { break }
+                let right = Int(next[at])
+                ids[at] = results[at]
+                uppers[at] = uppers[right]
+                next[at] = next[right]
+                if Int(next[right]) < count { previous[Int(next[right])] = Int32(at) }
+                ids[right] = none // unlinked
+                refresh(at)
+                if previous[at] >= 0 { refresh(Int(previous[at])) }
+            }
+        }}}}}}
+        // Compact the survivors.
+        var kept = 0
+        for k in 0..<count where w.symbolIDs[k] != none {
+            w.symbolIDs[kept] = w.symbolIDs[k]
+            w.symbolLowers[kept] = w.symbolLowers[k]
+            w.symbolUppers[kept] = w.symbolUppers[k]
+            kept += 1
         }
+        w.symbolIDs.removeLast(count - kept)
+        w.symbolLowers.removeLast(count - kept)
+        w.symbolUppers.removeLast(count - kept)
     }
 }

@@ -5,14 +5,19 @@ public struct ModelToken: Equatable {
     public var upper: Int32
 }
 
-/// Per-thread scratch state of the models: word cache, buffers and counters.
-public final class ModelWorkspace {
-    let cache = WordCache()
+/// Per-thread scratch state of the models: word cache, buffers and counters. A struct
+/// passed `inout`, so the hot loops touch plain local memory (class properties would cost a
+/// dynamic exclusivity check on every access).
+public struct ModelWorkspace {
+    var cache = WordCache()
     var bytes: [UInt8] = []
     var symbolIDs: [UInt32] = []
     var symbolLowers: [Int32] = []
     var symbolUppers: [Int32] = []
     var pairRanks: [UInt32] = []
+    var mergedIDs: [UInt32] = []
+    var nextSymbol: [Int32] = []
+    var previousSymbol: [Int32] = []
     /// Characters a BPE without `unk_token` dropped (the Rust library drops them silently).
     public var droppedUnknown = 0
     public init() {}
@@ -20,7 +25,7 @@ public final class ModelWorkspace {
 
 /// A model turns one piece (a word) into tokens.
 public protocol TokenModel: Sendable {
-    func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace: ModelWorkspace)
+    func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace: inout ModelWorkspace)
     /// Token id → token bytes (UTF-8), for every id of the model's vocabulary.
     var tokenBytes: [[UInt8]] { get }
     var vocabulary: ByteKeyTable { get }
@@ -110,7 +115,7 @@ struct PairTable: Sendable {
 
 /// A bounded cache from a word (its scalars) to its tokens, one per thread: Russian text
 /// repeats its words, and a cached word skips the merge loop entirely.
-final class WordCache {
+struct WordCache {
     private var slots: [Int32]
     private var mask: Int
     private var keyStarts: [Int32] = []
@@ -123,7 +128,7 @@ final class WordCache {
     /// Words this long or longer are not cached (as in the Rust library).
     static let maxWordLength = 256
 
-    init(maxEntries: Int = 1 << 15) {
+    init(maxEntries: Int = 1 << 16) {
         self.maxEntries = maxEntries
         slots = [Int32](repeating: 0, count: maxEntries * 2)
         mask = maxEntries * 2 - 1
@@ -159,7 +164,7 @@ final class WordCache {
         }
     }
 
-    func insert(_ word: UnsafeBufferPointer<UInt32>, _ tokens: ArraySlice<ModelToken>) {
+    mutating func insert(_ word: UnsafeBufferPointer<UInt32>, _ tokens: ArraySlice<ModelToken>) {
         guard word.count < WordCache.maxWordLength else { return }
         if keyStarts.count >= maxEntries { clear() }
         var i = WordCache.hash(word) & mask
@@ -173,7 +178,7 @@ final class WordCache {
         slots[i] = Int32(keyStarts.count)
     }
 
-    private func clear() {
+    private mutating func clear() {
         for k in slots.indices { slots[k] = 0 }
         keyStarts.removeAll(keepingCapacity: true)
         keyLengths.removeAll(keepingCapacity: true)

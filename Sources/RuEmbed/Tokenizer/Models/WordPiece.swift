@@ -22,7 +22,7 @@ struct WordPieceModel: TokenModel {
         maxInputChars = try c.int("max_input_chars_per_word") ?? 100
     }
 
-    func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace w: ModelWorkspace) {
+    func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace w: inout ModelWorkspace) {
         let n = piece.count
         guard n > 0 else { return }
         if n > maxInputChars {
