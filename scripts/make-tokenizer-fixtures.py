@@ -256,6 +256,57 @@ def split_bytelevel():
     return tok
 
 
+# Single components run on every short test line: their JSON (as the library writes it) and
+# what they return, so a failure points at one component rather than a whole pipeline.
+def components():
+    n, p = normalizers, pre_tokenizers
+    gpt2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+    return {
+        "normalizers": {
+            "nfc": n.NFC(), "nfd": n.NFD(), "nfkc": n.NFKC(), "nfkd": n.NFKD(), "lowercase": n.Lowercase(),
+            "strip": n.Strip(), "strip-left": n.Strip(left=True, right=False),
+            "replace": n.Replace("ё", "е"), "prepend": n.Prepend("▁"),
+            "bert-lower": n.BertNormalizer(lowercase=True), "bert-cased": n.BertNormalizer(lowercase=False, strip_accents=False),
+            "bert-strip-only": n.BertNormalizer(lowercase=False, strip_accents=True, handle_chinese_chars=False),
+            "bert-no-clean": n.BertNormalizer(clean_text=False, lowercase=True),
+            "sequence": n.Sequence([n.NFKD(), n.Lowercase(), n.Replace(" ", "▁")]),
+        },
+        "pre_tokenizers": {
+            "bytelevel": p.ByteLevel(add_prefix_space=False), "bytelevel-prefix": p.ByteLevel(add_prefix_space=True),
+            "bytelevel-no-regex": p.ByteLevel(add_prefix_space=False, use_regex=False),
+            "whitespace": p.Whitespace(), "whitespace-split": p.WhitespaceSplit(), "bert": p.BertPreTokenizer(),
+            "punctuation": p.Punctuation(), "punctuation-merged-previous": p.Punctuation(behavior="merged_with_previous"),
+            "digits": p.Digits(individual_digits=False), "digits-individual": p.Digits(individual_digits=True),
+            "metaspace": p.Metaspace(), "metaspace-never-nosplit": p.Metaspace(prepend_scheme="never", split=False),
+            "split-gpt2": p.Split(Regex(gpt2), behavior="isolated"),
+            "split-literal-removed": p.Split(" ", behavior="removed"),
+            "split-literal-next": p.Split("а", behavior="merged_with_next"),
+            "split-literal-contiguous-invert": p.Split("о", behavior="contiguous", invert=True),
+            "sequence": p.Sequence([p.WhitespaceSplit(), p.Digits(individual_digits=True), p.Punctuation()]),
+        },
+    }
+
+
+def component_json(component):
+    return json.loads(component.__getstate__())
+
+
+def write_components():
+    specs = components()
+    # The special cases and the plain sentences (not their case and prompt variants): enough
+    # for every trap, and small enough to commit.
+    short = [t for t in SPECIAL_CASES + SENTENCES if len(t) <= 400]
+    out = {"lines": short, "normalizers": {}, "pre_tokenizers": {}}
+    for name, c in specs["normalizers"].items():
+        out["normalizers"][name] = {"json": component_json(c), "outputs": [c.normalize_str(t) for t in short]}
+    for name, c in specs["pre_tokenizers"].items():
+        out["pre_tokenizers"][name] = {
+            "json": component_json(c),
+            "outputs": [[[piece, list(offsets)] for piece, offsets in c.pre_tokenize_str(t)] for t in short]}
+    with open(os.path.join(OUT, "components.json"), "w", encoding="utf-8") as f:
+        json.dump(out, f, ensure_ascii=False, separators=(",", ":"))
+
+
 def record(tok, text):
     enc = tok.encode(text)
     row = {"ids": enc.ids, "offsets": [list(o) for o in enc.offsets], "decoded": tok.decode(enc.ids)}
@@ -273,6 +324,7 @@ def main():
     with open(os.path.join(OUT, "texts.jsonl"), "w", encoding="utf-8") as f:
         for t in lines:
             f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
+    write_components()
     builders = {
         "roberta-bpe": roberta_bpe,
         "bert-uncased": lambda: bert_wordpiece(True),
