@@ -31,7 +31,9 @@ let package = Package(
         ),
         .testTarget(
             name: "RuEmbedTests",
-            dependencies: ["RuEmbed"] + tools.map { .target(name: $0) }
+            dependencies: ["RuEmbed"] + tools.map { .target(name: $0) },
+            // Test data read from the source tree by path, not bundled.
+            exclude: ["Fixtures"]
         ),
     ] + tools.map {
         .executableTarget(

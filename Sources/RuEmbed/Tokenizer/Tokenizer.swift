@@ -147,9 +147,8 @@ public final class Tokenizer: Sendable {
     public func encode(_ text: UnsafeBufferPointer<UInt32>, maxLength: Int? = nil, specialTokensAsText: Bool = false,
                        workspace w: EncodeWorkspace, into out: inout Encoding) {
         out.removeAll()
-        let pieces = splitAndNormalize(text, specialTokensAsText: specialTokensAsText, workspace: w)
-        if let preTokenizer { preTokenizer.preTokenize(&w.pieces) }
-        _ = pieces
+        splitAndNormalize(text, specialTokensAsText: specialTokensAsText, workspace: w)
+        preTokenizer?.preTokenize(&w.pieces)
         let list = w.pieces
         list.text.scalars.withUnsafeBufferPointer { scalars in
             for piece in list.pieces {
@@ -185,7 +184,7 @@ public final class Tokenizer: Sendable {
 
     /// Added tokens out of the raw text, normalizer on the rest, then normalized added tokens:
     /// leaves the pieces in `w.pieces`.
-    private func splitAndNormalize(_ text: UnsafeBufferPointer<UInt32>, specialTokensAsText: Bool, workspace w: EncodeWorkspace) -> Int {
+    private func splitAndNormalize(_ text: UnsafeBufferPointer<UInt32>, specialTokensAsText: Bool, workspace w: EncodeWorkspace) {
         w.pieces.removeAll()
         let all = 0..<text.count
         if rawMatcher.isEmpty {
@@ -220,7 +219,6 @@ public final class Tokenizer: Sendable {
                 }
             }
         }
-        return w.pieces.pieces.count
     }
 
     /// White_Space scalars at the start and the end of `text[range]`, packed lead << 16 | trail.
