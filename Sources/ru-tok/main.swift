@@ -15,22 +15,18 @@ struct RuTok: ParsableCommand {
         commandName: "ru-tok",
         abstract: "Tokenize text with a Hugging Face tokenizer.json, token for token as the Rust `tokenizers` library does.",
         discussion: """
-        Reads records (text lines by default) and writes one result per record, in input order:
-        records out = records in, an empty line included (it gives the special tokens only).
-        Ids of records are 1-based record numbers unless the input carries them (--tsv, --jsonl).
+        Reads records (text lines by default) and writes one result per record, in input order: records out = records in, an empty line included (it gives the special tokens only). Record ids are 1-based record numbers unless the input carries them (--tsv, --jsonl).
 
-        Special tokens written in the text (<s>, <mask>, [CLS]) are matched as special tokens, as
-        transformers does; --split-special-tokens treats them as plain text.
+        Special tokens written in the text (<s>, <mask>, [CLS]) are matched as special tokens, as transformers does; --split-special-tokens treats them as plain text. Offsets (--format jsonl) count Unicode scalars of the prompt followed by the text.
 
-        Invalid UTF-8 stops with an error naming the record; --lossy replaces bad bytes with U+FFFD
-        the way Python's errors="replace" does.
+        Invalid UTF-8 stops with an error naming the record; --lossy replaces bad bytes with U+FFFD the way Python's errors="replace" does.
 
         Examples:
           ru-tok --model USER-base --format ids < sentences.txt
-          ru-tok --model USER-base --prompt query < queries.txt | ru-vec --model USER-base > q.vec
-          ru-tok --tokenizer tokenizer.json --jsonl --text-field sentence --format jsonl data.jsonl
-          ru-tok --tokenizer tokenizer.json --format tokens <<< 'Ёлка и е\u{0308}лка'
-          ru-tok --tokenizer tokenizer.json --format ids < in.txt | ru-tok --tokenizer tokenizer.json --decode
+          ru-tok --model USER-base --prompt query < q.txt | ru-vec ...
+          ru-tok --tokenizer tok.json --jsonl --format jsonl data.jsonl
+          echo 'Ёлка' | ru-tok --tokenizer tok.json --format tokens
+          ru-tok --tokenizer tok.json --format ids < in.txt | ru-tok --tokenizer tok.json --decode
         """)
 
     @Argument(help: "Input files; '-' or none for standard input.")
