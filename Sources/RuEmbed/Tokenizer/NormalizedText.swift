@@ -116,6 +116,11 @@ public struct PieceList {
         pieces.append(Piece(lower: lower, upper: Int32(text.count), token: -1, originalStart: 0, originalEnd: 0))
     }
 
+    /// Appends the decided token of `piece` (from another list).
+    public mutating func appendToken(of piece: Piece) {
+        appendToken(UInt32(piece.token), originalStart: piece.originalStart, originalEnd: piece.originalEnd, matchedSpaces: piece.matchedSpaces)
+    }
+
     public mutating func appendToken(_ id: UInt32, originalStart: Int32, originalEnd: Int32, matchedSpaces: Int32) {
         let at = Int32(text.count)
         pieces.append(Piece(lower: at, upper: at, token: Int32(id), originalStart: originalStart, originalEnd: originalEnd,

@@ -136,8 +136,7 @@ struct MetaspacePreTokenizer: PreTokenizer {
         var scratch = NormalizedText()
         for piece in list.pieces {
             guard piece.isText else {
-                out.pieces.append(PieceList.Piece(lower: Int32(out.text.count), upper: Int32(out.text.count), token: piece.token,
-                                                  originalStart: piece.originalStart, originalEnd: piece.originalEnd, matchedSpaces: piece.matchedSpaces))
+                out.appendToken(of: piece)
                 continue
             }
             scratch = list.text.slice(piece.range)
