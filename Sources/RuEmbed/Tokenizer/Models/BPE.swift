@@ -77,6 +77,9 @@ struct BPEModel: TokenModel {
         byteTokenIDs = byteIDs.allSatisfy { $0 != nil } ? byteIDs.map { $0! } : nil
     }
 
+    /// Words with more symbols than this merge through a heap instead of scanning.
+    static let heapThreshold = 48
+
     /// `<0x41>`: the name of a byte-fallback token.
     static func byteTokenName(_ b: Int) -> String {
         let hex = Array("0123456789ABCDEF")
@@ -244,12 +247,57 @@ struct BPEModel: TokenModel {
                     ranks[k] = none
                 }
             }
+            // Short words scan for the lowest rank; long ones (a run of thousands of symbols
+            // would make the scan quadratic) keep the candidate pairs in a min-heap of
+            // rank << 32 | position, skipping entries a merge has made stale.
+            var heap: [UInt64] = []
+            let useHeap = count > BPEModel.heapThreshold
+            if useHeap {
+                for k in 0..<count where ranks[k] != none { heap.append(UInt64(ranks[k]) << 32 | UInt64(k)) }
+                heap.sort()  // a sorted array is a valid min-heap
+            }
+            func push(_ k: Int) {
+                guard useHeap, ranks[k] != none else { return }
+                heap.append(UInt64(ranks[k]) << 32 | UInt64(k))
+                var i = heap.count - 1
+                while i > 0 {
+                    let parent = (i - 1) / 2
+                    if heap[parent] <= heap[i] { break }
+                    heap.swapAt(parent, i); i = parent
+                }
+            }
+            func popMin() -> UInt64? {
+                guard let top = heap.first else { return nil }
+                let last = heap.removeLast()
+                if !heap.isEmpty {
+                    heap[0] = last
+                    var i = 0
+                    while true {
+                        let l = 2 * i + 1, r = l + 1
+                        var m = i
+                        if l < heap.count && heap[l] < heap[m] { m = l }
+                        if r < heap.count && heap[r] < heap[m] { m = r }
+                        if m == i { break }
+                        heap.swapAt(i, m); i = m
+                    }
+                }
+                return top
+            }
             while true {
-                var best = none, at = -1
-                var k = 0
-                while k < count {
-                    if ranks[k] < best { best = ranks[k]; at = k }
-                    k = Int(next[k])
+                var at = -1
+                if useHeap {
+                    while let entry = popMin() {
+                        let k = Int(entry & 0xFFFF_FFFF)
+                        // Stale: the symbol was merged away, or its pair changed since.
+                        if ids[k] != none && ranks[k] == UInt32(entry >> 32) { at = k; break }
+                    }
+                } else {
+                    var best = none
+                    var k = 0
+                    while k < count {
+                        if ranks[k] < best { best = ranks[k]; at = k }
+                        k = Int(next[k])
+                    }
                 }
                 if at < 0 { break }
                 let right = Int(next[at])
@@ -258,8 +306,13 @@ struct BPEModel: TokenModel {
                 next[at] = next[right]
                 if Int(next[right]) < count { previous[Int(next[right])] = Int32(at) }
                 ids[right] = none // unlinked
+                ranks[right] = none
                 refresh(at)
-                if previous[at] >= 0 { refresh(Int(previous[at])) }
+                push(at)
+                if previous[at] >= 0 {
+                    refresh(Int(previous[at]))
+                    push(Int(previous[at]))
+                }
             }
         }}}}}}
         // Compact the survivors.
