@@ -195,11 +195,20 @@ func parentFolder(_ path: String) -> String {
 }
 
 /// Reads records separated by a byte, across files, numbering them from 1.
+///
+/// A batch owns a copy of its records' bytes, so the read buffer can move on while workers
+/// read the batch (slices of the read buffer would make every refill copy it).
 final class RecordReader {
     struct Record {
         var file: String
         var number: Int      // 1-based within its file, for messages
-        var bytes: ArraySlice<UInt8>
+        var range: Range<Int> // in the batch's bytes
+    }
+
+    struct Batch {
+        var bytes: [UInt8] = []
+        var records: [Record] = []
+        func text(_ k: Int) -> ArraySlice<UInt8> { bytes[records[k].range] }
     }
 
     private let paths: [String]
@@ -221,27 +230,28 @@ final class RecordReader {
     }
 
     /// The next batch of at most `maxRecords` records or about `maxBytes` bytes; empty at the end.
-    func nextBatch(maxRecords: Int, maxBytes: Int) throws -> [Record] {
-        var batch: [Record] = []
-        var bytes = 0
-        while batch.count < maxRecords && bytes < maxBytes {
-            guard let record = try next() else { break }
-            bytes += record.bytes.count
-            batch.append(record)
+    func nextBatch(maxRecords: Int, maxBytes: Int) throws -> Batch {
+        var batch = Batch()
+        batch.bytes.reserveCapacity(min(maxBytes, 1 << 20))
+        while batch.records.count < maxRecords && batch.bytes.count < maxBytes {
+            guard try next(into: &batch) else { break }
         }
         return batch
     }
 
-    private func next() throws -> Record? {
+    /// Appends the next record to `batch`; false at the end of the last input.
+    private func next(into batch: inout Batch) throws -> Bool {
         while true {
             if let input {
-                if let cut = pending[pendingStart...].firstIndex(of: separator) {
-                    var end = cut
-                    if stripCarriageReturn && end > pendingStart && pending[end - 1] == 0x0D { end -= 1 }
-                    let record = Record(file: input.name, number: lineInFile + 1, bytes: pending[pendingStart..<end])
-                    lineInFile += 1
+                let found = pending.withUnsafeBufferPointer { p -> Int? in
+                    guard pendingStart < p.count else { return nil }
+                    guard let hit = memchr(p.baseAddress! + pendingStart, Int32(separator), p.count - pendingStart) else { return nil }
+                    return p.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                }
+                if let cut = found {
+                    append(input.name, pendingStart..<cut, to: &batch)
                     pendingStart = cut + 1
-                    return record
+                    return true
                 }
                 if !atEOF {
                     if pendingStart > 0 {
@@ -255,23 +265,29 @@ final class RecordReader {
                 }
                 // The end of a file: a last record without its separator still counts.
                 if pendingStart < pending.count {
-                    var end = pending.count
-                    if stripCarriageReturn && pending[end - 1] == 0x0D { end -= 1 }
-                    let record = Record(file: input.name, number: lineInFile + 1, bytes: pending[pendingStart..<end])
-                    lineInFile += 1
+                    append(input.name, pendingStart..<pending.count, to: &batch)
                     pendingStart = pending.count
-                    return record
+                    return true
                 }
                 self.input = nil
             }
             fileIndex += 1
-            guard fileIndex < paths.count else { return nil }
+            guard fileIndex < paths.count else { return false }
             input = try ByteInput.open(paths[fileIndex])
             pending.removeAll(keepingCapacity: true)
             pendingStart = 0
             atEOF = false
             lineInFile = 0
         }
+    }
+
+    private func append(_ file: String, _ range: Range<Int>, to batch: inout Batch) {
+        var end = range.upperBound
+        if stripCarriageReturn && end > range.lowerBound && pending[end - 1] == 0x0D { end -= 1 }
+        let start = batch.bytes.count
+        batch.bytes.append(contentsOf: pending[range.lowerBound..<end])
+        lineInFile += 1
+        batch.records.append(Record(file: file, number: lineInFile, range: start..<batch.bytes.count))
     }
 }
 
@@ -317,22 +333,23 @@ final class Runner {
         var globalNumber = 0
         while true {
             let batch = try reader.nextBatch(maxRecords: 8192, maxBytes: 8 << 20)
-            if batch.isEmpty { break }
-            var results = [RecordResult](repeating: RecordResult(), count: batch.count)
+            if batch.records.isEmpty { break }
+            let count = batch.records.count
+            var results = [RecordResult](repeating: RecordResult(), count: count)
             let base = globalNumber
             results.withUnsafeMutableBufferPointer { out in
                 let out = out
-                Parallel.forRanges(batch.count) { lo, hi in
+                Parallel.forRanges(count) { lo, hi in
                     let workspace = self.takeWorkspace()
                     var encoding = Encoding()
                     var scalars: [UInt32] = []
                     for k in lo..<hi {
-                        out[k] = self.process(batch[k], number: base + k + 1, workspace: workspace, encoding: &encoding, scalars: &scalars)
+                        out[k] = self.process(batch.text(k), number: base + k + 1, workspace: workspace, encoding: &encoding, scalars: &scalars)
                     }
                     self.returnWorkspace(workspace)
                 }
             }
-            globalNumber += batch.count
+            globalNumber += count
 
             // In input order: stop at the first bad record, after everything before it.
             var chunkIDs: [String] = []
@@ -341,7 +358,8 @@ final class Runner {
                 if let error = r.error {
                     if let writer, !chunkIDs.isEmpty { try writer.write(Chunk.tokens(ids: chunkIDs, lists: chunkLists, metadata: metadata)) }
                     try output.flush()
-                    throw ToolError("\(batch[k].file): \(o.nulSeparated ? "record" : "line") \(batch[k].number): \(error)")
+                    let record = batch.records[k]
+                    throw ToolError("\(record.file): \(o.nulSeparated ? "record" : "line") \(record.number): \(error)")
                 }
                 records += 1
                 tokens += r.ids.count
@@ -391,11 +409,11 @@ final class Runner {
     }
 
     /// Parses, decodes and tokenizes one record, and formats its output.
-    func process(_ record: RecordReader.Record, number: Int, workspace: EncodeWorkspace,
+    func process(_ record: ArraySlice<UInt8>, number: Int, workspace: EncodeWorkspace,
                  encoding: inout Encoding, scalars: inout [UInt32]) -> RecordResult {
         var result = RecordResult()
         result.id = String(number)
-        var textBytes = record.bytes
+        var textBytes = record
         var jsonText: String? = nil
 
         if o.tsv {
