@@ -119,79 +119,25 @@ struct Setup {
     let maxLength: Int?
 
     init(_ o: RuTok) throws {
-        let tokenizerPath = o.tokenizer ?? o.model! + "/tokenizer.json"
-        let bytes = try readFile(tokenizerPath)
-        do { tokenizer = try Tokenizer(contentsOf: bytes) } catch let e as ToolError {
-            throw ToolError("\(tokenizerPath): \(e.message)")
-        }
-        digest = SHA256.hex(bytes)
-        let folder = o.model ?? parentFolder(tokenizerPath)
-
-        // The prompt: --prompt-text, --prompt NAME, or the model's default_prompt_name.
-        var prompt = ""
+        let config = try o.model.map { try TokenizerConfig.load(modelFolder: $0) } ?? TokenizerConfig.load(tokenizerFile: o.tokenizer!)
+        tokenizer = config.tokenizer
+        digest = config.digest
         if let text = o.promptText {
-            prompt = text
-        } else if let dir = o.model, !o.noPrompt {
-            let config = try readJSONIfPresent(dir + "/config_sentence_transformers.json")
-            var prompts: [(String, String)] = []
-            if case .object(let pairs)? = config?["prompts"] {
-                for (name, value) in pairs { if let s = value.stringValue { prompts.append((name, s)) } }
-            }
-            let wanted = o.prompt ?? config?["default_prompt_name"]?.stringValue
-            if let wanted {
-                guard let found = prompts.last(where: { $0.0 == wanted }) else {
-                    let known = prompts.map(\.0).joined(separator: ", ")
-                    throw ToolError.usage("\(dir): no prompt named \"\(wanted)\" (the model has: \(known.isEmpty ? "none" : known))")
-                }
-                prompt = found.1
-            }
-        }
-        promptText = prompt
-        promptScalars = prompt.unicodeScalars.map(\.value)
-
-        // The maximum length, most specific first.
-        var length: Int? = nil
-        if let n = o.maxLength {
-            length = n == 0 ? nil : n
+            promptText = text
+        } else if let name = o.prompt {
+            promptText = try config.prompt(named: name)
+        } else if o.noPrompt {
+            promptText = ""
         } else {
-            if o.model != nil, let n = try readJSONIfPresent(folder + "/sentence_bert_config.json")?["max_seq_length"]?.numberValue {
-                length = Int(n)
-            }
-            if length == nil { length = tokenizer.configuredMaxLength }
-            if length == nil, let n = try readJSONIfPresent(folder + "/tokenizer_config.json")?["model_max_length"]?.numberValue, n < 1e6 {
-                length = Int(n)
-            }
+            promptText = try config.defaultPrompt()
         }
+        promptScalars = promptText.unicodeScalars.map(\.value)
+        let length = o.maxLength.map { $0 == 0 ? nil : $0 } ?? config.maxLength
         if let length, length < tokenizer.addedTokenCount + 1 {
             throw ToolError.usage("--max-length \(length) leaves no room for text: the tokenizer adds \(tokenizer.addedTokenCount) special tokens")
         }
         maxLength = length
     }
-}
-
-func readFile(_ path: String) throws -> [UInt8] {
-    let input = try ByteInput.open(path)
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let n = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
-        if n == 0 { break }
-        out.append(contentsOf: chunk[0..<n])
-    }
-    return out
-}
-
-func readJSONIfPresent(_ path: String) throws -> JSONValue? {
-    guard access(path, R_OK) == 0 else { return nil }
-    let bytes = try readFile(path)
-    do { return try bytes.withUnsafeBytes { try JSONValue.parse($0) } } catch let e as JSONError {
-        throw ToolError("\(path): not valid JSON: \(e)")
-    }
-}
-
-func parentFolder(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return String(path[..<slash])
 }
 
 /// Reads records separated by a byte, across files, numbering them from 1.
