@@ -68,7 +68,7 @@ struct RuTok: ParsableCommand {
     @Flag(name: .customShort("0"), help: "Records end with NUL instead of newline (text may contain newlines).")
     var nulSeparated = false
 
-    @Flag(help: "Turn ids back into text: input records are space-separated ids (as --format ids writes).")
+    @Flag(help: "Turn ids back into text: the input is a token stream (writes id<TAB>text) or lines of space-separated ids (as --format ids writes).")
     var decode = false
 
     @Flag(name: .customLong("keep-special-tokens"), help: "With --decode: keep special tokens in the text.")
@@ -169,9 +169,13 @@ final class RecordReader {
     private var chunk = [UInt8](repeating: 0, count: 1 << 20)
     private(set) var bytesRead = 0
 
-    init(paths: [String], separator: UInt8) {
+    /// Bytes already read from standard input (to look at them) that come first.
+    private var prefetchedStandardInput: [UInt8]
+
+    init(paths: [String], separator: UInt8, prefetchedStandardInput: [UInt8] = []) {
         self.paths = paths.isEmpty ? ["-"] : paths
         self.separator = separator
+        self.prefetchedStandardInput = prefetchedStandardInput
         stripCarriageReturn = separator == UInt8(ascii: "\n")
     }
 
@@ -221,6 +225,10 @@ final class RecordReader {
             guard fileIndex < paths.count else { return false }
             input = try ByteInput.open(paths[fileIndex])
             pending.removeAll(keepingCapacity: true)
+            if paths[fileIndex] == "-" {
+                pending = prefetchedStandardInput
+                prefetchedStandardInput = []
+            }
             pendingStart = 0
             atEOF = false
             lineInFile = 0
@@ -269,7 +277,16 @@ final class Runner {
         if o.format == .stream && !o.decode { try ToolRuntime.checkBinaryOutput(output, force: o.force) }
         if let threads = o.threads { Parallel.setThreads(threads) }
         let started = monotonicSeconds()
-        let reader = RecordReader(paths: o.inputs, separator: o.nulSeparated ? 0 : UInt8(ascii: "\n"))
+        var prefetched: [UInt8] = []
+        if o.decode {
+            // --decode reads a token stream as well as id lines: look at the first bytes.
+            if let stream = try tokenStreamInput(prefetched: &prefetched) {
+                try decodeStream(stream)
+                return
+            }
+        }
+        let reader = RecordReader(paths: o.inputs, separator: o.nulSeparated ? 0 : UInt8(ascii: "\n"),
+                                  prefetchedStandardInput: prefetched)
         let writer = o.format == .stream && !o.decode ? ChunkWriter(output: output) : nil
         var metadata = StreamMetadata()
         metadata["tokenizer_digest"] = .string(setup.digest)
@@ -341,6 +358,66 @@ final class Runner {
             line += ", \(formatFixed(mb, 2)) MB in \(formatFixed(seconds, 2)) s (\(formatFixed(mb / max(seconds, 1e-9), 2)) MB/s)"
             ToolRuntime.warn(line)
         }
+    }
+
+    static let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
+
+    /// The path of a token stream to decode, when the single input is one (standard input is
+    /// copied to a temporary file first); nil otherwise, with what was read of standard input
+    /// in `prefetched`.
+    func tokenStreamInput(prefetched: inout [UInt8]) throws -> String? {
+        let paths = o.inputs.isEmpty ? ["-"] : o.inputs
+        guard paths.count == 1 else { return nil }
+        let input = try ByteInput.open(paths[0])
+        var head = [UInt8](repeating: 0, count: 1 << 16)
+        var n = 0
+        while n < 4 {
+            let got = try head.withUnsafeMutableBytes { try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[n...])) }
+            if got == 0 { break }
+            n += got
+        }
+        head.removeLast(head.count - n)
+        guard head.starts(with: Runner.zstdMagic) else {
+            if paths[0] == "-" { prefetched = head }
+            return nil
+        }
+        if paths[0] != "-" { return paths[0] }
+        var template = Array("/tmp/ru-tok-decode-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw ToolError("cannot create a temporary file for the token stream") }
+        let path = String(cString: template)
+        let spool = ByteOutput(fd: fd, name: path, capacity: 1 << 20, ownsDescriptor: true)
+        try spool.write(head)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
+            if got == 0 { break }
+            try chunk.withUnsafeBytes { try spool.write(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+        }
+        try spool.flush()
+        return path
+    }
+
+    /// Writes `id<TAB>text` (or JSONL) for every record of a token stream.
+    func decodeStream(_ path: String) throws {
+        defer { if path.hasPrefix("/tmp/ru-tok-decode-") { unlink(path) } }
+        let reader = try VectorStreamReader(path: path)
+        while let chunk = try reader.next() {
+            guard chunk.kind == .tokens else { throw ToolError("\(reader.name): a vector stream, not a token stream") }
+            if let digest = chunk.metadata["tokenizer_digest"]?.stringValue, digest != setup.digest {
+                ToolRuntime.warn("warning: the stream was made with another tokenizer (digest \(digest.prefix(12))…)")
+            }
+            for (id, ids) in zip(chunk.ids, chunk.tokenLists()) {
+                var result = RecordResult()
+                result.id = id
+                result = decodeIDs(ids, ids.count, into: result, withID: true)
+                if let error = result.error { throw ToolError("\(reader.name): record \(id): \(error)") }
+                records += 1
+                tokens += ids.count
+                try output.write(result.text)
+            }
+        }
+        try output.flush()
     }
 
     func takeWorkspace() -> EncodeWorkspace {
@@ -444,7 +521,7 @@ final class Runner {
         return String(String.UnicodeScalarView(scalars.map { Unicode.Scalar($0)! }))
     }
 
-    func decodeIDs(_ ids: [UInt32], _ given: Int, into result: RecordResult) -> RecordResult {
+    func decodeIDs(_ ids: [UInt32], _ given: Int, into result: RecordResult, withID: Bool? = nil) -> RecordResult {
         var result = result
         guard ids.count == given else { result.error = "ids must be non-negative integers"; return result }
         let text: String
@@ -460,7 +537,7 @@ final class Runner {
             JSONValue.writeString(text, to: &out)
             out += "}\n"
         } else {
-            if o.tsv || o.jsonl { out = result.id + "\t" }
+            if withID ?? (o.tsv || o.jsonl) { out = result.id + "\t" }
             // One record per line: line breaks inside the decoded text become spaces.
             var flat = String.UnicodeScalarView()
             for s in text.unicodeScalars { flat.append(s == "\n" || s == "\r" || (o.tsv && s == "\t") ? " " : s) }

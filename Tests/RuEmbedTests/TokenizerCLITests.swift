@@ -204,6 +204,13 @@ enum RuTok {
         #expect(round.lines == ["Ёлка и е\u{0308}лка 👍🏽"])
         #expect(round.lines.first?.unicodeScalars.count == "Ёлка и е\u{0308}лка 👍🏽".unicodeScalars.count)
 
+        // The default output (a token stream) decodes too, with its record ids.
+        let fromStream = try RuTok.shell("""
+            printf 'Ёлка\\n\\nтекст с <mask>\\n' | "$RU_TOK" --tokenizer '\(roberta)' | "$RU_TOK" --tokenizer '\(roberta)' --decode
+            """)
+        #expect(fromStream.status == 0, "\(fromStream.stderr)")
+        #expect(fromStream.lines == ["1\tЁлка", "2\t", "3\tтекст с"])
+
         let tsv = try RuTok.run(["--tokenizer", roberta, "--tsv", "--format", "tokens"], input: Data("doc-1\tПривет\nбез табуляции\n".utf8))
         #expect(tsv.status == 2)
         #expect(tsv.lines.first?.hasPrefix("doc-1\t<s> ") == true)
