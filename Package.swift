@@ -4,7 +4,7 @@ import PackageDescription
 // One core library (RuEmbed) and one single-target executable per tool, each
 // depending on swift-argument-parser and the core: the shape that lets
 // `swift package generate-manual` write a man page for every tool.
-let tools = ["ru-vec", "ru-sim", "ru-knn"]
+let tools = ["ru-vec", "ru-sim", "ru-knn", "ru-tok"]
 
 let package = Package(
     name: "ru-embed",
@@ -31,7 +31,9 @@ let package = Package(
         ),
         .testTarget(
             name: "RuEmbedTests",
-            dependencies: ["RuEmbed"] + tools.map { .target(name: $0) }
+            dependencies: ["RuEmbed"] + tools.map { .target(name: $0) },
+            // Test data read from the source tree by path, not bundled.
+            exclude: ["Fixtures"]
         ),
     ] + tools.map {
         .executableTarget(

@@ -1,0 +1,249 @@
+/// Token strings by id, for the model's vocabulary and the added tokens together.
+public struct TokenVocabulary: Sendable {
+    /// UTF-8 of every token; empty where an id has no token.
+    public let tokens: [[UInt8]]
+    /// Leading and trailing byte-level spaces (Ġ) or White_Space of each token, for offset trimming.
+    private let spaces: [UInt32]
+
+    init(tokens: [[UInt8]]) {
+        self.tokens = tokens
+        var scalars: [UInt32] = []
+        spaces = tokens.map { bytes in
+            var replaced = 0
+            _ = bytes.withUnsafeBytes { TextDecoding.scalars($0, lossy: true, into: &scalars, replaced: &replaced) }
+            func isSpace(_ v: UInt32) -> Bool { v == 0x120 || UnicodeClasses.isWhitespace(v) }
+            let lead = scalars.prefix(while: isSpace).count
+            let trail = scalars.reversed().prefix(while: isSpace).count
+            return UInt32(min(lead, 0xFFFF)) << 16 | UInt32(min(trail, 0xFFFF))
+        }
+    }
+
+    public var count: Int { tokens.count }
+
+    @inline(__always)
+    func spaceCounts(_ id: UInt32) -> (Int, Int) {
+        guard Int(id) < spaces.count else { return (0, 0) }
+        let s = spaces[Int(id)]
+        return (Int(s >> 16), Int(s & 0xFFFF))
+    }
+
+    public func token(_ id: UInt32) -> [UInt8]? {
+        Int(id) < tokens.count && !tokens[Int(id)].isEmpty ? tokens[Int(id)] : nil
+    }
+}
+
+/// Per-thread state for encoding: reuse one per thread, never share one between threads.
+public final class EncodeWorkspace {
+    var model = ModelWorkspace()
+    var pieces = PieceList()
+    var splits: [AddedTokenMatcher.Split] = []
+    var normalizedSplits: [AddedTokenMatcher.Split] = []
+    var modelTokens: [ModelToken] = []
+    /// Records cut to the maximum length.
+    public var truncated = 0
+    public init() {}
+    /// Characters dropped because a BPE without `unk_token` had no symbol for them.
+    public var droppedUnknown: Int { model.droppedUnknown }
+}
+
+/// A Hugging Face tokenizer (`tokenizer.json`): added tokens, normalizer, pre-tokenizer,
+/// model and post-processor, applied as the Rust `tokenizers` library applies them.
+public final class Tokenizer: Sendable {
+    public let model: TokenModel
+    let normalizer: Normalizer?
+    let preTokenizer: PreTokenizer?
+    let postProcessor: PostProcessor?
+    let decoder: TokenDecoder?
+    let decoderProblem: String?
+    let rawMatcher: AddedTokenMatcher
+    let normalizedMatcher: AddedTokenMatcher
+    public let addedTokens: [AddedToken]
+    public let vocabulary: TokenVocabulary
+    /// `truncation.max_length` of tokenizer.json, if truncation is on there.
+    public let configuredMaxLength: Int?
+    let truncateLeft: Bool
+    private let specialIDs: Set<UInt32>
+
+    /// Parses the text of a `tokenizer.json`.
+    public init(json: JSONValue) throws {
+        guard case .object(let top) = json else { throw ToolError("tokenizer.json is not a JSON object") }
+        let known = ["version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer", "model", "post_processor", "decoder"]
+        for (key, _) in top where !known.contains(key) { throw ToolError("tokenizer.json: key \"\(key)\" is not supported") }
+        guard let modelJSON = json["model"] else { throw ToolError("tokenizer.json has no \"model\"") }
+        model = try Models.make(modelJSON)
+        normalizer = try json["normalizer"].flatMap { $0 == .null ? nil : try Normalizers.make($0) }
+        preTokenizer = try json["pre_tokenizer"].flatMap { $0 == .null ? nil : try PreTokenizers.make($0) }
+
+        var added: [AddedToken] = []
+        for entry in json["added_tokens"]?.arrayValue ?? [] {
+            let c = try ComponentJSON(entry, family: "added token", defaultType: "AddedToken")
+            try c.allow(["id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"])
+            guard let id = try c.int("id") else { throw ToolError("added token without \"id\"") }
+            let special = try c.bool("special", default: false)
+            added.append(AddedToken(id: UInt32(id), content: UTF8Encoding.scalars(try c.requiredString("content")),
+                                    singleWord: try c.bool("single_word", default: false),
+                                    leftStrip: try c.bool("lstrip", default: false), rightStrip: try c.bool("rstrip", default: false),
+                                    normalized: try c.bool("normalized", default: !special), special: special))
+        }
+        addedTokens = added
+        let raw = added.filter { !$0.normalized }
+        rawMatcher = AddedTokenMatcher(tokens: raw, patterns: raw.map(\.content))
+        let normalizedTokens = added.filter(\.normalized)
+        let norm = normalizer
+        let normalizedPatterns = normalizedTokens.map { token in
+            var t = NormalizedText(scalars: token.content)
+            norm?.normalize(&t)
+            return t.scalars
+        }
+        normalizedMatcher = AddedTokenMatcher(tokens: normalizedTokens, patterns: normalizedPatterns)
+        specialIDs = Set(added.filter(\.special).map(\.id))
+
+        var tokens = model.tokenBytes
+        for t in added {
+            if Int(t.id) >= tokens.count { tokens += [[UInt8]](repeating: [], count: Int(t.id) + 1 - tokens.count) }
+            tokens[Int(t.id)] = UTF8Encoding.bytes(t.content)
+        }
+        let vocab = TokenVocabulary(tokens: tokens)
+        vocabulary = vocab
+        postProcessor = try json["post_processor"].flatMap { $0 == .null ? nil : try PostProcessors.make($0, vocabulary: vocab) }
+
+        if let d = json["decoder"], d != .null {
+            do { decoder = try Decoders.make(d); decoderProblem = nil } catch let e as ToolError { decoder = nil; decoderProblem = e.message }
+        } else {
+            decoder = nil; decoderProblem = nil
+        }
+
+        if let t = json["truncation"], t != .null {
+            let c = try ComponentJSON(t, family: "truncation", defaultType: "truncation")
+            try c.allow(["max_length", "strategy", "stride", "direction"])
+            configuredMaxLength = try c.int("max_length")
+            let direction = try c.string("direction") ?? "Right"
+            guard direction == "Right" || direction == "Left" else { throw ToolError("truncation: direction \"\(direction)\" is not supported") }
+            truncateLeft = direction == "Left"
+        } else {
+            configuredMaxLength = nil
+            truncateLeft = false
+        }
+    }
+
+    public convenience init(contentsOf bytes: [UInt8]) throws {
+        let json: JSONValue
+        do { json = try bytes.withUnsafeBytes { try JSONValue.parse($0) } } catch let e as JSONError {
+            throw ToolError("not valid JSON: \(e)")
+        }
+        try self.init(json: json)
+    }
+
+    /// Tokens the post-processor adds to one text.
+    public var addedTokenCount: Int { postProcessor?.addedTokenCount ?? 0 }
+
+    public func isSpecial(_ id: UInt32) -> Bool { specialIDs.contains(id) }
+
+    /// Encodes the scalars of one text into `out`.
+    ///
+    /// - maxLength: the most tokens, special tokens included (nil: no limit); the text is
+    ///   cut before the special tokens are added, so they are always there.
+    /// - specialTokensAsText: special tokens written in the text are split as plain text.
+    public func encode(_ text: UnsafeBufferPointer<UInt32>, maxLength: Int? = nil, specialTokensAsText: Bool = false,
+                       workspace w: EncodeWorkspace, into out: inout Encoding) {
+        out.removeAll()
+        splitAndNormalize(text, specialTokensAsText: specialTokensAsText, workspace: w)
+        preTokenizer?.preTokenize(&w.pieces)
+        let list = w.pieces
+        list.text.scalars.withUnsafeBufferPointer { scalars in
+            for piece in list.pieces {
+                if !piece.isText {
+                    out.append(UInt32(piece.token), start: piece.originalStart, end: piece.originalEnd, matchedSpaces: piece.matchedSpaces)
+                    continue
+                }
+                w.modelTokens.removeAll(keepingCapacity: true)
+                model.tokenize(UnsafeBufferPointer(rebasing: scalars[piece.range]), into: &w.modelTokens, workspace: &w.model)
+                let base = Int(piece.lower)
+                for t in w.modelTokens {
+                    out.append(t.id, start: list.text.starts[base + Int(t.lower)], end: list.text.ends[base + Int(t.upper) - 1])
+                }
+            }
+        }
+        if let maxLength {
+            let room = max(0, maxLength - addedTokenCount)
+            if out.count > room {
+                out.truncate(to: room, fromLeft: truncateLeft)
+                w.truncated += 1
+            }
+        }
+        postProcessor?.process(&out, vocabulary: vocabulary)
+    }
+
+    /// Convenience for tests and small jobs.
+    public func encode(_ text: String, maxLength: Int? = nil, specialTokensAsText: Bool = false) -> Encoding {
+        let scalars = UTF8Encoding.scalars(text)
+        var out = Encoding()
+        scalars.withUnsafeBufferPointer { encode($0, maxLength: maxLength, specialTokensAsText: specialTokensAsText, workspace: EncodeWorkspace(), into: &out) }
+        return out
+    }
+
+    /// Added tokens out of the raw text, normalizer on the rest, then normalized added tokens:
+    /// leaves the pieces in `w.pieces`.
+    private func splitAndNormalize(_ text: UnsafeBufferPointer<UInt32>, specialTokensAsText: Bool, workspace w: EncodeWorkspace) {
+        w.pieces.removeAll()
+        let all = 0..<text.count
+        if rawMatcher.isEmpty {
+            w.splits.removeAll(keepingCapacity: true)
+            if !all.isEmpty { w.splits.append(.init(lower: 0, upper: text.count, token: -1)) }
+        } else {
+            rawMatcher.split(text, all, skipSpecial: specialTokensAsText, into: &w.splits)
+        }
+        for split in w.splits {
+            if split.token >= 0 {
+                w.pieces.appendToken(rawMatcher.tokens[split.token].id, originalStart: Int32(split.lower), originalEnd: Int32(split.upper),
+                                     matchedSpaces: Tokenizer.edgeSpaces(text, split.lower..<split.upper))
+                continue
+            }
+            var normalized = NormalizedText(text, range: split.lower..<split.upper)
+            normalizer?.normalize(&normalized)
+            if normalizedMatcher.isEmpty {
+                w.pieces.appendText(normalized, 0..<normalized.count)
+                continue
+            }
+            normalized.scalars.withUnsafeBufferPointer { n in
+                normalizedMatcher.split(n, 0..<n.count, skipSpecial: specialTokensAsText, into: &w.normalizedSplits)
+            }
+            for s in w.normalizedSplits {
+                if s.token >= 0 {
+                    normalized.scalars.withUnsafeBufferPointer { n in
+                        w.pieces.appendToken(normalizedMatcher.tokens[s.token].id, originalStart: normalized.starts[s.lower], originalEnd: normalized.ends[s.upper - 1],
+                                             matchedSpaces: Tokenizer.edgeSpaces(n, s.lower..<s.upper))
+                    }
+                } else {
+                    w.pieces.appendText(normalized, s.lower..<s.upper)
+                }
+            }
+        }
+    }
+
+    /// White_Space scalars at the start and the end of `text[range]`, packed lead << 16 | trail.
+    static func edgeSpaces(_ text: UnsafeBufferPointer<UInt32>, _ range: Range<Int>) -> Int32 {
+        var lead = 0, trail = 0
+        while range.lowerBound + lead < range.upperBound && UnicodeClasses.isWhitespace(text[range.lowerBound + lead]) { lead += 1 }
+        while range.upperBound - trail > range.lowerBound && UnicodeClasses.isWhitespace(text[range.upperBound - trail - 1]) { trail += 1 }
+        return Int32(min(lead, 0x7FFF) << 16 | min(trail, 0xFFFF))
+    }
+
+    /// The token strings of `ids` (the model's or the added tokens'); unknown ids give "".
+    public func tokenStrings(_ ids: [UInt32]) -> [String] {
+        ids.map { String(decoding: vocabulary.token($0) ?? [], as: UTF8.self) }
+    }
+
+    /// Text back from ids, as Python's `tokenizer.decode(ids, skip_special_tokens=...)`.
+    public func decode(_ ids: [UInt32], skipSpecialTokens: Bool = true) throws -> String {
+        if let decoderProblem { throw ToolError("cannot decode: \(decoderProblem)") }
+        var tokens: [[UInt8]] = []
+        for id in ids {
+            guard let t = vocabulary.token(id) else { continue }
+            if skipSpecialTokens && specialIDs.contains(id) { continue }
+            tokens.append(t)
+        }
+        if let decoder { return decoder.decode(tokens) }
+        return tokens.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+    }
+}

@@ -1,0 +1,615 @@
+import ArgumentParser
+import RuEmbed
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case stream, ids, tokens, jsonl
+}
+
+@main
+struct RuTok: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ru-tok",
+        abstract: "Tokenize text with a Hugging Face tokenizer.json, token for token as the Rust `tokenizers` library does.",
+        discussion: """
+        Reads records (text lines by default) and writes one result per record, in input order: records out = records in, an empty line included (it gives the special tokens only). Record ids are 1-based record numbers unless the input carries them (--tsv, --jsonl).
+
+        Special tokens written in the text (<s>, <mask>, [CLS]) are matched as special tokens, as transformers does; --split-special-tokens treats them as plain text. Offsets (--format jsonl) count Unicode scalars of the prompt followed by the text.
+
+        Invalid UTF-8 stops with an error naming the record; --lossy replaces bad bytes with U+FFFD the way Python's errors="replace" does.
+
+        Examples:
+          ru-tok --model USER-base --format ids < sentences.txt
+          ru-tok --model USER-base --prompt query < q.txt | ru-vec ...
+          ru-tok --tokenizer tok.json --jsonl --format jsonl data.jsonl
+          echo 'Ёлка' | ru-tok --tokenizer tok.json --format tokens
+          ru-tok --tokenizer tok.json --format ids < in.txt | ru-tok --tokenizer tok.json --decode
+        """)
+
+    @Argument(help: "Input files; '-' or none for standard input.")
+    var inputs: [String] = []
+
+    @Option(help: ArgumentHelp("A tokenizer.json to use as it is (no prompt).", valueName: "file"))
+    var tokenizer: String?
+
+    @Option(help: ArgumentHelp("A model folder: its tokenizer.json, its default prompt (config_sentence_transformers.json) and its max_seq_length.", valueName: "dir"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("Use the model's prompt of this name (e.g. query, passage).", valueName: "name"))
+    var prompt: String?
+
+    @Option(name: .customLong("prompt-text"), help: ArgumentHelp("Put this text in front of every record.", valueName: "text"))
+    var promptText: String?
+
+    @Flag(name: .customLong("no-prompt"), help: "Use no prompt, not even the model's default.")
+    var noPrompt = false
+
+    @Option(name: .customLong("max-length"), help: ArgumentHelp("The most tokens per record, special tokens included; 0 for no limit (default: the model's max_seq_length, the tokenizer's truncation, or tokenizer_config.json's model_max_length).", valueName: "n"))
+    var maxLength: Int?
+
+    @Option(help: "Output: stream (binary token stream for ru-vec), ids, tokens or jsonl.")
+    var format: OutputFormat = .stream
+
+    @Flag(help: "Input lines are id<TAB>text.")
+    var tsv = false
+
+    @Flag(help: "Input lines are JSON objects.")
+    var jsonl = false
+
+    @Option(name: .customLong("id-field"), help: "The JSONL field with the record id.")
+    var idField = "id"
+
+    @Option(name: .customLong("text-field"), help: "The JSONL field with the text.")
+    var textField = "text"
+
+    @Flag(name: .customShort("0"), help: "Records end with NUL instead of newline (text may contain newlines).")
+    var nulSeparated = false
+
+    @Flag(help: "Turn ids back into text: the input is a token stream (writes id<TAB>text) or lines of space-separated ids (as --format ids writes).")
+    var decode = false
+
+    @Flag(name: .customLong("keep-special-tokens"), help: "With --decode: keep special tokens in the text.")
+    var keepSpecialTokens = false
+
+    @Flag(name: .customLong("split-special-tokens"), help: "Treat special tokens written in the text as plain text.")
+    var splitSpecialTokens = false
+
+    @Option(help: "Worker threads (default: all cores). Output order is input order.")
+    var threads: Int?
+
+    @Flag(help: "Replace invalid UTF-8 with U+FFFD instead of stopping.")
+    var lossy = false
+
+    @Flag(name: .shortAndLong, help: "Print counts on standard error at the end.")
+    var verbose = false
+
+    @Flag(help: "Write a binary stream even to a terminal.")
+    var force = false
+
+    func validate() throws {
+        if (tokenizer == nil) == (model == nil) { throw ValidationError("give exactly one of --tokenizer FILE and --model DIR") }
+        if tsv && jsonl { throw ValidationError("--tsv and --jsonl exclude each other") }
+        if [prompt != nil, promptText != nil, noPrompt].filter({ $0 }).count > 1 {
+            throw ValidationError("--prompt, --prompt-text and --no-prompt exclude each other")
+        }
+        if prompt != nil && model == nil { throw ValidationError("--prompt NAME needs --model DIR (the prompts live in config_sentence_transformers.json)") }
+        if let maxLength, maxLength < 0 { throw ValidationError("--max-length must be 0 or more") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be 1 or more") }
+        if decode && format != .ids && format != .jsonl && format != .stream {
+            throw ValidationError("--decode writes text lines or (--format jsonl) JSON objects")
+        }
+    }
+
+    mutating func run() throws {
+        ToolRuntime.start("ru-tok")
+        let options = self
+        try ToolRuntime.run { try Runner(options).run() }
+    }
+}
+
+/// Everything resolved from the options before the first record.
+struct Setup {
+    let tokenizer: Tokenizer
+    let digest: String
+    let promptScalars: [UInt32]
+    let promptText: String
+    let maxLength: Int?
+
+    init(_ o: RuTok) throws {
+        let config = try o.model.map { try TokenizerConfig.load(modelFolder: $0) } ?? TokenizerConfig.load(tokenizerFile: o.tokenizer!)
+        tokenizer = config.tokenizer
+        digest = config.digest
+        if let text = o.promptText {
+            promptText = text
+        } else if let name = o.prompt {
+            promptText = try config.prompt(named: name)
+        } else if o.noPrompt {
+            promptText = ""
+        } else {
+            promptText = try config.defaultPrompt()
+        }
+        promptScalars = promptText.unicodeScalars.map(\.value)
+        let length = o.maxLength.map { $0 == 0 ? nil : $0 } ?? config.maxLength
+        if let length, length < tokenizer.addedTokenCount + 1 {
+            throw ToolError.usage("--max-length \(length) leaves no room for text: the tokenizer adds \(tokenizer.addedTokenCount) special tokens")
+        }
+        maxLength = length
+    }
+}
+
+/// Reads records separated by a byte, across files, numbering them from 1.
+///
+/// A batch owns a copy of its records' bytes, so the read buffer can move on while workers
+/// read the batch (slices of the read buffer would make every refill copy it).
+final class RecordReader {
+    struct Record {
+        var file: String
+        var number: Int      // 1-based within its file, for messages
+        var range: Range<Int> // in the batch's bytes
+    }
+
+    struct Batch {
+        var bytes: [UInt8] = []
+        var records: [Record] = []
+        func text(_ k: Int) -> ArraySlice<UInt8> { bytes[records[k].range] }
+    }
+
+    private let paths: [String]
+    private let separator: UInt8
+    private let stripCarriageReturn: Bool
+    private var fileIndex = -1
+    private var input: ByteInput?
+    private var pending: [UInt8] = []
+    private var pendingStart = 0
+    private var atEOF = true
+    private var lineInFile = 0
+    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
+    private(set) var bytesRead = 0
+
+    /// Bytes already read from standard input (to look at them) that come first.
+    private var prefetchedStandardInput: [UInt8]
+
+    init(paths: [String], separator: UInt8, prefetchedStandardInput: [UInt8] = []) {
+        self.paths = paths.isEmpty ? ["-"] : paths
+        self.separator = separator
+        self.prefetchedStandardInput = prefetchedStandardInput
+        stripCarriageReturn = separator == UInt8(ascii: "\n")
+    }
+
+    /// The next batch of at most `maxRecords` records or about `maxBytes` bytes; empty at the end.
+    func nextBatch(maxRecords: Int, maxBytes: Int) throws -> Batch {
+        var batch = Batch()
+        batch.bytes.reserveCapacity(min(maxBytes, 1 << 20))
+        while batch.records.count < maxRecords && batch.bytes.count < maxBytes {
+            guard try next(into: &batch) else { break }
+        }
+        return batch
+    }
+
+    /// Appends the next record to `batch`; false at the end of the last input.
+    private func next(into batch: inout Batch) throws -> Bool {
+        while true {
+            if let input {
+                let found = pending.withUnsafeBufferPointer { p -> Int? in
+                    guard pendingStart < p.count else { return nil }
+                    guard let hit = memchr(p.baseAddress! + pendingStart, Int32(separator), p.count - pendingStart) else { return nil }
+                    return p.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                }
+                if let cut = found {
+                    append(input.name, pendingStart..<cut, to: &batch)
+                    pendingStart = cut + 1
+                    return true
+                }
+                if !atEOF {
+                    if pendingStart > 0 {
+                        pending.removeSubrange(0..<pendingStart)
+                        pendingStart = 0
+                    }
+                    let n = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
+                    bytesRead += n
+                    if n == 0 { atEOF = true } else { pending.append(contentsOf: chunk[0..<n]) }
+                    continue
+                }
+                // The end of a file: a last record without its separator still counts.
+                if pendingStart < pending.count {
+                    append(input.name, pendingStart..<pending.count, to: &batch)
+                    pendingStart = pending.count
+                    return true
+                }
+                self.input = nil
+            }
+            fileIndex += 1
+            guard fileIndex < paths.count else { return false }
+            input = try ByteInput.open(paths[fileIndex])
+            pending.removeAll(keepingCapacity: true)
+            if paths[fileIndex] == "-" {
+                pending = prefetchedStandardInput
+                prefetchedStandardInput = []
+            }
+            pendingStart = 0
+            atEOF = false
+            lineInFile = 0
+        }
+    }
+
+    private func append(_ file: String, _ range: Range<Int>, to batch: inout Batch) {
+        var end = range.upperBound
+        if stripCarriageReturn && end > range.lowerBound && pending[end - 1] == 0x0D { end -= 1 }
+        let start = batch.bytes.count
+        batch.bytes.append(contentsOf: pending[range.lowerBound..<end])
+        lineInFile += 1
+        batch.records.append(Record(file: file, number: lineInFile, range: start..<batch.bytes.count))
+    }
+}
+
+/// What one record turned into; made on worker threads, written in order.
+struct RecordResult {
+    var id: String = ""
+    var ids: [UInt32] = []
+    var text: [UInt8] = []     // formatted output line(s) for the text formats
+    var error: String? = nil
+    var replaced = 0
+    var truncated = false
+}
+
+final class Runner {
+    let o: RuTok
+    let setup: Setup
+    let output = ByteOutput.standardOutput
+    let workspaces = Mutex<[EncodeWorkspace]>([])
+    var allWorkspaces: [EncodeWorkspace] = []
+
+    var records = 0
+    var tokens = 0
+    var truncated = 0
+    var replaced = 0
+    var unknownTokens = 0
+
+    init(_ o: RuTok) throws {
+        self.o = o
+        setup = try Setup(o)
+    }
+
+    func run() throws {
+        if o.format == .stream && !o.decode { try ToolRuntime.checkBinaryOutput(output, force: o.force) }
+        if let threads = o.threads { Parallel.setThreads(threads) }
+        let started = monotonicSeconds()
+        var prefetched: [UInt8] = []
+        if o.decode {
+            // --decode reads a token stream as well as id lines: look at the first bytes.
+            if let stream = try tokenStreamInput(prefetched: &prefetched) {
+                try decodeStream(stream)
+                return
+            }
+        }
+        let reader = RecordReader(paths: o.inputs, separator: o.nulSeparated ? 0 : UInt8(ascii: "\n"),
+                                  prefetchedStandardInput: prefetched)
+        let writer = o.format == .stream && !o.decode ? ChunkWriter(output: output) : nil
+        var metadata = StreamMetadata()
+        metadata["tokenizer_digest"] = .string(setup.digest)
+        metadata["prompt"] = .string(setup.promptText)
+        metadata["max_length"] = setup.maxLength.map { .number(Double($0)) } ?? .null
+
+        var globalNumber = 0
+        while true {
+            let batch = try reader.nextBatch(maxRecords: 8192, maxBytes: 8 << 20)
+            if batch.records.isEmpty { break }
+            let count = batch.records.count
+            var results = [RecordResult](repeating: RecordResult(), count: count)
+            let base = globalNumber
+            results.withUnsafeMutableBufferPointer { out in
+                let out = out
+                Parallel.forRanges(count) { lo, hi in
+                    let workspace = self.takeWorkspace()
+                    var encoding = Encoding()
+                    var scalars: [UInt32] = []
+                    for k in lo..<hi {
+                        out[k] = self.process(batch.text(k), number: base + k + 1, workspace: workspace, encoding: &encoding, scalars: &scalars)
+                    }
+                    self.returnWorkspace(workspace)
+                }
+            }
+            globalNumber += count
+
+            // In input order: stop at the first bad record, after everything before it.
+            var chunkIDs: [String] = []
+            var chunkLists: [[UInt32]] = []
+            for (k, r) in results.enumerated() {
+                if let error = r.error {
+                    if let writer, !chunkIDs.isEmpty { try writer.write(Chunk.tokens(ids: chunkIDs, lists: chunkLists, metadata: metadata)) }
+                    try output.flush()
+                    let record = batch.records[k]
+                    throw ToolError("\(record.file): \(o.nulSeparated ? "record" : "line") \(record.number): \(error)")
+                }
+                records += 1
+                tokens += r.ids.count
+                replaced += r.replaced
+                if r.truncated { truncated += 1 }
+                if let unk = setup.tokenizer.model.unknownTokenID { unknownTokens += r.ids.lazy.filter { $0 == unk }.count }
+                if writer != nil {
+                    chunkIDs.append(r.id)
+                    chunkLists.append(r.ids)
+                    if chunkIDs.count >= ChunkFormat.writerMaxRecords {
+                        try writer!.write(Chunk.tokens(ids: chunkIDs, lists: chunkLists, metadata: metadata))
+                        chunkIDs.removeAll(); chunkLists.removeAll()
+                    }
+                } else {
+                    try output.write(r.text)
+                }
+            }
+            if let writer, !chunkIDs.isEmpty { try writer.write(Chunk.tokens(ids: chunkIDs, lists: chunkLists, metadata: metadata)) }
+            try output.flush()
+        }
+        try output.flush()
+
+        if o.verbose {
+            let seconds = monotonicSeconds() - started
+            let dropped = allWorkspaces.reduce(0) { $0 + $1.droppedUnknown }
+            let mb = Double(reader.bytesRead) / 1e6
+            var line = "\(records) records, \(tokens) tokens"
+            if !o.decode {
+                line += ", \(truncated) truncated to \(setup.maxLength.map(String.init) ?? "-") tokens, \(unknownTokens) unknown tokens"
+                line += ", \(dropped) characters dropped (not in the vocabulary, no unk_token)"
+            }
+            line += ", \(replaced) invalid UTF-8 sequences replaced"
+            line += ", \(formatFixed(mb, 2)) MB in \(formatFixed(seconds, 2)) s (\(formatFixed(mb / max(seconds, 1e-9), 2)) MB/s)"
+            ToolRuntime.warn(line)
+        }
+    }
+
+    static let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
+
+    /// The path of a token stream to decode, when the single input is one (standard input is
+    /// copied to a temporary file first); nil otherwise, with what was read of standard input
+    /// in `prefetched`.
+    func tokenStreamInput(prefetched: inout [UInt8]) throws -> String? {
+        let paths = o.inputs.isEmpty ? ["-"] : o.inputs
+        guard paths.count == 1 else { return nil }
+        let input = try ByteInput.open(paths[0])
+        var head = [UInt8](repeating: 0, count: 1 << 16)
+        var n = 0
+        while n < 4 {
+            let got = try head.withUnsafeMutableBytes { try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[n...])) }
+            if got == 0 { break }
+            n += got
+        }
+        head.removeLast(head.count - n)
+        guard head.starts(with: Runner.zstdMagic) else {
+            if paths[0] == "-" { prefetched = head }
+            return nil
+        }
+        if paths[0] != "-" { return paths[0] }
+        var template = Array("/tmp/ru-tok-decode-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw ToolError("cannot create a temporary file for the token stream") }
+        let path = String(cString: template)
+        let spool = ByteOutput(fd: fd, name: path, capacity: 1 << 20, ownsDescriptor: true)
+        try spool.write(head)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let got = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
+            if got == 0 { break }
+            try chunk.withUnsafeBytes { try spool.write(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+        }
+        try spool.flush()
+        return path
+    }
+
+    /// Writes `id<TAB>text` (or JSONL) for every record of a token stream.
+    func decodeStream(_ path: String) throws {
+        defer { if path.hasPrefix("/tmp/ru-tok-decode-") { unlink(path) } }
+        let reader = try VectorStreamReader(path: path)
+        while let chunk = try reader.next() {
+            guard chunk.kind == .tokens else { throw ToolError("\(reader.name): a vector stream, not a token stream") }
+            if let digest = chunk.metadata["tokenizer_digest"]?.stringValue, digest != setup.digest {
+                ToolRuntime.warn("warning: the stream was made with another tokenizer (digest \(digest.prefix(12))…)")
+            }
+            for (id, ids) in zip(chunk.ids, chunk.tokenLists()) {
+                var result = RecordResult()
+                result.id = id
+                result = decodeIDs(ids, ids.count, into: result, withID: true)
+                if let error = result.error { throw ToolError("\(reader.name): record \(id): \(error)") }
+                records += 1
+                tokens += ids.count
+                try output.write(result.text)
+            }
+        }
+        try output.flush()
+    }
+
+    func takeWorkspace() -> EncodeWorkspace {
+        if let w = workspaces.withLock({ $0.popLast() }) { return w }
+        let w = EncodeWorkspace()
+        workspaces.withLock { _ in allWorkspaces.append(w) }
+        return w
+    }
+
+    func returnWorkspace(_ w: EncodeWorkspace) {
+        workspaces.withLock { $0.append(w) }
+    }
+
+    /// Parses, decodes and tokenizes one record, and formats its output.
+    func process(_ record: ArraySlice<UInt8>, number: Int, workspace: EncodeWorkspace,
+                 encoding: inout Encoding, scalars: inout [UInt32]) -> RecordResult {
+        var result = RecordResult()
+        result.id = String(number)
+        var textBytes = record
+        var jsonText: String? = nil
+
+        if o.tsv {
+            guard let tab = textBytes.firstIndex(of: 0x09) else {
+                result.error = "no tab: --tsv wants id<TAB>text"
+                return result
+            }
+            guard let id = decodeStrict(textBytes[textBytes.startIndex..<tab], &result) else { return result }
+            result.id = id
+            textBytes = textBytes[(tab + 1)...]
+        } else if o.jsonl {
+            var line = Array(textBytes)
+            if o.lossy, String(validating: line, as: UTF8.self) == nil {
+                var repaired: [UInt32] = []
+                _ = line.withUnsafeBytes { TextDecoding.scalars($0, lossy: true, into: &repaired, replaced: &result.replaced) }
+                line = UTF8Encoding.bytes(repaired)
+            }
+            let value: JSONValue
+            do { value = try line.withUnsafeBytes { try JSONValue.parse($0) } } catch {
+                result.error = String(validating: line, as: UTF8.self) == nil
+                    ? "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)" : "not a JSON object: \(error)"
+                return result
+            }
+            guard case .object = value else { result.error = "not a JSON object"; return result }
+            if let id = value[o.idField], id != .null {
+                switch id {
+                case .string(let s): result.id = s
+                case .number(let d): result.id = JSONValue.format(d)
+                default: result.error = "field \"\(o.idField)\" is neither a string nor a number"; return result
+                }
+            }
+            if o.decode {
+                guard let list = value["ids"]?.arrayValue else { result.error = "no \"ids\" array"; return result }
+                return decodeIDs(list.compactMap { $0.numberValue.map { UInt32(clamping: Int($0)) } }, list.count, into: result)
+            }
+            guard let text = value[o.textField]?.stringValue else {
+                result.error = "field \"\(o.textField)\" is missing or not a string"
+                return result
+            }
+            jsonText = text
+        }
+
+        if o.decode {
+            guard let text = decodeStrict(textBytes, &result) else { return result }
+            var ids: [UInt32] = []
+            for word in text.split(separator: " ", omittingEmptySubsequences: true) {
+                guard let id = UInt32(word) else { result.error = "\"\(word)\" is not a token id"; return result }
+                ids.append(id)
+            }
+            return decodeIDs(ids, ids.count, into: result)
+        }
+
+        // The text's scalars, after the prompt.
+        scalars.removeAll(keepingCapacity: true)
+        if let jsonText {
+            scalars.append(contentsOf: setup.promptScalars)
+            scalars.append(contentsOf: jsonText.unicodeScalars.lazy.map(\.value))
+        } else {
+            var decoded: [UInt32] = []
+            swap(&decoded, &scalars)
+            let ok = textBytes.withUnsafeBytes { TextDecoding.scalars($0, lossy: o.lossy, into: &decoded, replaced: &result.replaced) }
+            swap(&decoded, &scalars)
+            if !ok { result.error = "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)"; return result }
+            if !setup.promptScalars.isEmpty { scalars.insert(contentsOf: setup.promptScalars, at: 0) }
+        }
+        let truncatedBefore = workspace.truncated
+        scalars.withUnsafeBufferPointer {
+            setup.tokenizer.encode($0, maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
+                                   workspace: workspace, into: &encoding)
+        }
+        result.truncated = workspace.truncated != truncatedBefore
+        result.ids = encoding.ids
+        if o.format != .stream { result.text = format(result.id, encoding) }
+        return result
+    }
+
+    func decodeStrict(_ bytes: ArraySlice<UInt8>, _ result: inout RecordResult) -> String? {
+        if let s = String(validating: bytes, as: UTF8.self) { return s }
+        if !o.lossy { result.error = "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)"; return nil }
+        var scalars: [UInt32] = []
+        _ = Array(bytes).withUnsafeBytes { TextDecoding.scalars($0, lossy: true, into: &scalars, replaced: &result.replaced) }
+        return String(String.UnicodeScalarView(scalars.map { Unicode.Scalar($0)! }))
+    }
+
+    func decodeIDs(_ ids: [UInt32], _ given: Int, into result: RecordResult, withID: Bool? = nil) -> RecordResult {
+        var result = result
+        guard ids.count == given else { result.error = "ids must be non-negative integers"; return result }
+        let text: String
+        do { text = try setup.tokenizer.decode(ids, skipSpecialTokens: !o.keepSpecialTokens) } catch let e as ToolError {
+            result.error = e.message; return result
+        } catch { result.error = "\(error)"; return result }
+        result.ids = ids
+        var out = ""
+        if o.format == .jsonl {
+            out = "{\"id\": "
+            JSONValue.writeString(result.id, to: &out)
+            out += ", \"text\": "
+            JSONValue.writeString(text, to: &out)
+            out += "}\n"
+        } else {
+            if withID ?? (o.tsv || o.jsonl) { out = result.id + "\t" }
+            // One record per line: line breaks inside the decoded text become spaces.
+            var flat = String.UnicodeScalarView()
+            for s in text.unicodeScalars { flat.append(s == "\n" || s == "\r" || (o.tsv && s == "\t") ? " " : s) }
+            out += String(flat) + (o.nulSeparated ? "\0" : "\n")
+        }
+        result.text = Array(out.utf8)
+        return result
+    }
+
+    func format(_ id: String, _ e: Encoding) -> [UInt8] {
+        var out: [UInt8] = []
+        let terminator: UInt8 = o.nulSeparated ? 0 : 0x0A
+        let withID = o.tsv || o.jsonl
+        switch o.format {
+        case .ids:
+            if withID { out.append(contentsOf: id.utf8); out.append(0x09) }
+            for (k, t) in e.ids.enumerated() {
+                if k > 0 { out.append(0x20) }
+                appendDecimal(Int(t), to: &out)
+            }
+            out.append(terminator)
+        case .tokens:
+            if withID { out.append(contentsOf: id.utf8); out.append(0x09) }
+            for (k, t) in e.ids.enumerated() {
+                if k > 0 { out.append(0x20) }
+                out.append(contentsOf: setup.tokenizer.vocabulary.token(t) ?? [])
+            }
+            out.append(terminator)
+        case .jsonl:
+            var s = "{\"id\": "
+            JSONValue.writeString(id, to: &s)
+            s += ", \"ids\": ["
+            s += e.ids.map { String($0) }.joined(separator: ", ")
+            s += "], \"tokens\": ["
+            for (k, t) in e.ids.enumerated() {
+                if k > 0 { s += ", " }
+                JSONValue.writeString(String(decoding: setup.tokenizer.vocabulary.token(t) ?? [], as: UTF8.self), to: &s)
+            }
+            s += "], \"offsets\": ["
+            s += (0..<e.count).map { "[\(e.starts[$0]), \(e.ends[$0])]" }.joined(separator: ", ")
+            s += "]}\n"
+            out.append(contentsOf: s.utf8)
+        case .stream:
+            break
+        }
+        return out
+    }
+}
+
+func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+    if value < 10 { out.append(UInt8(48 + value)); return }
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var v = value, n = 0
+    withUnsafeMutableBytes(of: &digits) { d in
+        while v > 0 { d[n] = UInt8(48 + v % 10); v /= 10; n += 1 }
+        for k in stride(from: n - 1, through: 0, by: -1) { out.append(d[k]) }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func formatFixed(_ x: Double, _ digits: Int) -> String {
+    let scale = pow(10.0, Double(digits))
+    let r = (x * scale).rounded() / scale
+    var s = String(r)
+    if let dot = s.firstIndex(of: ".") {
+        let decimals = s.distance(from: dot, to: s.endIndex) - 1
+        if decimals < digits { s += String(repeating: "0", count: digits - decimals) }
+    }
+    return s
+}
