@@ -25,9 +25,14 @@ let package = Package(
             name: "CDNNL",
             providers: [.apt(["libdnnl-dev"])]
         ),
+        // Vector kernels in C, built for AVX-512, AVX2 and baseline CPUs at once.
+        .target(
+            name: "CKernels",
+            cSettings: [.unsafeFlags(["-O3", "-ffast-math"])]
+        ),
         .target(
             name: "RuEmbed",
-            dependencies: ["CZstd", "CDNNL"]
+            dependencies: ["CZstd", "CDNNL", "CKernels"]
         ),
         .testTarget(
             name: "RuEmbedTests",

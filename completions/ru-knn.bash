@@ -163,7 +163,7 @@ _ru-knn() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--jsonl --version -h --help)
+    local -a non_repeating_flags=(--jsonl --no-screen --verbose --version -h --help)
     local -a repeating_options=()
     local -a non_repeating_options=(--index -k --min-score --batch --block --threads)
     __ru-knn_offer_flags_options 1

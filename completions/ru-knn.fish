@@ -20,7 +20,7 @@ function __ru-knn_parse_tokens -S
     set -l unparsed_tokens (__ru-knn_tokens -pc)
     switch $unparsed_tokens[1]
     case 'ru-knn'
-        __ru-knn_parse_subcommand 1 'index=' 'k=' 'min-score=' 'jsonl' 'batch=' 'block=' 'threads=' 'version' 'h/help'
+        __ru-knn_parse_subcommand 1 'index=' 'k=' 'min-score=' 'jsonl' 'batch=' 'block=' 'threads=' 'no-screen' 'verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __ru-knn_parse_subcommand -r 1 'version'
@@ -84,6 +84,8 @@ complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options 
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" batch' -l 'batch' -d 'Queries scored per pass over the corpus.' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" block' -l 'block' -d 'Corpus vectors per matrix product.' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" threads' -l 'threads' -d 'Threads (default: all cores).' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" no-screen' -l 'no-screen' -d 'Score every document with f32 products instead of screening with int8 first (same results, slower).'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" verbose' -l 'verbose' -d 'Report corpus size and how many documents the int8 screen let through on stderr.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" version' -l 'version' -d 'Show the version.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'help' -d 'Show subcommand help information.'

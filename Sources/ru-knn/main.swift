@@ -15,7 +15,9 @@ struct RuKnn: ParsableCommand {
 
         The corpus is streamed in blocks and scored against a batch of queries with one matrix
         product per block, so memory is bounded by the block, the batch and K, not by the
-        corpus. When the queries exceed one batch the corpus is read again for each batch, so
+        corpus. The product is int8 (VNNI) with a rigorous bound on its error: only documents
+        that could enter a query's top K are scored again in f32, so the result is the exact f32
+        one (--no-screen scores everything in f32). When the queries exceed one batch the corpus is read again for each batch, so
         it must then be a regular file.
 
         Examples:
@@ -48,6 +50,12 @@ struct RuKnn: ParsableCommand {
 
     @Option(help: "Threads (default: all cores).")
     var threads: Int?
+
+    @Flag(help: "Score every document with f32 products instead of screening with int8 first (same results, slower).")
+    var noScreen = false
+
+    @Flag(help: "Report corpus size and how many documents the int8 screen let through on stderr.")
+    var verbose = false
 
     @Argument(help: "The query stream (`-` or none: standard input).")
     var queries: String = "-"
@@ -88,7 +96,10 @@ struct RuKnn: ParsableCommand {
                     while try corpus.next({ _, _ in }) != nil {}
                     return
                 }
-                let search = ExactSearch(queries: queryValues, dim: queryValues.count / n, k: k)
+                let search = ExactSearch(queries: queryValues, dim: queryValues.count / n, k: k,
+                                         method: noScreen ? .f32 : .int8Screened)
+                // f32 vectors flagged normalized are used as they are; others are normalised here.
+                let normalized = corpus.shape.map { $0.normalized && $0.dtype == .f32 } ?? false
                 var blockValues: [Float] = []
                 var blockIDs: [String] = []
                 while true {
@@ -97,8 +108,13 @@ struct RuKnn: ParsableCommand {
                     let m = try corpus.nextBlock(maxRows: block, values: &blockValues, ids: &blockIDs)
                     if m == 0 { break }
                     blockValues.withUnsafeMutableBufferPointer {
-                        search.add(block: $0.baseAddress!, count: m, ids: blockIDs)
+                        search.add(block: $0.baseAddress!, count: m, ids: blockIDs, normalized: normalized)
                     }
+                }
+                if verbose {
+                    let pairs = max(1, search.corpusCount * n)
+                    let share = NumberFormat.fixed(100 * Double(search.exactScores) / Double(pairs), decimals: 3)
+                    ToolRuntime.warn("\(n) queries × \(search.corpusCount) documents; \(noScreen ? "all scored in f32" : "\(search.exactScores) pairs (\(share) %) passed the int8 screen")")
                 }
                 try write(search.results(), queryIDs: queryIDs)
                 try ByteOutput.standardOutput.flush()

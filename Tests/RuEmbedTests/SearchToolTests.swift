@@ -88,13 +88,13 @@ import Testing
         }
     }
 
-    @Test(arguments: [1, 10, 5000])
-    func knnMatchesBruteForce(k: Int) throws {
+    @Test(arguments: [(1, false), (10, false), (10, true), (5000, false)])
+    func knnMatchesBruteForce(k: Int, noScreen: Bool) throws {
         let dim = 32
         let (q, idsQ, vq) = try vectors(60, dim: dim, seed: 6, prefix: "q", chunkSize: 25)
         let (c, idsC, vc) = try vectors(2500, dim: dim, seed: 7, prefix: "d", chunkSize: 700)
         // Small blocks and batches so the block loop and the corpus re-reads are exercised.
-        let r = try T.run("ru-knn", ["--index", c, "-k", String(k), "--block", "300", "--batch", "17", q])
+        let r = try T.run("ru-knn", ["--index", c, "-k", String(k), "--block", "300", "--batch", "17", q] + (noScreen ? ["--no-screen"] : []))
         #expect(r.status == 0, "\(r.stderr)")
         let expected = bruteForceTopK(queries: vq, corpus: vc, dim: dim, k: k)
         #expect(r.lines.count == expected.reduce(0) { $0 + $1.count })
@@ -169,12 +169,13 @@ import Testing
         #expect(r.status == 2 && r.stderr.contains("bad.vec: not a vector stream"))
     }
 
-    @Test func exactSearchKeepsTheBestK() {
+    @Test(arguments: [ExactSearch.Method.f32, .int8Screened])
+    func exactSearchKeepsTheBestK(method: ExactSearch.Method) {
         // Library level: scores offered in several blocks, k larger than some blocks.
         var random = T.Random(seed: 21)
         let dim = 5, nq = 4, nc = 57
         let queries = random.vectors(nq, dim), corpus = random.vectors(nc, dim)
-        let search = ExactSearch(queries: queries, dim: dim, k: 7)
+        let search = ExactSearch(queries: queries, dim: dim, k: 7, method: method)
         var start = 0
         for size in [3, 20, 1, 33] {
             var block = Array(corpus[start * dim..<(start + size) * dim])
@@ -188,5 +189,39 @@ import Testing
             #expect(got.map(\.index) == want.map(\.0))
             #expect(got.map(\.id) == want.map { String($0.0) })
         }
+    }
+
+    @Test func int8ScreenIsExactOnNearTiesAndSkipsMostDocuments() {
+        // Documents that differ from each other by less than the int8 error bound: the screen
+        // must let every one of them through to the f32 scores and rank them as f32 does.
+        var random = T.Random(seed: 31)
+        let dim = 64, nq = 20
+        let centre = random.vectors(1, dim)
+        var corpus: [Float] = []
+        for _ in 0..<300 { corpus += centre.map { $0 + random.float() * 1e-4 } }
+        corpus += random.vectors(3000, dim)             // far documents the screen should skip
+        let nc = corpus.count / dim
+        let queries = (0..<nq).flatMap { _ in centre.map { $0 + random.float() * 0.05 } }
+        let search = ExactSearch(queries: queries, dim: dim, k: 25, method: .int8Screened)
+        var block = corpus
+        block.withUnsafeMutableBufferPointer { search.add(block: $0.baseAddress!, count: nc, ids: (0..<nc).map(String.init)) }
+        // The reference scores every document with the same f32 kernel on the same normalised
+        // vectors, so the floats are identical and so must the rankings be, near ties included.
+        var normalizedQueries = queries, normalizedCorpus = corpus
+        normalizedQueries.withUnsafeMutableBufferPointer { VectorMath.normalizeRows($0.baseAddress!, count: nq, dim: dim) }
+        normalizedCorpus.withUnsafeMutableBufferPointer { VectorMath.normalizeRows($0.baseAddress!, count: nc, dim: dim) }
+        for (q, got) in search.results().enumerated() {
+            let scores = normalizedQueries.withUnsafeBufferPointer { qp in
+                normalizedCorpus.withUnsafeBufferPointer { cp in
+                    (0..<nc).map { VectorMath.dot(qp.baseAddress! + q * dim, cp.baseAddress! + $0 * dim, dim: dim) }
+                }
+            }
+            let expected = (0..<nc).sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }.prefix(25)
+            #expect(got.map(\.index) == Array(expected), "query \(q)")
+            #expect(got.map(\.score) == expected.map { scores[$0] })
+        }
+        let screened = search
+        #expect(screened.exactScores >= nq * 25)
+        #expect(screened.exactScores < nq * nc / 4, "the screen let \(screened.exactScores) of \(nq * nc) pairs through")
     }
 }

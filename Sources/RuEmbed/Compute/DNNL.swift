@@ -25,8 +25,8 @@ enum DNNL {
         }
     }
 
-    /// A 2-D f32 memory descriptor with the given strides (in elements).
-    static func matrix(rows: Int, cols: Int, rowStride: Int, colStride: Int) -> dnnl_memory_desc_t {
+    /// A 2-D memory descriptor with the given strides (in elements).
+    static func matrix(rows: Int, cols: Int, rowStride: Int, colStride: Int, type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         var dims: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var strides: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -37,7 +37,7 @@ enum DNNL {
             withUnsafePointer(to: &strides) { s in
                 d.withMemoryRebound(to: Int64.self, capacity: 12) { d in
                     s.withMemoryRebound(to: Int64.self, capacity: 12) { s in
-                        check(dnnl_memory_desc_init_by_strides(&md, 2, d, dnnl_f32, s), "describe a \(rows)×\(cols) matrix")
+                        check(dnnl_memory_desc_init_by_strides(&md, 2, d, type, s), "describe a \(rows)×\(cols) matrix")
                     }
                 }
             }
@@ -52,19 +52,28 @@ enum DNNL {
 /// The primitive is created for the exact shape (30–40 % faster at small M than a
 /// run-time M); create one per shape and keep it.
 public final class MatmulNT {
+    /// The element types of A, B and C.
+    public enum Precision {
+        /// f32 × f32 → f32.
+        case f32
+        /// int8 × int8 → int32 (VNNI on CPUs that have it), for screening scores.
+        case int8
+    }
+
     public let m: Int, n: Int, k: Int
     private let primitive: dnnl_primitive_t
     private var a: dnnl_memory_t?, b: dnnl_memory_t?, c: dnnl_memory_t?
 
-    public init(m: Int, n: Int, k: Int) {
+    public init(m: Int, n: Int, k: Int, precision: Precision = .f32) {
         precondition(m > 0 && n > 0 && k > 0)
         self.m = m
         self.n = n
         self.k = k
         let ctx = DNNL.context
-        var aMD = DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1)
-        var bMD = DNNL.matrix(rows: k, cols: n, rowStride: 1, colStride: k)
-        var cMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1)
+        let (inputType, outputType) = precision == .f32 ? (dnnl_f32, dnnl_f32) : (dnnl_s8, dnnl_s32)
+        var aMD = DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1, type: inputType)
+        var bMD = DNNL.matrix(rows: k, cols: n, rowStride: 1, colStride: k, type: inputType)
+        var cMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1, type: outputType)
         var desc = dnnl_matmul_desc_t()
         DNNL.check(dnnl_matmul_desc_init(&desc, &aMD, &bMD, nil, &cMD), "describe a matmul")
         var pd: dnnl_primitive_desc_t?
@@ -87,10 +96,18 @@ public final class MatmulNT {
     }
 
     public func run(a aPtr: UnsafePointer<Float>, b bPtr: UnsafePointer<Float>, c cPtr: UnsafeMutablePointer<Float>) {
+        run(raw: UnsafeRawPointer(aPtr), UnsafeRawPointer(bPtr), UnsafeMutableRawPointer(cPtr))
+    }
+
+    public func run(a aPtr: UnsafePointer<Int8>, b bPtr: UnsafePointer<Int8>, c cPtr: UnsafeMutablePointer<Int32>) {
+        run(raw: UnsafeRawPointer(aPtr), UnsafeRawPointer(bPtr), UnsafeMutableRawPointer(cPtr))
+    }
+
+    private func run(raw aPtr: UnsafeRawPointer, _ bPtr: UnsafeRawPointer, _ cPtr: UnsafeMutableRawPointer) {
         let ctx = DNNL.context
         dnnl_memory_set_data_handle(a, UnsafeMutableRawPointer(mutating: aPtr))
         dnnl_memory_set_data_handle(b, UnsafeMutableRawPointer(mutating: bPtr))
-        dnnl_memory_set_data_handle(c, UnsafeMutableRawPointer(cPtr))
+        dnnl_memory_set_data_handle(c, cPtr)
         var args = [
             dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_SRC */, memory: a),
             dnnl_exec_arg_t(arg: 33 /* DNNL_ARG_WEIGHTS */, memory: b),

@@ -10,14 +10,15 @@ public struct Chunk: Sendable {
     public var flags: ChunkFlags
     public var metadata: StreamMetadata
     public var ids: [String]
-    public var payload: [UInt8]
+    /// The payload bytes; a slice that may share the reader's decompression buffer.
+    public var payload: ArraySlice<UInt8>
 
     public var count: Int { ids.count }
     public var isNormalized: Bool { flags.contains(.normalized) }
     public var rowBytes: Int { dtype.rowBytes(dim: dim) }
 
     public init(kind: ChunkKind, dtype: ElementType, dim: Int, flags: ChunkFlags,
-                metadata: StreamMetadata, ids: [String], payload: [UInt8]) {
+                metadata: StreamMetadata, ids: [String], payload: ArraySlice<UInt8>) {
         self.kind = kind
         self.dtype = dtype
         self.dim = dim
@@ -49,8 +50,25 @@ public struct Chunk: Sendable {
 
     // MARK: Decoding
 
-    /// Parses and checks a whole chunk. Errors carry the 0-based record where one applies.
+    /// Parses and checks the first `size` bytes of `bytes` as a chunk. The payload is a slice
+    /// of `bytes`, shared rather than copied. Errors carry the 0-based record where one applies.
+    public static func decode(_ bytes: [UInt8], size: Int) throws -> Chunk {
+        var (chunk, payload) = try bytes.withUnsafeBytes { try decodeHeaderAndIDs(UnsafeRawBufferPointer(rebasing: $0[0..<size])) }
+        chunk.payload = bytes[payload]
+        try chunk.checkPayload()
+        return chunk
+    }
+
+    /// Parses and checks a whole chunk held in `p` (the payload is copied).
     public static func decode(_ p: UnsafeRawBufferPointer) throws -> Chunk {
+        var (chunk, payload) = try decodeHeaderAndIDs(p)
+        chunk.payload = ArraySlice(p[payload])
+        try chunk.checkPayload()
+        return chunk
+    }
+
+    /// Everything but the payload, and where the payload lies in `p`.
+    private static func decodeHeaderAndIDs(_ p: UnsafeRawBufferPointer) throws -> (Chunk, Range<Int>) {
         let header = try ChunkHeader.decode(p)
         let count = header.count
         var offset = header.headerSize
@@ -81,11 +99,9 @@ public struct Chunk: Sendable {
         }
 
         let payloadStart = header.payloadOffset
-        let payload = Array(p[payloadStart..<payloadStart + header.payloadLength])
         let chunk = Chunk(kind: header.kind, dtype: header.dtype, dim: header.dim, flags: header.flags,
-                          metadata: metadata, ids: ids, payload: payload)
-        try chunk.checkPayload()
-        return chunk
+                          metadata: metadata, ids: ids, payload: [])
+        return (chunk, payloadStart..<payloadStart + header.payloadLength)
     }
 
     private func checkPayload() throws {
@@ -272,7 +288,7 @@ extension Chunk {
                 preconditionFailure("u32 is for token chunks")
             }
         }
-        return Chunk(kind: .vectors, dtype: dtype, dim: dim, flags: flags, metadata: metadata, ids: ids, payload: payload)
+        return Chunk(kind: .vectors, dtype: dtype, dim: dim, flags: flags, metadata: metadata, ids: ids, payload: payload[...])
     }
 
     /// Encodes token id lists as a token chunk.
@@ -281,6 +297,6 @@ extension Chunk {
         payload.reserveCapacity(4 * (lists.count + lists.reduce(0) { $0 + $1.count }))
         for list in lists { payload.appendLE(UInt32(list.count)) }
         for list in lists { for t in list { payload.appendLE(t) } }
-        return Chunk(kind: .tokens, dtype: .u32, dim: 0, flags: [], metadata: metadata, ids: ids, payload: payload)
+        return Chunk(kind: .tokens, dtype: .u32, dim: 0, flags: [], metadata: metadata, ids: ids, payload: payload[...])
     }
 }

@@ -21,6 +21,10 @@ public final class VectorRecords {
     /// Reads chunks until one with records is current; false at the end of the stream.
     private func advance(decodingRows: Bool = true) throws -> Bool {
         while chunk == nil || index >= chunk!.count {
+            // Let go of the old chunk first: its payload shares the reader's buffer, which can
+            // then be reused in place instead of copied.
+            chunk = nil
+            floats = []
             guard let next = try reader.next() else {
                 chunk = nil
                 return false

@@ -223,9 +223,9 @@ public final class VectorStreamReader {
     private func decodeChunk(_ size: Int) throws -> Chunk {
         let chunk: Chunk
         do {
-            chunk = try chunkBuffer.withUnsafeBytes { p in
-                try Chunk.decode(UnsafeRawBufferPointer(rebasing: p[0..<size]))
-            }
+            // The chunk's payload shares chunkBuffer; the next frame decompresses into a fresh
+            // buffer if the caller still holds it (copy-on-write), into this one otherwise.
+            chunk = try Chunk.decode(chunkBuffer, size: size)
         } catch let error as ChunkDecodeError {
             var where_ = position
             if let r = error.record { where_.record = records + r + 1 }

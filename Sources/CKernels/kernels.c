@@ -1,0 +1,92 @@
+#include "ckernels.h"
+#include <math.h>
+
+#if defined(__x86_64__) && defined(__linux__)
+#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+MULTIVERSION
+float ck_dot(const float *a, const float *b, size_t n) {
+    // Sixteen partial sums so the compiler can keep one vector register of them.
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (size_t l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+    float sum = 0;
+    for (size_t l = 0; l < 16; l++) sum += acc[l];
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+MULTIVERSION
+void ck_normalize_rows(float *rows, size_t count, size_t dim) {
+    for (size_t r = 0; r < count; r++) {
+        float *row = rows + r * dim;
+        double sum = 0;
+        float acc[16] = {0};
+        size_t j = 0;
+        for (; j + 16 <= dim; j += 16)
+            for (size_t l = 0; l < 16; l++) acc[l] += row[j + l] * row[j + l];
+        for (size_t l = 0; l < 16; l++) sum += acc[l];
+        for (; j < dim; j++) sum += (double)row[j] * row[j];
+        if (sum > 0) {
+            float inverse = (float)(1.0 / sqrt(sum));
+            for (j = 0; j < dim; j++) row[j] *= inverse;
+        }
+    }
+}
+
+MULTIVERSION
+void ck_quantize_rows(const float *rows, size_t count, size_t dim, int8_t *codes,
+                      float *scales, float *bounds) {
+    for (size_t r = 0; r < count; r++) {
+        const float *row = rows + r * dim;
+        int8_t *out = codes + r * dim;
+        float max_abs = 0;
+        for (size_t j = 0; j < dim; j++) max_abs = fmaxf(max_abs, fabsf(row[j]));
+        if (!(max_abs > 0)) {
+            for (size_t j = 0; j < dim; j++) out[j] = 0;
+            scales[r] = 0;
+            bounds[r] = 0;
+            continue;
+        }
+        float inverse = 127.0f / max_abs;
+        int32_t l1 = 0;
+        for (size_t j = 0; j < dim; j++) {
+            // nearbyintf rounds to nearest even in the default rounding mode and vectorises.
+            float q = nearbyintf(row[j] * inverse);
+            q = fminf(127.0f, fmaxf(-127.0f, q));
+            int32_t code = (int32_t)q;
+            out[j] = (int8_t)code;
+            l1 += code < 0 ? -code : code;
+        }
+        float scale = max_abs / 127.0f;
+        scales[r] = scale;
+        bounds[r] = scale * (float)l1;
+    }
+}
+
+MULTIVERSION
+size_t ck_next_candidate(const int32_t *approx, const float *scales, const float *bounds,
+                         size_t start, size_t count, float query_scale, float half_l1,
+                         float half_query_scale, float margin, float threshold) {
+    size_t i = start;
+    // Blocks of 16 tested without branches; a block with a candidate is searched one by one.
+    for (; i + 16 <= count; i += 16) {
+        int any = 0;
+        for (size_t l = 0; l < 16; l++) {
+            float upper = scales[i + l] * ((float)approx[i + l] * query_scale + half_l1)
+                        + bounds[i + l] * half_query_scale + margin;
+            any |= upper >= threshold;
+        }
+        if (any) break;
+    }
+    for (; i < count; i++) {
+        float upper = scales[i] * ((float)approx[i] * query_scale + half_l1)
+                    + bounds[i] * half_query_scale + margin;
+        if (upper >= threshold) return i;
+    }
+    return count;
+}
