@@ -57,7 +57,7 @@ public final class LineReader {
                 bytes = UnsafeRawBufferPointer(rebasing: bytes.dropLast())
             }
             guard let s = String(validating: bytes, as: UTF8.self) else {
-                throw ToolError("\(input.name): line \(lineNumber + 0): invalid UTF-8")
+                throw ToolError("\(input.name): line \(lineNumber): invalid UTF-8")
             }
             return s
         }
