@@ -62,22 +62,36 @@ public enum VectorTextImport {
 }
 
 public enum VectorBinaryImport {
-    /// Reads exactly `n` bytes, or fewer only at the end of the input.
-    static func readExactly(_ input: ByteInput, _ n: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: n)
-        var got = 0
-        while got < n {
-            let k = try out.withUnsafeMutableBytes { try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[got...])) }
-            if k == 0 { break }
-            got += k
+    /// Reads exactly `n` bytes, or fewer only at the end of the input, through a 1 MiB buffer
+    /// (binary formats are read a record of a few KiB at a time).
+    final class BufferedBytes {
+        let input: ByteInput
+        private var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        private var start = 0, end = 0
+
+        init(_ input: ByteInput) { self.input = input }
+
+        func read(_ n: Int) throws -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(n)
+            while out.count < n {
+                if start == end {
+                    start = 0
+                    end = try buffer.withUnsafeMutableBytes { try input.read(into: $0) }
+                    if end == 0 { break }
+                }
+                let take = min(n - out.count, end - start)
+                out.append(contentsOf: buffer[start..<start + take])
+                start += take
+            }
+            return out
         }
-        if got < n { out.removeLast(n - got) }
-        return out
     }
 
     /// A 1-D or 2-D NumPy array of float32, float64 or float16 (either byte order).
     public static func npy(_ input: ByteInput, _ emit: VectorEmitter) throws {
-        let header = try NPY.readHeader({ try readExactly(input, $0) }, name: input.name)
+        let bytes = BufferedBytes(input)
+        let header = try NPY.readHeader({ try bytes.read($0) }, name: input.name)
         let shape = header.shape
         guard shape.count == 1 || shape.count == 2 else {
             throw ToolError("\(input.name): a .npy array of shape \(shape) is not a list of vectors (need 1 or 2 dimensions)")
@@ -108,7 +122,7 @@ public enum VectorBinaryImport {
         }
         if header.fortranOrder && rows > 1 {
             // Column-major: the whole array must be read before the first row is known.
-            let data = try readExactly(input, rows * cols * size)
+            let data = try bytes.read(rows * cols * size)
             guard data.count == rows * cols * size else { throw ToolError("\(input.name): truncated .npy data") }
             try data.withUnsafeBytes { p in
                 for r in 0..<rows {
@@ -120,26 +134,27 @@ public enum VectorBinaryImport {
         }
         for r in 0..<rows {
             let place = "\(input.name): row \(r + 1)"
-            let data = try readExactly(input, cols * size)
+            let data = try bytes.read(cols * size)
             guard data.count == cols * size else { throw ToolError("\(place): truncated .npy data") }
             let vector = try data.withUnsafeBytes { p in try checked((0..<cols).map { value(p, $0) }, place: place) }
             try emit(nil, vector, place)
         }
-        if try !readExactly(input, 1).isEmpty { throw ToolError("\(input.name): data beyond the \(rows) rows its header declares") }
+        if try !bytes.read(1).isEmpty { throw ToolError("\(input.name): data beyond the \(rows) rows its header declares") }
     }
 
     /// `.fvecs`: per record a little-endian int32 dimension and that many float32 values.
     public static func fvecs(_ input: ByteInput, _ emit: VectorEmitter) throws {
+        let bytes = BufferedBytes(input)
         var record = 0
         while true {
-            let head = try readExactly(input, 4)
+            let head = try bytes.read(4)
             if head.isEmpty { return }
             record += 1
             let place = "\(input.name): record \(record)"
             guard head.count == 4 else { throw ToolError("\(place): truncated dimension") }
             let dim = Int(Int32(littleEndian: head.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }))
             guard dim > 0 && dim < 1 << 20 else { throw ToolError("\(place): bad dimension \(dim)") }
-            let data = try readExactly(input, 4 * dim)
+            let data = try bytes.read(4 * dim)
             guard data.count == 4 * dim else { throw ToolError("\(place): truncated vector") }
             let vector = try data.withUnsafeBytes { p in
                 try checked((0..<dim).map { Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }, place: place)

@@ -31,13 +31,21 @@ public struct Chunk: Sendable {
     // MARK: Encoding
 
     public func encode() -> [UInt8] {
+        var out: [UInt8] = []
+        encode(into: &out)
+        return out
+    }
+
+    /// Encodes into `out`, replacing its contents but keeping its capacity (writers reuse one
+    /// buffer instead of faulting in fresh pages for every chunk).
+    public func encode(into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
         let ext = metadata.encoded()
         var idBytes = 0
         for id in ids { idBytes += id.utf8.count }
         let idsLength = 4 * ids.count + idBytes
         let header = ChunkHeader(kind: kind, dtype: dtype, dim: dim, count: ids.count, flags: flags,
                                  extensionLength: ext.count, idsLength: idsLength, payloadLength: payload.count)
-        var out: [UInt8] = []
         out.reserveCapacity(header.totalSize)
         header.encode(into: &out)
         out.append(contentsOf: ext)
@@ -45,7 +53,6 @@ public struct Chunk: Sendable {
         for id in ids { out.append(contentsOf: id.utf8) }
         out.append(contentsOf: [UInt8](repeating: 0, count: header.payloadOffset - out.count))
         out.append(contentsOf: payload)
-        return out
     }
 
     // MARK: Decoding

@@ -25,8 +25,11 @@ public final class ChunkWriter {
         }
     }
 
+    private var encoded: [UInt8] = []
+
     public func write(_ chunk: Chunk) throws {
-        let bytes = chunk.encode()
+        chunk.encode(into: &encoded)
+        let bytes = encoded
         compressor.setLevel(level ?? ChunkWriter.defaultLevel(for: chunk))
         let frame = try bytes.withUnsafeBytes { try compressor.compress($0) }
         try output.write(frame)
