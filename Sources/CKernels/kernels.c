@@ -90,3 +90,69 @@ size_t ck_next_candidate(const int32_t *approx, const float *scales, const float
     }
     return count;
 }
+
+MULTIVERSION
+void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *codes,
+                         float *scales, int32_t *zero_points) {
+    for (size_t r = 0; r < count; r++) {
+        const float *row = rows + r * dim;
+        float lo = 0, hi = 0;
+        for (size_t j = 0; j < dim; j++) {
+            lo = fminf(lo, row[j]);
+            hi = fmaxf(hi, row[j]);
+        }
+        float scale = (hi - lo) / 255.0f;
+        if (!(scale > 0)) scale = 1;
+        int32_t zero = (int32_t)nearbyintf(-lo / scale);
+        if (zero < 0) zero = 0;
+        if (zero > 255) zero = 255;
+        float inverse = 1.0f / scale, shift = (float)zero;
+        uint8_t *out = codes + r * dim;
+        for (size_t j = 0; j < dim; j++) {
+            float q = nearbyintf(row[j] * inverse) + shift;
+            q = fminf(255.0f, fmaxf(0.0f, q));
+            out[j] = (uint8_t)(int32_t)q;
+        }
+        scales[r] = scale;
+        zero_points[r] = zero;
+    }
+}
+
+MULTIVERSION
+void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t *codes,
+                            float *scales, int32_t *code_sums) {
+    for (size_t r = 0; r < count; r++) {
+        const float *row = rows + r * dim;
+        float max_abs = 0;
+        for (size_t j = 0; j < dim; j++) max_abs = fmaxf(max_abs, fabsf(row[j]));
+        float scale = max_abs > 0 ? max_abs / 127.0f : 1.0f;
+        float inverse = 1.0f / scale;
+        int32_t sum = 0;
+        for (size_t j = 0; j < dim; j++) {
+            float q = fminf(127.0f, fmaxf(-127.0f, nearbyintf(row[j] * inverse)));
+            int32_t code = (int32_t)q;
+            codes[r * dim + j] = (int8_t)code;
+            sum += code;
+        }
+        scales[r] = scale;
+        code_sums[r] = sum;
+    }
+}
+
+MULTIVERSION
+void ck_dequantize(const int32_t *acc, size_t rows, size_t cols, const float *x_scales,
+                   const int32_t *x_zero_points, const float *w_scales, const int32_t *w_sums,
+                   const float *bias, float *out, int epilogue) {
+    for (size_t m = 0; m < rows; m++) {
+        const int32_t *a = acc + m * cols;
+        float *o = out + m * cols;
+        float xs = x_scales[m];
+        int32_t zero = x_zero_points[m];
+        for (size_t n = 0; n < cols; n++) {
+            float v = xs * w_scales[n] * (float)(a[n] - zero * w_sums[n]);
+            if (bias) v += bias[n];
+            if (epilogue == CK_GELU_ERF) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+            if (epilogue == CK_ACCUMULATE) o[n] += v; else o[n] = v;
+        }
+    }
+}

@@ -26,3 +26,25 @@ size_t ck_next_candidate(const int32_t *approx, const float *scales, const float
                          float half_query_scale, float margin, float threshold);
 
 #endif
+
+#ifndef RU_EMBED_CKERNELS_INT8_H
+#define RU_EMBED_CKERNELS_INT8_H
+/// Asymmetric per-row u8 quantisation of activations: x ≈ scale·(code − zero_point).
+/// The range always includes 0, so zero is exact; a constant row gets scale 1.
+void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *codes,
+                         float *scales, int32_t *zero_points);
+
+/// Symmetric per-row int8 weights: w ≈ scale·code with scale = max|w| / 127; also writes
+/// the sum of each row's codes (for the zero-point correction of u8 activations).
+void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t *codes,
+                            float *scales, int32_t *code_sums);
+
+/// What follows the dequantisation of an int8 product.
+enum ck_epilogue { CK_PLAIN = 0, CK_GELU_ERF = 1, CK_ACCUMULATE = 2 };
+
+/// out[m, n] (=, or += for CK_ACCUMULATE) x_scale[m]·w_scale[n]·(acc[m, n] − x_zero[m]·w_sum[n])
+/// + bias[n], then GELU for CK_GELU_ERF. bias may be NULL.
+void ck_dequantize(const int32_t *acc, size_t rows, size_t cols, const float *x_scales,
+                   const int32_t *x_zero_points, const float *w_scales, const int32_t *w_sums,
+                   const float *bias, float *out, int epilogue);
+#endif
