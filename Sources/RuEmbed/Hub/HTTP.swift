@@ -57,7 +57,12 @@ enum HTTP {
 
         if let error = transfer.sinkError { throw error }
         if let error = transfer.failure {
-            throw NetworkError(message: describe(error, url: url), interrupted: transfer.response != nil)
+            let interrupted = transfer.response != nil
+            var message = describe(error, url: url)
+            if interrupted, (error as? URLError)?.code != .networkConnectionLost {
+                message = "the connection to \(url.host ?? "the server") broke off (\(error.localizedDescription))"
+            }
+            throw NetworkError(message: message, interrupted: interrupted)
         }
         guard let response = transfer.response else {
             throw NetworkError(message: "\(url.absoluteString): no response", interrupted: false)
@@ -94,7 +99,7 @@ enum HTTP {
         case .httpTooManyRedirects:
             return "too many redirects from \(url.absoluteString)"
         default:
-            return "\(url.absoluteString): \(e.localizedDescription) (URLError \(e.code.rawValue))"
+            return "\(host): \(e.localizedDescription) (URLError \(e.code.rawValue))"
         }
     }
 
