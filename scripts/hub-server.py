@@ -173,8 +173,9 @@ def make_handler(state: State, role: str):
             cut = cdn and state.take_cut(repo_id)
             limit = len(body) // 2 if cut else len(body)
             delay = float(control.get("delay", 0))
-            for offset in range(0, limit, 1024):
-                self.wfile.write(body[offset:min(offset + 1024, limit)])
+            step = 1024 if delay else 1 << 16
+            for offset in range(0, limit, step):
+                self.wfile.write(body[offset:min(offset + step, limit)])
                 if delay:
                     self.wfile.flush()
                     time.sleep(delay)
