@@ -232,6 +232,41 @@ import Testing
         #expect(leftovers.isEmpty, "\(leftovers)")
     }
 
+    @Test func diskFullIsNamedAndLeavesNoPartialFile() throws {
+        let box = try HubSandbox()
+        let repo = fresh()
+        let blobs = "\(box.cache)/\(folderName(repo))/blobs"
+        try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
+        // Writes to /dev/full fail with ENOSPC, as on a full disk.
+        try FileManager.default.createSymbolicLink(atPath: "\(blobs)/\(Self.blobOfModel).incomplete", withDestinationPath: "/dev/full")
+        let r = try box.run("ru-tok", ["--model", repo])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("disk full") && r.stderr.contains("HF_HUB_CACHE"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(blobs)/\(Self.blobOfModel)"))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(blobs)/\(Self.blobOfModel).incomplete")) == nil)
+    }
+
+    @Test func waitsForALockHeldByPython() throws {
+        let box = try HubSandbox()
+        let repo = fresh()
+        let lock = "\(box.cache)/.locks/\(folderName(repo))/\(Self.blobOfModel).lock"
+        try FileManager.default.createDirectory(atPath: FileSystem.parent(lock), withIntermediateDirectories: true)
+        // huggingface_hub's filelock takes flock(2) on the same file: hold it for a second.
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(1.0)", lock]
+        let out = Pipe()
+        python.standardOutput = out
+        try python.run()
+        _ = try out.fileHandleForReading.read(upToCount: 7)
+        let started = Date()
+        let r = try box.run("ru-tok", ["--model", repo, "--format", "ids", "--verbose"])
+        python.waitUntilExit()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("waiting for another process downloading \(repo)/model.safetensors"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(started) > 0.5)
+    }
+
     // MARK: Offline and the cache first
 
     @Test func offlineUsesTheCacheAndExplainsAnEmptyOne() throws {

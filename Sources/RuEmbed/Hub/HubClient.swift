@@ -143,7 +143,8 @@ public final class HubClient {
             let fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC, 0o666)
             guard fd >= 0 else { throw FileSystem.error(partial, errno) }
             defer { close(fd) }
-            if ftruncate(fd, off_t(have)) != 0 || lseek(fd, off_t(have), SEEK_SET) < 0 { throw FileSystem.error(partial, errno) }
+            if (FileSystem.fileSize(partial) ?? 0) != have && ftruncate(fd, off_t(have)) != 0 { throw FileSystem.error(partial, errno) }
+            if lseek(fd, off_t(have), SEEK_SET) < 0 { throw FileSystem.error(partial, errno) }
             var hasher = SHA256.Hasher()
             if sha256 != nil && have > 0 { try Self.hashPrefix(partial, count: have, into: &hasher) }
 
@@ -204,6 +205,9 @@ public final class HubClient {
                 }
                 let kept = FileSystem.fileSize(partial) ?? 0
                 throw ToolError("model '\(id)': downloading \(path): \(e.message)" + (kept > 0 ? " (\(DownloadProgress.bytes(kept)) kept in \(partial); the next run resumes)" : ""))
+            } catch let e as ToolError where e.message.contains("disk full") {
+                progress.abandon()
+                throw ToolError("model '\(id)': downloading \(path): \(e.message)")
             } catch {
                 progress.abandon()
                 throw error

@@ -43,6 +43,9 @@ public enum ModelLocator {
     public static func resolve(_ spec: String?, options: Options) throws -> String {
         let spec = spec ?? defaultModel
         if FileSystem.isDirectory(spec) { return spec }
+        if access(spec, F_OK) == 0 {
+            throw ToolError("model '\(spec)': not a folder (a model is a folder with config.json and tokenizer.json, or a hub id org/name)")
+        }
         guard !spec.hasPrefix("/"), !spec.hasPrefix("."), !spec.hasPrefix("~"), let id = HubModelID(spec) else {
             throw ToolError("model '\(spec)': no such folder, and not a hub id (org/name or org/name@revision)")
         }
