@@ -82,8 +82,6 @@ struct HubSandbox {
     var home: String { dir.appendingPathComponent("home").path }
 
     init() throws {
-        // A tool that fails before reading its stdin closes the pipe we feed: EPIPE, not death.
-        signal(SIGPIPE, SIG_IGN)
         server = try HubServer.get()
         dir = TestSupport.temporaryDirectory()
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
@@ -120,7 +118,13 @@ struct HubSandbox {
             process.executableURL = URL(fileURLWithPath: TestSupport.tool(tool))
             process.arguments = arguments
             process.environment = environment
-            let input = Pipe(), output = Pipe(), errors = Pipe()
+            // stdin from a file, not a pipe: a tool that fails before reading its input must not
+            // kill the test runner with SIGPIPE (and ignoring SIGPIPE here would leak into the
+            // children of other tests).
+            let inputFile = TestSupport.temporaryDirectory().appendingPathComponent("stdin")
+            try stdin.write(to: inputFile)
+            let input = try FileHandle(forReadingFrom: inputFile)
+            let output = Pipe(), errors = Pipe()
             process.standardInput = input
             process.standardOutput = output
             process.standardError = errors
@@ -129,12 +133,6 @@ struct HubSandbox {
             DispatchQueue.global().async { self.out = output.fileHandleForReading.readDataToEndOfFile(); self.group.leave() }
             group.enter()
             DispatchQueue.global().async { self.err = errors.fileHandleForReading.readDataToEndOfFile(); self.group.leave() }
-            group.enter()
-            DispatchQueue.global().async {
-                try? input.fileHandleForWriting.write(contentsOf: stdin)
-                try? input.fileHandleForWriting.close()
-                self.group.leave()
-            }
         }
 
         func wait() -> TestSupport.Result {
