@@ -49,14 +49,17 @@ public final class HubClient {
         cache.writeCacheDirTag()
         try cache.writeRef(id, commit: commit)
         let folder = cache.snapshot(id, commit: commit)
-        for path in files {
-            // A pointer that resolves is a file some earlier run (ours or Python's) completed.
-            if access(folder + "/" + path, R_OK) == 0 { continue }
+        // A pointer that resolves is a file some earlier run (ours or Python's) completed.
+        let missing = files.filter { access(folder + "/" + $0, R_OK) != 0 }
+        if !missing.isEmpty && reporting != .quiet {
+            warn("downloading \(id) (commit \(commit.prefix(10)), \(missing.count) file\(missing.count == 1 ? "" : "s")) into \(settings.cacheDirectory)")
+        }
+        for path in missing {
             try fetch(id, commit: commit, path: path)
         }
-        let missing = ModelFiles.missing(in: folder)
-        guard missing.isEmpty else {
-            throw ToolError("model '\(id)': the repository at \(commit) lacks \(missing.joined(separator: ", "))")
+        let lacking = ModelFiles.missing(in: folder)
+        guard lacking.isEmpty else {
+            throw ToolError("model '\(id)': the repository at \(commit) lacks \(lacking.joined(separator: ", "))")
         }
         note("model \(id) is at \(commit) in \(folder)")
         return folder

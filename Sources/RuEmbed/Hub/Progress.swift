@@ -28,12 +28,13 @@ final class DownloadProgress {
     private var lastDraw = 0.0
 
     init(reporting: DownloadReporting, label: String, total: Int64?, initial: Int64) {
-        self.reporting = reporting
+        // A bar is for the big files (weights); config and tokenizer files come and go unseen.
+        self.reporting = reporting == .bar && (total ?? 0) < 1_000_000 ? .quiet : reporting
         self.label = label
         self.total = total
         self.initial = initial
         done = initial
-        if reporting == .bar { draw() }
+        if self.reporting == .bar { draw() }
     }
 
     /// Another `count` bytes arrived (negative when a restart throws bytes away).
