@@ -292,7 +292,7 @@ public final class HubClient {
             case "EntryNotFound":
                 throw ToolError("\(what): no file '\(path ?? "?")' in \(id.repo) at \(id.revision) (HTTP 404)")
             case "RepoNotFound":
-                throw ToolError("\(what): no such repository on \(settings.endpoint) (HTTP 404)")
+                throw ToolError("\(what): no such repository on \(settings.endpoint) (HTTP 404), and no folder \(id.repo) here")
             default:
                 if let path {
                     throw ToolError("\(what): not found (HTTP 404): \(path) at \(response.url.absoluteString)")
