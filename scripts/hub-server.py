@@ -20,7 +20,8 @@ Test hooks, per repo id (so tests running side by side do not see each other):
       cut: the next N CDN downloads send their headers and half the body, then close the
       connection; ignore_range: answer Range requests with the whole file (200);
       delay: seconds to sleep per 1 KiB of CDN body (to make concurrent clients overlap);
-      fail: answer every resolve/CDN request of the repo with this status.
+      fail: answer every resolve/CDN request of the repo with this status;
+      get_redirect=1: GETs of small files redirect to the CDN (their HEADs do not).
   GET /_stats?repo=test/x      the requests seen so far: [{method, path, range, auth}]
 
 Prints `hub http://127.0.0.1:PORT cdn http://127.0.0.1:PORT` on stdout once listening, and runs
@@ -203,7 +204,7 @@ def make_handler(state: State, role: str):
                 repo_id = query["repo"][0]
                 with state.lock:
                     c = state.controls.setdefault(repo_id, {})
-                    for key in ("cut", "fail"):
+                    for key in ("cut", "fail", "get_redirect"):
                         if key in query:
                             c[key] = int(query[key][0])
                     if "ignore_range" in query:
@@ -276,6 +277,11 @@ def make_handler(state: State, role: str):
                         "X-Linked-Etag": f'"{entry["sha256"]}"',
                         "X-Linked-Size": str(entry["size"]),
                     })
+                if self.command == "GET" and state.control(repo_id).get("get_redirect"):
+                    # A GET the hub sends elsewhere although its HEAD did not: the client must not
+                    # carry the token to the other host.
+                    location = f"{state.cdn_base}/cdn/{org}/{name}/{entry['sha256']}"
+                    return self.send(302, b"", {"Location": location, "X-Repo-Commit": commit})
                 return self.serve_bytes(entry["data"], {"ETag": f'"{entry["oid"]}"', "X-Repo-Commit": commit}, repo_id)
 
             self.send(404, b"not found")

@@ -106,6 +106,17 @@ import Testing
         #expect(FileSystem.fileSize(blob) == Int64(Self.modelSize))
     }
 
+    @Test func tokenStaysOnTheHubWhenAGetIsRedirectedElsewhere() throws {
+        let box = try HubSandbox()
+        let repo = fresh("private")
+        try box.server.control(repo, ["get_redirect": "1"])
+        let r = try box.run("ru-tok", ["--model", repo, "--format", "ids"], env: ["HF_TOKEN": "hf_test_token"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let cdn = try box.server.requests(repo).filter { $0.server == "cdn" }
+        #expect(cdn.count == 9)
+        #expect(cdn.allSatisfy { $0.auth == nil }, "the token went to another host")
+    }
+
     @Test func tokenFileUnderHFHome() throws {
         let box = try HubSandbox()
         try "hf_test_token\n".write(toFile: box.home + "/token", atomically: true, encoding: .utf8)

@@ -124,8 +124,13 @@ enum HTTP {
 
         func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
                         newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
-            if redirects == .follow || HTTP.origin(request.url) == origin {
+            if HTTP.origin(request.url) == origin {
                 completionHandler(request)
+            } else if redirects == .follow {
+                // Off to another host (a CDN): the hub's token stays behind.
+                var next = request
+                next.setValue(nil, forHTTPHeaderField: "Authorization")
+                completionHandler(next)
             } else {
                 completionHandler(nil)   // the redirect response itself becomes the answer
             }
