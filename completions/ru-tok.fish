@@ -78,7 +78,7 @@ end
 
 complete -c 'ru-tok' -f
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" tokenizer' -l 'tokenizer' -d 'A tokenizer.json to use as it is (no prompt).' -rfka ''
-complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" model' -l 'model' -d 'A model folder: its tokenizer.json, its default prompt (config_sentence_transformers.json) and its max_seq_length.' -rfka ''
+complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" model' -l 'model' -d 'A model folder, or a hub id org/name[@revision] found in the Hugging Face cache or downloaded into it: its tokenizer.json, its default prompt (config_sentence_transformers.json) and its max_seq_length. Default: $RU_EMBED_MODEL, else deepvk/USER-base (see docs/MODELS.md).' -rfka ''
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" prompt' -l 'prompt' -d 'Use the model\'s prompt of this name (e.g. query, passage).' -rfka ''
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" prompt-text' -l 'prompt-text' -d 'Put this text in front of every record.' -rfka ''
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" no-prompt' -l 'no-prompt' -d 'Use no prompt, not even the model\'s default.'
@@ -94,7 +94,7 @@ complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options 
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" split-special-tokens' -l 'split-special-tokens' -d 'Treat special tokens written in the text as plain text.'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" threads' -l 'threads' -d 'Worker threads (default: all cores). Output order is input order.' -rfka ''
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" lossy' -l 'lossy' -d 'Replace invalid UTF-8 with U+FFFD instead of stopping.'
-complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" v verbose' -l 'verbose' -s 'v' -d 'Print counts on standard error at the end.'
+complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" v verbose' -l 'verbose' -s 'v' -d 'Print counts on standard error at the end, and where the model was found (one line per downloaded file when standard error is not a terminal).'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" force' -l 'force' -d 'Write a binary stream even to a terminal.'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_positional "ru-tok" -eq 1' -fa 'help' -d 'Show subcommand help information.'

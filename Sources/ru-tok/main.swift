@@ -22,8 +22,9 @@ struct RuTok: ParsableCommand {
         Invalid UTF-8 stops with an error naming the record; --lossy replaces bad bytes with U+FFFD the way Python's errors="replace" does.
 
         Examples:
-          ru-tok --model USER-base --format ids < sentences.txt
-          ru-tok --model USER-base --prompt query < q.txt | ru-vec ...
+          ru-tok --format ids < sentences.txt     (deepvk/USER-base, downloaded on first use)
+          ru-tok --model deepvk/USER-base --prompt query < q.txt | ru-vec ...
+          ru-tok --model ./my-model --format tokens < sentences.txt
           ru-tok --tokenizer tok.json --jsonl --format jsonl data.jsonl
           echo 'Ёлка' | ru-tok --tokenizer tok.json --format tokens
           ru-tok --tokenizer tok.json --format ids < in.txt | ru-tok --tokenizer tok.json --decode
@@ -35,7 +36,7 @@ struct RuTok: ParsableCommand {
     @Option(help: ArgumentHelp("A tokenizer.json to use as it is (no prompt).", valueName: "file"))
     var tokenizer: String?
 
-    @Option(help: ArgumentHelp("A model folder: its tokenizer.json, its default prompt (config_sentence_transformers.json) and its max_seq_length.", valueName: "dir"))
+    @Option(help: ArgumentHelp("A model folder, or a hub id org/name[@revision] found in the Hugging Face cache or downloaded into it: its tokenizer.json, its default prompt (config_sentence_transformers.json) and its max_seq_length. Default: $RU_EMBED_MODEL, else deepvk/USER-base (see docs/MODELS.md).", valueName: "model"))
     var model: String?
 
     @Option(help: ArgumentHelp("Use the model's prompt of this name (e.g. query, passage).", valueName: "name"))
@@ -83,19 +84,19 @@ struct RuTok: ParsableCommand {
     @Flag(help: "Replace invalid UTF-8 with U+FFFD instead of stopping.")
     var lossy = false
 
-    @Flag(name: .shortAndLong, help: "Print counts on standard error at the end.")
+    @Flag(name: .shortAndLong, help: "Print counts on standard error at the end, and where the model was found (one line per downloaded file when standard error is not a terminal).")
     var verbose = false
 
     @Flag(help: "Write a binary stream even to a terminal.")
     var force = false
 
     func validate() throws {
-        if (tokenizer == nil) == (model == nil) { throw ValidationError("give exactly one of --tokenizer FILE and --model DIR") }
+        if tokenizer != nil && model != nil { throw ValidationError("give --tokenizer FILE or --model MODEL, not both") }
         if tsv && jsonl { throw ValidationError("--tsv and --jsonl exclude each other") }
         if [prompt != nil, promptText != nil, noPrompt].filter({ $0 }).count > 1 {
             throw ValidationError("--prompt, --prompt-text and --no-prompt exclude each other")
         }
-        if prompt != nil && model == nil { throw ValidationError("--prompt NAME needs --model DIR (the prompts live in config_sentence_transformers.json)") }
+        if prompt != nil && tokenizer != nil { throw ValidationError("--prompt NAME needs a model, not --tokenizer (the prompts live in the model's config_sentence_transformers.json)") }
         if let maxLength, maxLength < 0 { throw ValidationError("--max-length must be 0 or more") }
         if let threads, threads < 1 { throw ValidationError("--threads must be 1 or more") }
         if decode && format != .ids && format != .jsonl && format != .stream {
@@ -119,7 +120,10 @@ struct Setup {
     let maxLength: Int?
 
     init(_ o: RuTok) throws {
-        let config = try o.model.map { try TokenizerConfig.load(modelFolder: $0) } ?? TokenizerConfig.load(tokenizerFile: o.tokenizer!)
+        // Without --tokenizer: --model, else the default model, through the one resolver
+        // (folder, Hugging Face cache, download).
+        let config = try o.tokenizer.map { try TokenizerConfig.load(tokenizerFile: $0) }
+            ?? TokenizerConfig.load(modelFolder: ModelLocator.resolve(o.model, options: .init(verbose: o.verbose)))
         tokenizer = config.tokenizer
         digest = config.digest
         if let text = o.promptText {

@@ -193,7 +193,8 @@ enum RuTok {
 
     @Test func usageErrorsAndDecode() throws {
         #expect(try RuTok.run(["--tokenizer", roberta, "--tsv", "--jsonl"]).status == 64)
-        #expect(try RuTok.run(["--format", "ids"]).status == 64)
+        // Without either, ru-tok uses the default model (HubTests: offlineUsesTheCacheAndExplainsAnEmptyOne).
+        #expect(try RuTok.run(["--tokenizer", roberta, "--model", "org/name", "--format", "ids"]).status == 64)
         let bad = try RuTok.run(["--tokenizer", RuTok.fixture("texts.jsonl"), "--format", "ids"])
         #expect(bad.status == 2)
 

@@ -4,8 +4,13 @@ import Glibc
 
 /// Turns what the user gave as `--model` into a folder on disk.
 ///
-/// Every tool that needs a model goes through `resolve`, so how models are found (a folder
-/// today; hub ids and the shared Hugging Face cache with issue 5) lives in one place.
+/// Every tool that needs a model goes through `resolve`, so how models are found lives in one
+/// place. The order (docs/MODELS.md):
+/// 1. an existing folder;
+/// 2. a hub id `org/name[@revision]` whose snapshot is complete in the Hugging Face cache
+///    (HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+///    ~/.cache/huggingface/hub), shared with Python's huggingface_hub;
+/// 3. a download from the hub (HF_ENDPOINT) into that cache, unless HF_HUB_OFFLINE is on.
 public enum ModelLocator {
     /// The model used when `--model` is not given: `RU_EMBED_MODEL`, else USER-base.
     public static var defaultModel: String {
@@ -13,11 +18,53 @@ public enum ModelLocator {
         return "deepvk/USER-base"
     }
 
-    /// The folder holding the model named by `spec` (a folder path, for now).
+    /// How a download reports itself.
+    public struct Options: Sendable {
+        /// With stderr not a terminal: one line per downloaded file, and where the model was found.
+        public var verbose: Bool
+        /// Progress reporting; nil chooses: a bar on a terminal, lines with `verbose`, else nothing.
+        public var reporting: DownloadReporting?
+        /// The environment's hub settings; nil reads them (HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE).
+        public var settings: HubSettings?
+
+        public init(verbose: Bool = false, reporting: DownloadReporting? = nil, settings: HubSettings? = nil) {
+            self.verbose = verbose
+            self.reporting = reporting
+            self.settings = settings
+        }
+    }
+
+    /// The folder holding the model named by `spec` (nil: the default model).
     public static func resolve(_ spec: String?) throws -> String {
+        try resolve(spec, options: Options())
+    }
+
+    /// The folder holding the model named by `spec`, downloading it when needed.
+    public static func resolve(_ spec: String?, options: Options) throws -> String {
         let spec = spec ?? defaultModel
-        var info = stat()
-        if stat(spec, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { return spec }
-        throw ToolError("model '\(spec)': no such folder (hub ids and the Hugging Face cache are not supported yet; pass --model DIR)")
+        if FileSystem.isDirectory(spec) { return spec }
+        if access(spec, F_OK) == 0 {
+            throw ToolError("model '\(spec)': not a folder (a model is a folder with config.json and tokenizer.json, or a hub id org/name)")
+        }
+        guard !spec.hasPrefix("/"), !spec.hasPrefix("."), !spec.hasPrefix("~"), let id = HubModelID(spec) else {
+            throw ToolError("model '\(spec)': no such folder, and not a hub id (org/name or org/name@revision)")
+        }
+        let settings = options.settings ?? HubSettings.fromEnvironment()
+        let cache = HubCache(root: settings.cacheDirectory)
+        if let folder = cache.completeSnapshot(id) {
+            if options.verbose { ToolRuntime.warn("model \(id): \(folder) (cache)") }
+            return folder
+        }
+        if settings.offline {
+            var detail = "is not in the Hugging Face cache (\(settings.cacheDirectory))"
+            if let commit = cache.cachedCommit(id) {
+                let missing = ModelFiles.missing(in: cache.snapshot(id, commit: commit))
+                if !missing.isEmpty { detail = "is incomplete in the Hugging Face cache (missing \(missing.joined(separator: ", ")))" }
+            }
+            let revision = id.revision == "main" ? "" : " --revision \(id.revision)"
+            throw ToolError("model '\(id)' \(detail) and offline mode is on (HF_HUB_OFFLINE): fetch it with `huggingface-cli download \(id.repo)\(revision)` or run once without HF_HUB_OFFLINE")
+        }
+        let reporting = options.reporting ?? DownloadReporting.automatic(verbose: options.verbose)
+        return try HubClient(settings: settings, reporting: reporting, verbose: options.verbose).download(id)
     }
 }

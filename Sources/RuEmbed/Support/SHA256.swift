@@ -64,3 +64,56 @@ public enum SHA256 {
         return String(digest(data).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
     }
 }
+
+extension SHA256 {
+    /// SHA-256 of data that arrives in pieces (a download checked against the hub's LFS sha256).
+    public struct Hasher {
+        private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+        private var pending: [UInt8] = []   // fewer than 64 bytes waiting for a whole block
+        private var length: UInt64 = 0
+
+        public init() {}
+
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            guard var p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+            var n = bytes.count
+            length &+= UInt64(n)
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+                if !pending.isEmpty {
+                    let take = min(64 - pending.count, n)
+                    pending.append(contentsOf: UnsafeBufferPointer(start: p, count: take))
+                    p += take; n -= take
+                    if pending.count == 64 {
+                        pending.withUnsafeBufferPointer { SHA256.compress(&h, $0.baseAddress!, w.baseAddress!) }
+                        pending.removeAll(keepingCapacity: true)
+                    }
+                }
+                while n >= 64 {
+                    SHA256.compress(&h, p, w.baseAddress!)
+                    p += 64; n -= 64
+                }
+                if n > 0 { pending.append(contentsOf: UnsafeBufferPointer(start: p, count: n)) }
+            }
+        }
+
+        public mutating func update(_ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { update($0) }
+        }
+
+        /// The digest as lowercase hex; the hasher is spent afterwards.
+        public mutating func finalizeHex() -> String {
+            let bitLength = length &* 8
+            var tail = pending
+            tail.append(0x80)
+            while tail.count % 64 != 56 { tail.append(0) }
+            for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+                tail.withUnsafeBufferPointer { t in
+                    for block in 0..<t.count / 64 { SHA256.compress(&h, t.baseAddress! + 64 * block, w.baseAddress!) }
+                }
+            }
+            let digits = Array("0123456789abcdef")
+            return String(h.flatMap { v in (0..<8).map { digits[Int((v >> (28 - 4 * UInt32($0))) & 15)] } })
+        }
+    }
+}
