@@ -72,7 +72,14 @@ import Testing
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         python.waitUntilExit()
-        if errors.contains("No module named 'huggingface_hub'") { return }   // nothing to compare with
+        if errors.contains("No module named 'huggingface_hub'") {
+            // A developer machine without the package has nothing to compare with; CI installs
+            // it (.ci/run), so there the check always runs.
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("huggingface_hub is not installed: .ci/run must install it")
+            }
+            return
+        }
         #expect(python.terminationStatus == 0, "\(errors)")
         #expect(text.contains("/snapshots/\(box.server.commit)/model.safetensors"), "\(text)")
     }
