@@ -1,0 +1,146 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The non-GEMM work of a transformer encoder over packed tokens (all texts of a batch one
+/// after another, no padding), run on the OpenMP threads through `Parallel.forRanges`.
+public enum EncoderKernels {
+    /// In place: each row x ← (x − mean) / sqrt(var + eps) · weight + bias, as DebertaLayerNorm
+    /// (biased variance, eps inside the square root).
+    public static func layerNorm(rows: Int, dim: Int, _ x: UnsafeMutablePointer<Float>,
+                                 weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float) {
+        Parallel.forRanges(rows) { lo, hi in
+            for r in lo..<hi {
+                let row = x + r * dim
+                var sum: Float = 0
+                for j in 0..<dim { sum += row[j] }
+                let mean = sum / Float(dim)
+                var squares: Float = 0
+                for j in 0..<dim { let d = row[j] - mean; squares += d * d }
+                let inv = 1 / (squares / Float(dim) + eps).squareRoot()
+                for j in 0..<dim { row[j] = (row[j] - mean) * inv * weight[j] + bias[j] }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD16<Float>(repeating: 0)
+        var k = 0
+        while k + 16 <= n {
+            let va = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD16<Float>.self)
+            let vb = UnsafeRawPointer(b + k).loadUnaligned(as: SIMD16<Float>.self)
+            acc.addProduct(va, vb)
+            k += 16
+        }
+        var s = acc.sum()
+        while k < n { s += a[k] * b[k]; k += 1 }
+        return s
+    }
+
+    @inline(__always)
+    static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        var k = 0
+        let va = SIMD16<Float>(repeating: alpha)
+        while k + 16 <= n {
+            let vx = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD16<Float>.self)
+            var vy = UnsafeRawPointer(y + k).loadUnaligned(as: SIMD16<Float>.self)
+            vy.addProduct(va, vx)
+            UnsafeMutableRawPointer(y + k).storeBytes(of: vy, as: SIMD16<Float>.self)
+            k += 16
+        }
+        while k < n { y[k] += alpha * x[k]; k += 1 }
+    }
+
+    /// DeBERTa's disentangled relative terms for one layer: position keys and queries for
+    /// every row of the relative-embedding table (precomputed at load; they do not depend on
+    /// the text), indexed by clamp(i − j + span, 0, 2·span − 1).
+    public struct RelativeTerms {
+        /// pos_proj(rel_embeddings): [2·span × hidden], or nil without c2p.
+        public var positionKeys: UnsafePointer<Float>?
+        /// pos_q_proj(rel_embeddings) / scale: [2·span × hidden], or nil without p2c.
+        public var positionQueries: UnsafePointer<Float>?
+        public var span: Int
+        public init(positionKeys: UnsafePointer<Float>?, positionQueries: UnsafePointer<Float>?, span: Int) {
+            self.positionKeys = positionKeys
+            self.positionQueries = positionQueries
+            self.span = span
+        }
+    }
+
+    /// Self-attention of every (text, head) over the text's exact length.
+    ///
+    /// `qkv` is [tokens × 3·hidden]: Q (already scaled) in columns 0..<hidden, K next, V last,
+    /// head h at columns h·headDim. Writes `context` [tokens × hidden].
+    public static func attention(tokens: Int, hidden: Int, heads: Int, texts: [(start: Int, count: Int)],
+                                 qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
+                                 relative: RelativeTerms?) {
+        let headDim = hidden / heads
+        let stride = 3 * hidden
+        let longest = texts.map(\.count).max() ?? 0
+        // Longest (text, head) first would balance better; texts in a batch are similar enough.
+        let jobs = texts.count * heads
+        Parallel.forRanges(jobs) { lo, hi in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(longest, 1))
+            defer { scores.deallocate() }
+            for job in lo..<hi {
+                let text = texts[job / heads], h = job % heads
+                let n = text.count
+                let q0 = qkv + text.start * stride + h * headDim
+                let k0 = q0 + hidden, v0 = q0 + 2 * hidden
+                for i in 0..<n {
+                    let q = q0 + i * stride
+                    var maxScore = -Float.infinity
+                    for j in 0..<n {
+                        var s = dot(q, k0 + j * stride, headDim)
+                        if let relative {
+                            let r = Swift.min(Swift.max(i - j + relative.span, 0), 2 * relative.span - 1)
+                            if let pk = relative.positionKeys { s += dot(q, pk + r * hidden + h * headDim, headDim) }
+                            if let pq = relative.positionQueries { s += dot(k0 + j * stride, pq + r * hidden + h * headDim, headDim) }
+                        }
+                        scores[j] = s
+                        maxScore = Swift.max(maxScore, s)
+                    }
+                    var total: Float = 0
+                    for j in 0..<n { let e = expf(scores[j] - maxScore); scores[j] = e; total += e }
+                    let out = context + (text.start + i) * hidden + h * headDim
+                    out.initialize(repeating: 0, count: headDim)
+                    let inv = 1 / total
+                    for j in 0..<n { axpy(scores[j] * inv, v0 + j * stride, out, headDim) }
+                }
+            }
+        }
+    }
+
+    /// One vector per text from its token states (`states` [tokens × dim], texts packed):
+    /// the pooling modes concatenated, skipping the first `skip` tokens of each text (the
+    /// prompt, when the Pooling module excludes it) as sentence-transformers does.
+    public static func pool(states: UnsafePointer<Float>, dim: Int, texts: [(start: Int, count: Int)],
+                            modes: [PoolingMode], skip: Int, into out: UnsafeMutablePointer<Float>) {
+        let width = dim * modes.count
+        for (t, text) in texts.enumerated() {
+            let first = text.start + Swift.min(skip, text.count)
+            let end = text.start + text.count
+            for (m, mode) in modes.enumerated() {
+                let o = out + t * width + m * dim
+                o.initialize(repeating: 0, count: dim)
+                switch mode {
+                case .cls:
+                    // The first token after the prompt; the very first when the prompt fills the text.
+                    let row = skip > 0 && text.count > skip ? text.start + skip : text.start
+                    o.update(from: states + row * dim, count: dim)
+                case .lastToken:
+                    if end > first { o.update(from: states + (end - 1) * dim, count: dim) }
+                case .max:
+                    o.initialize(repeating: -Float.infinity, count: dim)
+                    for r in first..<end { for j in 0..<dim { o[j] = Swift.max(o[j], states[r * dim + j]) } }
+                case .mean, .meanSqrtLen:
+                    for r in first..<end { for j in 0..<dim { o[j] += states[r * dim + j] } }
+                    let n = Float(Swift.max(end - first, 0))
+                    let divisor = Swift.max(mode == .mean ? n : n.squareRoot(), 1e-9)
+                    for j in 0..<dim { o[j] /= divisor }
+                }
+            }
+        }
+    }
+}
