@@ -15,7 +15,7 @@ Russian text written here, and the vectors sentence-transformers returns for the
                shards (model.safetensors.index.json); sentence-transformers 6.x metadata as
                6.2 saves it; mean pooling with include_prompt false; no Normalize module.
 
-expected.json in each folder: for the prompts "query", "passage" and none, the normalised
+expected.json in each folder: the texts, and for the prompts "query", "passage" and none, the normalised
 vectors of every text (encode(..., normalize_embeddings=True)); plus the unnormalised token
 states of one text. Texts include two over 512 tokens and an empty one.
 
@@ -134,7 +134,7 @@ def make_abs(tokenizer):
     pooling = st_models.Pooling(64, pooling_mode="mean")
     st = SentenceTransformer(modules=[transformer, pooling, st_models.Normalize()], prompts=PROMPTS,
                              default_prompt_name="query").eval()
-    expected = {"vectors": expected_vectors(st), "token_states": token_states(st)}
+    expected = {"texts": TEXTS, "prompts": PROMPTS, "vectors": expected_vectors(st), "token_states": token_states(st)}
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(os.path.join(folder, "1_Pooling"))
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
@@ -181,7 +181,7 @@ def make_rel(tokenizer):
     transformer = st_models.Transformer(tmp, max_seq_length=512)
     pooling = st_models.Pooling(64, pooling_mode="mean", include_prompt=False)
     st = SentenceTransformer(modules=[transformer, pooling], prompts=PROMPTS, default_prompt_name="query").eval()
-    expected = {"vectors": expected_vectors(st), "token_states": token_states(st)}
+    expected = {"texts": TEXTS, "prompts": PROMPTS, "vectors": expected_vectors(st), "token_states": token_states(st)}
     st.save(folder)  # sentence-transformers 6.x metadata, as 6.2 writes it
     shutil.rmtree(tmp)
     # Weights as a task-head checkpoint stores them: `deberta.` prefix, f16, two shards.

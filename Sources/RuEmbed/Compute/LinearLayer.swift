@@ -30,7 +30,10 @@ public final class LinearLayer {
     private let arrangedWeights: UnsafeMutableRawPointer
     private var weightsDesc: dnnl_memory_desc_t
     private let bias: UnsafeMutablePointer<Float>
-    private var primitives: [Int: Primitive] = [:]
+    /// Primitives are shared by all layers of one shape (12 layers of USER-base use the same
+    /// four), so a new token count costs four primitive creations, not forty-eight.
+    private struct Shape: Hashable { let m: Int, k: Int, n: Int, epilogue: Int }
+    nonisolated(unsafe) private static var primitives: [Shape: Primitive] = [:]
 
     private final class Primitive {
         let primitive: dnnl_primitive_t
@@ -88,7 +91,6 @@ public final class LinearLayer {
     }
 
     deinit {
-        primitives.removeAll()
         arrangedWeights.deallocate()
         bias.deallocate()
     }
@@ -106,6 +108,8 @@ public final class LinearLayer {
         let p = primitive(rows: m)
         let ctx = DNNL.context
         dnnl_memory_set_data_handle(p.src, UnsafeMutableRawPointer(mutating: input))
+        dnnl_memory_set_data_handle(p.weights, arrangedWeights)
+        dnnl_memory_set_data_handle(p.bias, UnsafeMutableRawPointer(bias))
         dnnl_memory_set_data_handle(p.dst, UnsafeMutableRawPointer(output))
         var args = [
             dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_SRC */, memory: p.src),
@@ -117,8 +121,13 @@ public final class LinearLayer {
         DNNL.check(dnnl_stream_wait(ctx.stream), "wait for a linear layer")
     }
 
+    private var epilogueCode: Int {
+        switch epilogue { case .none: 0; case .geluErf: 1; case .geluTanh: 2; case .accumulate: 3 }
+    }
+
     private func primitive(rows m: Int) -> Primitive {
-        if let p = primitives[m] { return p }
+        let shape = Shape(m: m, k: inputSize, n: outputSize, epilogue: epilogueCode)
+        if let p = LinearLayer.primitives[shape] { return p }
         let ctx = DNNL.context
         var weights = weightsDesc
         let pd = LinearLayer.primitiveDesc(m: m, k: inputSize, n: outputSize, weights: &weights, epilogue: epilogue)
@@ -133,7 +142,7 @@ public final class LinearLayer {
         DNNL.check(dnnl_memory_create(&p.dst, &dstMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&p.weights, &weights, ctx.engine, arrangedWeights), "create memory")
         DNNL.check(dnnl_memory_create(&p.bias, &biasMD, ctx.engine, UnsafeMutableRawPointer(bias)), "create memory")
-        primitives[m] = p
+        LinearLayer.primitives[shape] = p
         return p
     }
 

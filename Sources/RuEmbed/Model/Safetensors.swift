@@ -62,6 +62,7 @@ public final class SafetensorsArchive {
 
     /// The tensor's values as f32, checking its shape: the mapped bytes themselves for an
     /// f32 tensor (no copy), a converted copy for f16 and bf16.
+    @_optimize(speed)
     public func floats(_ name: String, shape: [Int]) throws -> TensorData {
         let t = try tensor(name)
         guard t.shape == shape else {

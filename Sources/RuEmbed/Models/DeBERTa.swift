@@ -122,6 +122,7 @@ public final class DebertaModel {
     private var context: UnsafeMutablePointer<Float>?
     private var inner: UnsafeMutablePointer<Float>?
 
+    @_optimize(speed)
     public init(folder: String) throws {
         let configPath = folder + "/config.json"
         guard access(configPath, R_OK) == 0 else { throw ToolError("\(folder): no config.json") }
@@ -233,6 +234,7 @@ public final class DebertaModel {
     /// The last hidden states of every token of every text, packed: [Σ counts × hidden],
     /// valid until the next call. Token ids must be < vocabSize and, with absolute positions,
     /// a text at most maxPositions long (the caller checks both, to name the record).
+    @_optimize(speed)
     public func forward(_ texts: [[UInt32]]) -> UnsafePointer<Float> {
         let c = config
         let h = c.hiddenSize, e = c.embeddingSize
