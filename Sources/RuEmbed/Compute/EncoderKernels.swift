@@ -65,7 +65,8 @@ public enum EncoderKernels {
         while k + 16 <= n {
             let va = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD16<Float>.self)
             let vb = UnsafeRawPointer(b + k).loadUnaligned(as: SIMD16<Float>.self)
-            acc.addProduct(va, vb)
+            // Not addProduct: without -mfma in the build it becomes one libm fmaf call per lane.
+            acc += va * vb
             k += 16
         }
         var s = acc.sum()
@@ -80,7 +81,7 @@ public enum EncoderKernels {
         while k + 16 <= n {
             let vx = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD16<Float>.self)
             var vy = UnsafeRawPointer(y + k).loadUnaligned(as: SIMD16<Float>.self)
-            vy.addProduct(va, vx)
+            vy += va * vx
             UnsafeMutableRawPointer(y + k).storeBytes(of: vy, as: SIMD16<Float>.self)
             k += 16
         }
