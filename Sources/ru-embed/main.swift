@@ -19,7 +19,7 @@ struct RuEmbedCommand: ParsableCommand {
           ru-embed --model USER-base --prompt passage --tsv docs.tsv > docs.vec
           ru-embed --model USER-base --jsonl --text-field body --dtype f16 data.jsonl > data.vec
           ru-tok --model USER-base < q.txt | ru-embed --model USER-base > q.vec
-          ru-embed --model USER-base --id-prefix shard3: part3.txt | ru-vec --format tsv | head
+          ru-embed --model USER-base --id-prefix shard3: part3.txt | ru-vec export --to tsv | head
         """)
 
     @Argument(help: "Input files; '-' or none for standard input.")
