@@ -112,7 +112,12 @@ final class EmbedRunner {
     var dim = 0
     var normalize = true
 
+    /// Records read and not yet through the model (a property, not a local: the pipe hook
+    /// that flushes it runs in the middle of a read).
+    var batch: [PendingRecord] = []
     var texts = 0, tokens = 0, truncated = 0
+    /// Records read so far over all inputs: the default ids count on across files.
+    var recordNumber = 0
     var lastProgress = 0.0
     var showProgress = false
 
@@ -186,16 +191,32 @@ final class EmbedRunner {
         let workspace = EncodeWorkspace()
         var encoding = Encoding()
         var scalars: [UInt32] = []
-        var batch: [PendingRecord] = []
         input.beforeWaiting = { [unowned self] in
             // A pipe with nothing more for now: send what is read so far through the model.
-            try self.embed(&batch, skip: skip)
+            try self.embedBatch(skip: skip)
             try self.output.flush()
         }
+        do {
+            try readRecords(reader, input: input, promptScalars: promptScalars, skip: skip, workspace: workspace,
+                            encoding: &encoding, scalars: &scalars)
+        } catch let error as ToolError {
+            // As every filter here: what came before a bad record is still written.
+            input.beforeWaiting = nil
+            try embedBatch(skip: skip)
+            try writer.finish()
+            throw error
+        }
+        input.beforeWaiting = nil
+        try embedBatch(skip: skip)
+    }
+
+    func readRecords(_ reader: RecordLines, input: ByteInput, promptScalars: [UInt32], skip: Int, workspace: EncodeWorkspace,
+                     encoding: inout Encoding, scalars: inout [UInt32]) throws {
         while let line = try reader.next() {
             let number = reader.lineNumber
+            recordNumber += 1
             func fail(_ message: String) -> ToolError { ToolError("\(input.name): line \(number): \(message)") }
-            var id = o.idPrefix + String(number)
+            var id = o.idPrefix + String(recordNumber)
             var textBytes = line[...]
             var jsonText: String? = nil
             if o.tsv {
@@ -237,10 +258,8 @@ final class EmbedRunner {
             if workspace.truncated != before { truncated += 1 }
             if let problem = embedder.problem(with: encoding.ids) { throw fail(problem) }
             batch.append(PendingRecord(id: id, ids: encoding.ids))
-            if batch.count >= o.batchSize { try embed(&batch, skip: skip) }
+            if batch.count >= o.batchSize { try embedBatch(skip: skip) }
         }
-        input.beforeWaiting = nil
-        try embed(&batch, skip: skip)
     }
 
     // MARK: token stream input
@@ -252,7 +271,6 @@ final class EmbedRunner {
         if o.tsv || o.jsonl { throw ToolError.usage("\(input.name): a token stream, not --tsv or --jsonl text") }
         // The reader wants the whole stream from its first byte: put the bytes read back in front.
         let reader = VectorStreamReader(input: try PrefixedInput.make(input, head))
-        var batch: [PendingRecord] = []
         var warnedDigest = false
         var record = 0
         while let chunk = try reader.next() {
@@ -269,9 +287,9 @@ final class EmbedRunner {
                 record += 1
                 if let problem = embedder.problem(with: ids) { throw ToolError("\(input.name): record \(record) (id \(id)): \(problem)") }
                 batch.append(PendingRecord(id: id, ids: ids))
-                if batch.count >= o.batchSize { try embed(&batch, skip: skip) }
+                if batch.count >= o.batchSize { try embedBatch(skip: skip) }
             }
-            try embed(&batch, skip: skip)
+            try embedBatch(skip: skip)
         }
     }
 
@@ -286,7 +304,7 @@ final class EmbedRunner {
     /// split), while a single longer text still goes alone.
     static let maxPackTokens = 8192
 
-    func embed(_ batch: inout [PendingRecord], skip: Int) throws {
+    func embedBatch(skip: Int) throws {
         guard !batch.isEmpty else { return }
         var vectors: [Float] = []
         vectors.reserveCapacity(batch.count * embedder.dimension)

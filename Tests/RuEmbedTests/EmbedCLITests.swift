@@ -57,6 +57,16 @@ import Testing
         let emptyIndex = expected.texts.firstIndex(of: "")!
         #expect(cosine(plain.rows[1], expected.vectors["query"]![emptyIndex]) >= 0.99999)
 
+        // Ids count on across input files; messages name the file and its own line.
+        let dir = TestSupport.temporaryDirectory()
+        let first = try TestSupport.write(EmbedCLITests.lines(["а", "б"]), name: "a.txt", in: dir)
+        let second = try TestSupport.write(Data([0x61, 0x0A, 0xFF, 0x0A]), name: "b.txt", in: dir)
+        let two = try EmbedCLITests.embed(["--model", folder, first, first])
+        #expect(try EmbedCLITests.vectors(two.stdout).ids == ["1", "2", "3", "4"])
+        let bad = try EmbedCLITests.embed(["--model", folder, first, second])
+        #expect(bad.status == 2 && bad.stderr.contains("b.txt: line 2"), "\(bad.stderr)")
+        #expect(try EmbedCLITests.vectors(bad.stdout).ids == ["1", "2", "3"], "records before the bad one are written")
+
         let prefixed = try EmbedCLITests.vectors(EmbedCLITests.embed(["--model", folder, "--id-prefix", "s3:"], stdin: EmbedCLITests.lines(["а", "б"])).stdout)
         #expect(prefixed.ids == ["s3:1", "s3:2"])
 
