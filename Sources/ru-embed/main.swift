@@ -169,7 +169,7 @@ final class EmbedRunner {
         if o.verbose {
             let seconds = monotonicSeconds() - started
             ToolRuntime.warn("\(texts) texts, \(tokens) tokens, \(truncated) truncated to \(embedder.maxLength.map(String.init) ?? "-") tokens, "
-                + "\(formatFixed(seconds, 2)) s, \(Int((Double(tokens) / max(seconds, 1e-9)).rounded())) tokens/s")
+                + "\(NumberFormat.fixed(seconds, decimals: 2)) s, \(Int((Double(tokens) / max(seconds, 1e-9)).rounded())) tokens/s")
         }
     }
 
@@ -451,15 +451,4 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-func formatFixed(_ x: Double, _ digits: Int) -> String {
-    let scale = pow(10.0, Double(digits))
-    let r = (x * scale).rounded() / scale
-    var s = String(r)
-    if let dot = s.firstIndex(of: ".") {
-        let decimals = s.distance(from: dot, to: s.endIndex) - 1
-        if decimals < digits { s += String(repeating: "0", count: digits - decimals) }
-    }
-    return s
 }

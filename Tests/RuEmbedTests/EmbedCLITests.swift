@@ -146,6 +146,29 @@ import Testing
         #expect(r.stderr.isEmpty, "\(r.stderr)")
     }
 
+    @Test func vectorsComeOutBeforeTheInputEnds() throws {
+        setenv("XDG_CACHE_HOME", EmbedCLITests.cache, 1)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestSupport.tool("ru-embed"))
+        process.arguments = ["--model", ModelFixtures.folder("deberta-abs")]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // A filter that waited for the end of its input would block the read below: stop it then.
+        let watchdog = DispatchWorkItem { process.terminate() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 30, execute: watchdog)
+        input.fileHandleForWriting.write(Data("Привет, мир!\n".utf8))
+        let first = output.fileHandleForReading.availableData
+        watchdog.cancel()
+        #expect(try TestSupport.readAll(first).first?.ids == ["1"], "the first vector, while stdin is still open")
+        try input.fileHandleForWriting.close()
+        _ = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
     @Test func emptyInputGivesAnEmptyStream() throws {
         let r = try EmbedCLITests.embed(["--model", ModelFixtures.folder("deberta-abs")], stdin: Data())
         #expect(r.status == 0)
