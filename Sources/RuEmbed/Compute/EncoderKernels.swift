@@ -114,19 +114,71 @@ public enum EncoderKernels {
                                  qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
                                  relative: RelativeTerms?) {
         let headDim = hidden / heads
-        let longest = texts.map(\.count).max() ?? 0
-        // Longest (text, head) first would balance better; texts in a batch are similar enough.
-        let jobs = texts.count * heads
-        let work = texts.reduce(0) { $0 + $1.count * $1.count } * hidden
+        // Long texts: the two products through oneDNN (full vector width), all heads at once.
+        for text in texts where text.count >= matmulAttentionLength {
+            attendWithMatmul(text: text, hidden: hidden, heads: heads, qkv: qkv, context: context, relative: relative)
+        }
+        let short = texts.filter { $0.count < matmulAttentionLength }
+        let longest = short.map(\.count).max() ?? 0
+        let jobs = short.count * heads
+        let work = short.reduce(0) { $0 + $1.count * $1.count } * hidden
         let run = work >= 1 << 20 ? Parallel.forRanges : EncoderKernels.serial
         run(jobs) { lo, hi in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(longest, 1))
             defer { scores.deallocate() }
             for job in lo..<hi {
-                attendOne(text: texts[job / heads], head: job % heads, hidden: hidden, headDim: headDim,
+                attendOne(text: short[job / heads], head: job % heads, hidden: hidden, headDim: headDim,
                           qkv: qkv, context: context, relative: relative, scores: scores)
             }
         }
+    }
+
+    /// From this many tokens on, a text's attention goes through oneDNN: below it, creating
+    /// the two primitives of a new length costs more than the products.
+    public static let matmulAttentionLength = 64
+
+    static func attendWithMatmul(text: (start: Int, count: Int), hidden: Int, heads: Int,
+                                 qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
+                                 relative: RelativeTerms?) {
+        let n = text.count, d = hidden / heads, stride = 3 * hidden
+        let base = qkv + text.start * stride
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * n * n)
+        defer { scores.deallocate() }
+        // scores[h][i][j] = Q[i, h] · K[j, h]  (Q already scaled)
+        StridedBatchMatmul.shared(.init(batch: heads, m: n, k: d, n: n,
+                                        a: [d, stride, 1], b: [d, 1, stride], c: [n * n, n, 1]))
+            .run(a: base, b: base + hidden, c: scores)
+        Parallel.forRanges(heads * n) { lo, hi in
+            for row in lo..<hi {
+                scoreRow(scores + row * n, head: row / n, i: row % n, n: n, hidden: hidden, headDim: d,
+                         base: base, relative: relative)
+            }
+        }
+        // context[i, h] = Σ_j P[h][i][j] · V[j, h]
+        StridedBatchMatmul.shared(.init(batch: heads, m: n, k: n, n: d,
+                                        a: [n * n, n, 1], b: [d, stride, 1], c: [d, hidden, 1]))
+            .run(a: scores, b: base + 2 * hidden, c: context + text.start * hidden)
+    }
+
+    /// One row of attention scores: the relative terms added, then softmax, in place.
+    @_optimize(speed)
+    static func scoreRow(_ s: UnsafeMutablePointer<Float>, head h: Int, i: Int, n: Int, hidden: Int, headDim: Int,
+                         base: UnsafePointer<Float>, relative: RelativeTerms?) {
+        let stride = 3 * hidden
+        if let relative {
+            let q = base + i * stride + h * headDim
+            for j in 0..<n {
+                let r = Swift.min(Swift.max(i - j + relative.span, 0), 2 * relative.span - 1)
+                if let pk = relative.positionKeys { s[j] += dot(q, pk + r * hidden + h * headDim, headDim) }
+                if let pq = relative.positionQueries { s[j] += dot(base + hidden + j * stride + h * headDim, pq + r * hidden + h * headDim, headDim) }
+            }
+        }
+        var maxScore = -Float.infinity
+        for j in 0..<n { maxScore = Swift.max(maxScore, s[j]) }
+        var total: Float = 0
+        for j in 0..<n { let e = expf(s[j] - maxScore); s[j] = e; total += e }
+        let inv = 1 / total
+        for j in 0..<n { s[j] *= inv }
     }
 
     /// Attention of one head over one text.
