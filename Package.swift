@@ -4,7 +4,7 @@ import PackageDescription
 // One core library (RuEmbed) and one single-target executable per tool, each
 // depending on swift-argument-parser and the core: the shape that lets
 // `swift package generate-manual` write a man page for every tool.
-let tools = ["ru-vec", "ru-sim", "ru-knn", "ru-tok"]
+let tools = ["ru-vec", "ru-sim", "ru-knn", "ru-tok", "ru-embed"]
 
 let package = Package(
     name: "ru-embed",

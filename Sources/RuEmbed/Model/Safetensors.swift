@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One tensor of a safetensors file: where its bytes lie in the mapped file.
+public struct TensorInfo {
+    public enum DType: String { case f32 = "F32", f16 = "F16", bf16 = "BF16" }
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    public let file: String
+    let base: UnsafeRawPointer
+    let byteCount: Int
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// The tensors of a model folder's safetensors file(s), memory-mapped read-only and used in
+/// place: f32 tensors are read straight from the mapping, f16/bf16 ones converted on request.
+/// A sharded checkpoint is found through `model.safetensors.index.json`.
+public final class SafetensorsArchive {
+    private struct Mapping { let path: String; let base: UnsafeMutableRawPointer; let size: Int }
+    private var mappings: [Mapping] = []
+    public private(set) var tensors: [String: TensorInfo] = [:]
+    public private(set) var files: [String] = []
+
+    public init(folder: String) throws {
+        files = try SafetensorsArchive.weightFiles(folder: folder)
+        for file in files { try map(file) }
+    }
+
+    /// The weights files of a folder: model.safetensors, or the shards its index names.
+    public static func weightFiles(folder: String) throws -> [String] {
+        let single = folder + "/model.safetensors"
+        let index = folder + "/model.safetensors.index.json"
+        if access(single, R_OK) == 0 { return [single] }
+        guard access(index, R_OK) == 0 else {
+            let hint = access(folder + "/pytorch_model.bin", R_OK) == 0 ? " (pytorch_model.bin is not read: convert it to safetensors)" : ""
+            throw ToolError("\(folder): no model.safetensors or model.safetensors.index.json\(hint)")
+        }
+        let json = try readJSON(index)
+        guard case .object(let map)? = json["weight_map"] else { throw ToolError("\(index): no \"weight_map\" object") }
+        var files: [String] = []
+        var seen = Set<String>()
+        for (_, value) in map {
+            guard let shard = value.stringValue else { throw ToolError("\(index): a weight_map value is not a file name") }
+            if seen.insert(shard).inserted { files.append(folder + "/" + shard) }
+        }
+        return files
+    }
+
+    deinit {
+        for m in mappings { munmap(m.base, m.size) }
+    }
+
+    /// The tensor called `name`, or an error naming it and the files searched.
+    public func tensor(_ name: String) throws -> TensorInfo {
+        guard let t = tensors[name] else {
+            throw ToolError("\(files.map(basename).joined(separator: ", ")): no tensor \"\(name)\"")
+        }
+        return t
+    }
+
+    /// The tensor's values as f32, checking its shape: the mapped bytes themselves for an
+    /// f32 tensor (no copy), a converted copy for f16 and bf16.
+    @_optimize(speed)
+    public func floats(_ name: String, shape: [Int]) throws -> TensorData {
+        let t = try tensor(name)
+        guard t.shape == shape else {
+            throw ToolError("\(basename(t.file)): tensor \"\(name)\" has shape \(t.shape), expected \(shape)")
+        }
+        switch t.dtype {
+        case .f32:
+            return TensorData(pointer: t.base.assumingMemoryBound(to: Float.self), count: t.elementCount, owned: false, info: t)
+        case .f16:
+            let out = UnsafeMutablePointer<Float>.allocate(capacity: t.elementCount)
+            let p = t.base.assumingMemoryBound(to: UInt16.self)
+            for k in 0..<t.elementCount { out[k] = Float(Float16(bitPattern: UInt16(littleEndian: p[k]))) }
+            return TensorData(pointer: out, count: t.elementCount, owned: true, info: t)
+        case .bf16:
+            let out = UnsafeMutablePointer<Float>.allocate(capacity: t.elementCount)
+            let p = t.base.assumingMemoryBound(to: UInt16.self)
+            for k in 0..<t.elementCount { out[k] = Float(bitPattern: UInt32(UInt16(littleEndian: p[k])) << 16) }
+            return TensorData(pointer: out, count: t.elementCount, owned: true, info: t)
+        }
+    }
+
+    /// Tells the kernel the mapped pages of `info` are no longer needed (they were copied into
+    /// another layout), so they leave the resident set; reading them again would reload them.
+    public func release(_ info: TensorInfo) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: info.base) + page - 1) / page * page
+        let end = (Int(bitPattern: info.base) + info.byteCount) / page * page
+        if end > start { madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    }
+
+    private func map(_ path: String) throws {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ToolError("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        let size = Int(st.st_size)
+        guard size >= 8 else { throw ToolError("\(path): too short for a safetensors file") }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw ToolError("\(path): cannot map the file: \(String(cString: strerror(errno)))")
+        }
+        mappings.append(Mapping(path: path, base: base, size: size))
+        let headerLength = Int(UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
+        guard headerLength > 0, 8 + headerLength <= size else { throw ToolError("\(path): bad safetensors header length \(headerLength)") }
+        let header: JSONValue
+        do { header = try JSONValue.parse(UnsafeRawBufferPointer(start: base + 8, count: headerLength)) } catch {
+            throw ToolError("\(path): the safetensors header is not valid JSON: \(error)")
+        }
+        guard case .object(let entries) = header else { throw ToolError("\(path): the safetensors header is not an object") }
+        let dataStart = UnsafeRawPointer(base) + 8 + headerLength
+        let dataSize = size - 8 - headerLength
+        for (name, entry) in entries where name != "__metadata__" {
+            guard let dtypeName = entry["dtype"]?.stringValue else { throw ToolError("\(path): tensor \"\(name)\" has no dtype") }
+            guard let dtype = TensorInfo.DType(rawValue: dtypeName) else {
+                throw ToolError("\(path): tensor \"\(name)\" has dtype \(dtypeName); F32, F16 and BF16 are supported")
+            }
+            guard let shape = entry["shape"]?.arrayValue?.compactMap({ $0.numberValue.map { Int($0) } }),
+                  let offsets = entry["data_offsets"]?.arrayValue?.compactMap({ $0.numberValue.map { Int($0) } }),
+                  offsets.count == 2 else { throw ToolError("\(path): tensor \"\(name)\" has no valid shape or data_offsets") }
+            let elementSize = dtype == .f32 ? 4 : 2
+            let count = shape.reduce(1, *)
+            guard offsets[0] >= 0, offsets[1] <= dataSize, offsets[1] - offsets[0] == count * elementSize else {
+                throw ToolError("\(path): tensor \"\(name)\" has data_offsets \(offsets) that do not fit its shape \(shape) or the file")
+            }
+            if dtype == .f32 && (Int(bitPattern: dataStart + offsets[0]) % 4 != 0) {
+                throw ToolError("\(path): tensor \"\(name)\" is not 4-byte aligned")
+            }
+            tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape, file: path,
+                                       base: dataStart + offsets[0], byteCount: count * elementSize)
+        }
+    }
+
+    static func readJSON(_ path: String) throws -> JSONValue {
+        let bytes = try TokenizerConfig.readFile(path)
+        do { return try bytes.withUnsafeBytes { try JSONValue.parse($0) } } catch {
+            throw ToolError("\(path): not valid JSON: \(error)")
+        }
+    }
+}
+
+/// f32 values of one tensor: borrowed from the mapping, or an owned converted copy.
+public final class TensorData {
+    public let pointer: UnsafePointer<Float>
+    public let count: Int
+    public let info: TensorInfo
+    private let owned: Bool
+    init(pointer: UnsafePointer<Float>, count: Int, owned: Bool, info: TensorInfo) {
+        self.pointer = pointer
+        self.count = count
+        self.owned = owned
+        self.info = info
+    }
+    deinit { if owned { UnsafeMutablePointer(mutating: pointer).deallocate() } }
+    public subscript(k: Int) -> Float { pointer[k] }
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+func basename(_ path: String) -> String {
+    path.split(separator: "/").last.map(String.init) ?? path
+}

@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A sentence-transformers model folder ready to encode: tokenizer, prompts, maximum length,
+/// the DeBERTa encoder, pooling and normalisation, as `SentenceTransformer(folder).encode`.
+public final class SentenceEmbedder {
+    public let folder: String
+    public let tokenizerConfig: TokenizerConfig
+    public let sentenceConfig: SentenceModelConfig
+    public let model: DebertaModel
+    public var tokenizer: Tokenizer { tokenizerConfig.tokenizer }
+    /// The vector width: hidden size times the number of pooling modes.
+    public var dimension: Int { model.config.hiddenSize * sentenceConfig.pooling.count }
+    /// Tokens per text, prompt and special tokens included (sentence-transformers' max_seq_length).
+    public let maxLength: Int?
+
+    public init(folder: String) throws {
+        self.folder = folder
+        sentenceConfig = try SentenceModelConfig.load(folder: folder)
+        tokenizerConfig = try TokenizerConfig.load(modelFolder: folder)
+        model = try DebertaModel(folder: sentenceConfig.transformerFolder)
+        var length = tokenizerConfig.maxLength
+        // Absolute position embeddings end at max_position_embeddings, whatever the tokenizer says.
+        if model.config.positionBiasedInput { length = min(length ?? model.config.maxPositions, model.config.maxPositions) }
+        maxLength = length
+    }
+
+    /// How many leading tokens pooling skips for this prompt: none when the Pooling module
+    /// includes the prompt; otherwise the prompt's own token count minus a trailing special
+    /// token, measured on the prompt alone as sentence-transformers does.
+    public func pooledPromptTokens(_ prompt: String) -> Int {
+        guard !sentenceConfig.includePrompt, !prompt.isEmpty else { return 0 }
+        let ids = tokenizer.encode(prompt, maxLength: maxLength).ids
+        guard let last = ids.last else { return 0 }
+        return tokenizer.isSpecial(last) ? ids.count - 1 : ids.count
+    }
+
+    /// Why `ids` cannot go through the model, or nil when they can.
+    public func problem(with ids: [UInt32]) -> String? {
+        let c = model.config
+        if let bad = ids.first(where: { Int($0) >= c.vocabSize }) {
+            return "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): was the stream made with another tokenizer?"
+        }
+        if c.positionBiasedInput && ids.count > c.maxPositions {
+            return "\(ids.count) tokens, more than the model's \(c.maxPositions) positions (tokenize with --max-length \(c.maxPositions))"
+        }
+        return nil
+    }
+
+    /// Sentence vectors for texts given as token ids (`dimension` floats per text, appended
+    /// to `out`), pooled skipping `skip` leading tokens, L2-normalised when `normalize`.
+    public func embed(_ texts: [[UInt32]], skip: Int = 0, normalize: Bool, into out: inout [Float]) {
+        let dim = dimension
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: dim * texts.count))
+        let states = model.forward(texts)
+        var spans: [(start: Int, count: Int)] = []
+        var tokens = 0
+        for t in texts { spans.append((tokens, t.count)); tokens += t.count }
+        out.withUnsafeMutableBufferPointer { o in
+            EncoderKernels.pool(states: states, dim: model.config.hiddenSize, texts: spans,
+                                modes: sentenceConfig.pooling, skip: skip, into: o.baseAddress! + start)
+            if normalize {
+                for t in 0..<texts.count { SentenceEmbedder.normalize(o.baseAddress! + start + t * dim, dim) }
+            }
+        }
+    }
+
+    /// x ← x / max(‖x‖, 1e-12), as torch.nn.functional.normalize.
+    public static func normalize(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        var sum: Double = 0
+        for j in 0..<n { sum += Double(x[j]) * Double(x[j]) }
+        let norm = max(Float(sum.squareRoot()), 1e-12)
+        for j in 0..<n { x[j] /= norm }
+    }
+
+    /// The model's digest: SHA-256 over config.json's SHA-256 followed by the SHA-256 of every
+    /// 64 MiB piece of every weights file, in name order (a hash tree, so no file is read into
+    /// memory whole). Hashing 340 MB takes seconds, so the result is kept in
+    /// $XDG_CACHE_HOME/ru-embed/digests (else ~/.cache/...), keyed by path, size and mtime.
+    public func modelDigest() throws -> String {
+        var files = [sentenceConfig.transformerFolder + "/config.json"]
+        let archive = try SafetensorsArchive.weightFiles(folder: sentenceConfig.transformerFolder)
+        files += archive.sorted()
+        var key = ""
+        for f in files {
+            var st = stat()
+            guard stat(f, &st) == 0 else { throw ToolError("\(f): \(String(cString: strerror(errno)))") }
+            let real = realpath(f, nil).map { p in defer { free(p) }; return String(cString: p) } ?? f
+            key += "\(real)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec);"
+        }
+        let cacheFile = SentenceEmbedder.digestCachePath()
+        if let cacheFile, let text = try? TokenizerConfig.readFile(cacheFile) {
+            for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
+                let parts = line.split(separator: "\t")
+                if parts.count == 2 && parts[0] == key { return String(parts[1]) }
+            }
+        }
+        var pieces: [UInt8] = []
+        for f in files {
+            let fd = open(f, O_RDONLY)
+            guard fd >= 0 else { throw ToolError("\(f): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var piece = [UInt8](repeating: 0, count: 64 << 20)
+            while true {
+                var filled = 0
+                while filled < piece.count {
+                    let n = piece.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n >= 0 else { throw ToolError("\(f): \(String(cString: strerror(errno)))") }
+                    if n == 0 { break }
+                    filled += n
+                }
+                if filled == 0 { break }
+                pieces += SHA256.digest(filled == piece.count ? piece : Array(piece[0..<filled]))
+                if filled < piece.count { break }
+            }
+        }
+        let digest = SHA256.hex(pieces)
+        if let cacheFile {
+            let line = key + "\t" + digest + "\n"
+            let fd = open(cacheFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            if fd >= 0 { _ = line.withCString { write(fd, $0, strlen($0)) }; close(fd) }
+        }
+        return digest
+    }
+
+    static func digestCachePath() -> String? {
+        var base: String
+        if let x = getenv("XDG_CACHE_HOME"), let s = String(validatingCString: x), !s.isEmpty { base = s }
+        else if let home = getenv("HOME"), let s = String(validatingCString: home), !s.isEmpty { base = s + "/.cache" }
+        else { return nil }
+        for dir in [base, base + "/ru-embed"] { mkdir(dir, 0o755) }
+        base += "/ru-embed"
+        return access(base, W_OK) == 0 ? base + "/digests" : nil
+    }
+}

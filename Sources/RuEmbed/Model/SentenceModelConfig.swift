@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How token states become one vector (sentence-transformers' Pooling module).
+public enum PoolingMode: String, Sendable, CaseIterable {
+    case cls, max, mean, meanSqrtLen = "mean_sqrt_len_tokens", lastToken = "lasttoken"
+}
+
+/// What a sentence-transformers folder says around the transformer itself: where the
+/// transformer lives, how it pools, whether it normalises.
+///
+/// Reads both key styles: sentence-transformers 2.x (USER-base: module types
+/// `sentence_transformers.models.Pooling`, `pooling_mode_mean_tokens: true`,
+/// `word_embedding_dimension`) and 6.x (`sentence_transformers.sentence_transformer.modules.pooling.Pooling`,
+/// `pooling_mode: "mean"`, `embedding_dimension`). A folder without modules.json is a plain
+/// transformers model: mean pooling over all tokens, as sentence-transformers would build it.
+public struct SentenceModelConfig: Sendable {
+    /// The folder with config.json and the weights (modules.json's Transformer path).
+    public var transformerFolder: String
+    /// Pooling modes in the order sentence-transformers concatenates them.
+    public var pooling: [PoolingMode] = [.mean]
+    public var includePrompt = true
+    public var hasNormalizeModule = false
+    /// Where the settings came from, for messages: "modules.json" or "default".
+    public var source = "default"
+
+    public static func load(folder: String) throws -> SentenceModelConfig {
+        var config = SentenceModelConfig(transformerFolder: folder)
+        let modulesPath = folder + "/modules.json"
+        guard access(modulesPath, R_OK) == 0 else { return config }
+        config.source = "modules.json"
+        guard let modules = try SafetensorsArchive.readJSON(modulesPath).arrayValue else {
+            throw ToolError("\(modulesPath): not a list of modules")
+        }
+        var sawTransformer = false
+        for module in modules {
+            guard let type = module["type"]?.stringValue else { throw ToolError("\(modulesPath): a module without \"type\"") }
+            let path = module["path"]?.stringValue ?? ""
+            let sub = path.isEmpty ? folder : folder + "/" + path
+            switch type.split(separator: ".").last.map(String.init) ?? type {
+            case "Transformer":
+                guard !sawTransformer else { throw ToolError("\(modulesPath): more than one Transformer module") }
+                sawTransformer = true
+                config.transformerFolder = sub
+            case "Pooling":
+                try config.readPooling(sub + "/config.json")
+            case "Normalize":
+                config.hasNormalizeModule = true
+            default:
+                throw ToolError("\(modulesPath): module type \(type) is not supported (Transformer, Pooling and Normalize are)")
+            }
+        }
+        guard sawTransformer else { throw ToolError("\(modulesPath): no Transformer module") }
+        return config
+    }
+
+    private mutating func readPooling(_ path: String) throws {
+        let json = try SafetensorsArchive.readJSON(path)
+        if let include = json["include_prompt"], case .bool(let b) = include { includePrompt = b }
+        if let mode = json["pooling_mode"] {
+            // 6.x: a name or a list of names.
+            let names = mode.arrayValue?.compactMap(\.stringValue) ?? mode.stringValue.map { [$0] } ?? []
+            guard !names.isEmpty else { throw ToolError("\(path): \"pooling_mode\" is neither a name nor a list of names") }
+            pooling = try names.map { name in
+                guard let m = PoolingMode(rawValue: name) else {
+                    throw ToolError("\(path): pooling mode \"\(name)\" is not supported (cls, max, mean, mean_sqrt_len_tokens, lasttoken are)")
+                }
+                return m
+            }
+            return
+        }
+        // 2.x: one boolean per mode; sentence-transformers concatenates them in this order.
+        let keys: [(String, PoolingMode?)] = [
+            ("pooling_mode_cls_token", .cls), ("pooling_mode_max_tokens", .max), ("pooling_mode_mean_tokens", .mean),
+            ("pooling_mode_mean_sqrt_len_tokens", .meanSqrtLen), ("pooling_mode_weightedmean_tokens", nil),
+            ("pooling_mode_lasttoken", .lastToken),
+        ]
+        var modes: [PoolingMode] = []
+        for (key, mode) in keys {
+            guard let value = json[key], case .bool(true) = value else { continue }
+            guard let mode else { throw ToolError("\(path): \(key) is not supported") }
+            modes.append(mode)
+        }
+        guard !modes.isEmpty else { throw ToolError("\(path): no pooling mode is switched on") }
+        pooling = modes
+    }
+
+    /// The pooling modes joined the way sentence-transformers names them ("mean", "cls+max").
+    public var poolingName: String { pooling.map(\.rawValue).joined(separator: "+") }
+}

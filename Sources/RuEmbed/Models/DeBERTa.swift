@@ -1,0 +1,279 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// DeBERTa-v1 (transformers' `DebertaModel`, model_type "deberta"): the encoder behind
+/// deepvk/USER-base, computed as `transformers/models/deberta/modeling_deberta.py` does, in
+/// f32 with f32 accumulation, over packed tokens.
+///
+/// The texts of a batch are packed one after another into one [tokens × hidden] matrix (no
+/// padding), so every linear layer is one GEMM over real tokens; attention runs per (text,
+/// head) over the text's exact length, which makes the attention mask all ones and the
+/// masked softmax a plain one.
+///
+/// Rearranged at load, so the forward pass below does no bookkeeping:
+/// - `in_proj`'s rows come grouped per head as [q, k, v]; they are reordered into three
+///   contiguous Q, K, V blocks, with the attention scale 1/sqrt(head_dim·(1 + |pos_att_type|))
+///   folded into the Q rows and into `q_bias` (the fused projection gets bias [q_bias/scale, 0, v_bias]).
+/// - Relative attention's position keys pos_proj(rel_embeddings) and queries
+///   pos_q_proj(rel_embeddings)/scale do not depend on the text: computed once per layer.
+/// - Weights go into oneDNN's layout (`LinearLayer`); the mapped f32 pages they came from are
+///   dropped from memory.
+public final class DebertaModel {
+    public struct Config {
+        public var vocabSize: Int
+        public var hiddenSize: Int
+        public var embeddingSize: Int
+        public var layers: Int
+        public var heads: Int
+        public var intermediateSize: Int
+        public var maxPositions: Int
+        public var typeVocabSize: Int
+        public var positionBiasedInput: Bool
+        public var relativeAttention: Bool
+        public var maxRelativePositions: Int
+        public var contentToPosition: Bool
+        public var positionToContent: Bool
+        public var positionAttentionTypes: Int
+        public var layerNormEps: Float
+        public var activation: LinearEpilogue
+
+        /// Reads config.json, refusing what this implementation does not compute.
+        public init(json: JSONValue, path: String) throws {
+            let modelType = json["model_type"]?.stringValue ?? "?"
+            let architecture = json["architectures"]?.arrayValue?.first?.stringValue ?? "?"
+            guard modelType == "deberta" else {
+                throw ToolError("\(path): model_type \"\(modelType)\" (architecture \(architecture)) is not supported: ru-embed runs DeBERTa-v1 (model_type \"deberta\")")
+            }
+            func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
+                if let v = json[key]?.numberValue { return Int(v) }
+                if let fallback { return fallback }
+                throw ToolError("\(path): no \"\(key)\"")
+            }
+            func bool(_ key: String, _ fallback: Bool) -> Bool {
+                if case .bool(let b)? = json[key] { return b }
+                return fallback
+            }
+            vocabSize = try int("vocab_size")
+            hiddenSize = try int("hidden_size")
+            embeddingSize = try int("embedding_size", hiddenSize)
+            layers = try int("num_hidden_layers")
+            heads = try int("num_attention_heads")
+            intermediateSize = try int("intermediate_size")
+            maxPositions = try int("max_position_embeddings", 512)
+            typeVocabSize = try int("type_vocab_size", 0)
+            positionBiasedInput = bool("position_biased_input", true)
+            relativeAttention = bool("relative_attention", false)
+            let maxRelative = try int("max_relative_positions", -1)
+            maxRelativePositions = maxRelative < 1 ? maxPositions : maxRelative
+            // "c2p|p2c" (older configs) or ["c2p", "p2c"] (transformers 5).
+            var types: [String] = []
+            if let s = json["pos_att_type"]?.stringValue {
+                types = s.lowercased().split(separator: "|").map { String($0.filter { $0 != " " }) }
+            } else if let list = json["pos_att_type"]?.arrayValue {
+                types = list.compactMap(\.stringValue)
+            }
+            for t in types where t != "c2p" && t != "p2c" {
+                throw ToolError("\(path): pos_att_type \"\(t)\" is not supported (c2p and p2c are)")
+            }
+            contentToPosition = types.contains("c2p")
+            positionToContent = types.contains("p2c")
+            // The scale counts pos_att_type even without relative_attention, as transformers does.
+            positionAttentionTypes = types.count
+            layerNormEps = Float(json["layer_norm_eps"]?.numberValue ?? 1e-7)
+            let act = json["hidden_act"]?.stringValue ?? "gelu"
+            switch act {
+            case "gelu": activation = .geluErf
+            case "gelu_new", "gelu_pytorch_tanh": activation = .geluTanh
+            default: throw ToolError("\(path): hidden_act \"\(act)\" is not supported (gelu, gelu_new are)")
+            }
+            if bool("talking_head", false) { throw ToolError("\(path): talking_head is not supported") }
+            guard hiddenSize % heads == 0 else { throw ToolError("\(path): hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(heads)") }
+        }
+
+        public var headDim: Int { hiddenSize / heads }
+    }
+
+    struct Layer {
+        let qkv: LinearLayer          // hidden → [Q | K | V], Q pre-scaled
+        let attentionOutput: LinearLayer // accumulates into the residual
+        let attentionNorm: (weight: [Float], bias: [Float])
+        let intermediate: LinearLayer // with the GELU fused
+        let output: LinearLayer       // accumulates into the residual
+        let outputNorm: (weight: [Float], bias: [Float])
+        let positionKeys: UnsafeMutablePointer<Float>?    // [2·span × hidden], owned
+        let positionQueries: UnsafeMutablePointer<Float>?
+    }
+
+    public let config: Config
+    private let archive: SafetensorsArchive
+    private let wordEmbeddings: TensorData
+    private let positionEmbeddings: TensorData?
+    private let tokenTypeRow: [Float]?
+    private let embedProjection: LinearLayer?
+    private let embeddingNorm: (weight: [Float], bias: [Float])
+    private let layers: [Layer]
+
+    // Scratch buffers, grown to the largest pack seen.
+    private var capacity = 0
+    private var embedded: UnsafeMutablePointer<Float>? // [tokens × embeddingSize] when embed_proj is used
+    private var hidden: UnsafeMutablePointer<Float>?
+    private var qkv: UnsafeMutablePointer<Float>?
+    private var context: UnsafeMutablePointer<Float>?
+    private var inner: UnsafeMutablePointer<Float>?
+
+    @_optimize(speed)
+    public init(folder: String) throws {
+        let configPath = folder + "/config.json"
+        guard access(configPath, R_OK) == 0 else { throw ToolError("\(folder): no config.json") }
+        config = try Config(json: SafetensorsArchive.readJSON(configPath), path: configPath)
+        archive = try SafetensorsArchive(folder: folder)
+        let c = config
+        // Checkpoints saved from a task head (DebertaForMaskedLM, …) prefix every name.
+        let prefix = archive.tensors["deberta.embeddings.word_embeddings.weight"] != nil ? "deberta." : ""
+        let a = archive
+        func floats(_ name: String, _ shape: [Int]) throws -> TensorData { try a.floats(prefix + name, shape: shape) }
+        func vector(_ name: String, _ n: Int) throws -> [Float] { try floats(name, [n]).array }
+        func norm(_ name: String) throws -> (weight: [Float], bias: [Float]) {
+            (try vector(name + ".weight", c.hiddenSize), try vector(name + ".bias", c.hiddenSize))
+        }
+        /// A Linear's weights arranged for oneDNN; the mapped pages are dropped afterwards.
+        func linear(_ name: String, _ inSize: Int, _ outSize: Int, bias: Bool, _ epilogue: LinearEpilogue) throws -> LinearLayer {
+            let w = try floats(name + ".weight", [outSize, inSize])
+            let b = bias ? try floats(name + ".bias", [outSize]) : nil
+            let layer = LinearLayer(weights: w.pointer, bias: b?.pointer, inputSize: inSize, outputSize: outSize, epilogue: epilogue)
+            a.release(w.info)
+            return layer
+        }
+
+        wordEmbeddings = try floats("embeddings.word_embeddings.weight", [c.vocabSize, c.embeddingSize])
+        positionEmbeddings = c.positionBiasedInput ? try floats("embeddings.position_embeddings.weight", [c.maxPositions, c.embeddingSize]) : nil
+        tokenTypeRow = c.typeVocabSize > 0
+            ? Array(try floats("embeddings.token_type_embeddings.weight", [c.typeVocabSize, c.embeddingSize]).array[0..<c.embeddingSize])
+            : nil
+        embedProjection = c.embeddingSize != c.hiddenSize
+            ? try linear("embeddings.embed_proj", c.embeddingSize, c.hiddenSize, bias: false, .none) : nil
+        embeddingNorm = try norm("embeddings.LayerNorm")
+
+        let h = c.hiddenSize, d = c.headDim
+        let scale = (Float(d) * Float(1 + c.positionAttentionTypes)).squareRoot()
+        let span = c.maxRelativePositions
+        let relativeTable = c.relativeAttention ? try floats("encoder.rel_embeddings.weight", [2 * span, h]) : nil
+        var built: [Layer] = []
+        for l in 0..<c.layers {
+            let p = "encoder.layer.\(l)."
+            // in_proj rows per head are [q_h, k_h, v_h]; regroup into Q, K, V blocks, Q scaled.
+            let inProj = try floats(p + "attention.self.in_proj.weight", [3 * h, h])
+            let qBias = try vector(p + "attention.self.q_bias", h)
+            let vBias = try vector(p + "attention.self.v_bias", h)
+            var regrouped = [Float](repeating: 0, count: 3 * h * h)
+            var fusedBias = [Float](repeating: 0, count: 3 * h)
+            for head in 0..<c.heads {
+                for part in 0..<3 {
+                    for i in 0..<d {
+                        let from = (head * 3 * d + part * d + i) * h
+                        let to = (part * h + head * d + i) * h
+                        let factor: Float = part == 0 ? 1 / scale : 1
+                        for j in 0..<h { regrouped[to + j] = inProj[from + j] * factor }
+                    }
+                }
+            }
+            for i in 0..<h { fusedBias[i] = qBias[i] / scale; fusedBias[2 * h + i] = vBias[i] }
+            let qkvLayer = regrouped.withUnsafeBufferPointer { w in
+                fusedBias.withUnsafeBufferPointer { b in
+                    LinearLayer(weights: w.baseAddress!, bias: b.baseAddress!, inputSize: h, outputSize: 3 * h, epilogue: .none)
+                }
+            }
+            archive.release(inProj.info)
+
+            var positionKeys: UnsafeMutablePointer<Float>? = nil, positionQueries: UnsafeMutablePointer<Float>? = nil
+            if let relativeTable {
+                if c.contentToPosition {
+                    let proj = try linear(p + "attention.self.pos_proj", h, h, bias: false, .none)
+                    positionKeys = .allocate(capacity: 2 * span * h)
+                    proj.run(rows: 2 * span, input: relativeTable.pointer, output: positionKeys!)
+                }
+                if c.positionToContent {
+                    let proj = try linear(p + "attention.self.pos_q_proj", h, h, bias: true, .none)
+                    let out = UnsafeMutablePointer<Float>.allocate(capacity: 2 * span * h)
+                    proj.run(rows: 2 * span, input: relativeTable.pointer, output: out)
+                    for k in 0..<2 * span * h { out[k] /= scale }
+                    positionQueries = out
+                }
+            }
+            built.append(Layer(
+                qkv: qkvLayer,
+                attentionOutput: try linear(p + "attention.output.dense", h, h, bias: true, .accumulate),
+                attentionNorm: try norm(p + "attention.output.LayerNorm"),
+                intermediate: try linear(p + "intermediate.dense", h, c.intermediateSize, bias: true, c.activation),
+                output: try linear(p + "output.dense", c.intermediateSize, h, bias: true, .accumulate),
+                outputNorm: try norm(p + "output.LayerNorm"),
+                positionKeys: positionKeys, positionQueries: positionQueries))
+        }
+        layers = built
+    }
+
+    deinit {
+        for buffer in [embedded, hidden, qkv, context, inner] { buffer?.deallocate() }
+        for layer in layers { layer.positionKeys?.deallocate(); layer.positionQueries?.deallocate() }
+    }
+
+    private func reserve(_ tokens: Int) {
+        guard tokens > capacity else { return }
+        for buffer in [embedded, hidden, qkv, context, inner] { buffer?.deallocate() }
+        let n = max(tokens, capacity * 2)
+        let c = config
+        embedded = embedProjection != nil ? .allocate(capacity: n * c.embeddingSize) : nil
+        hidden = .allocate(capacity: n * c.hiddenSize)
+        qkv = .allocate(capacity: n * 3 * c.hiddenSize)
+        context = .allocate(capacity: n * c.hiddenSize)
+        inner = .allocate(capacity: n * c.intermediateSize)
+        capacity = n
+    }
+
+    /// The last hidden states of every token of every text, packed: [Σ counts × hidden],
+    /// valid until the next call. Token ids must be < vocabSize and, with absolute positions,
+    /// a text at most maxPositions long (the caller checks both, to name the record).
+    @_optimize(speed)
+    public func forward(_ texts: [[UInt32]]) -> UnsafePointer<Float> {
+        let c = config
+        let h = c.hiddenSize, e = c.embeddingSize
+        var spans: [(start: Int, count: Int)] = []
+        var tokens = 0
+        for t in texts { spans.append((tokens, t.count)); tokens += t.count }
+        reserve(max(tokens, 1))
+        let hidden = hidden!, qkv = qkv!, context = context!, inner = inner!
+
+        // Embeddings: word (+ absolute position) (+ token type 0), embed_proj, LayerNorm.
+        let target = embedded ?? hidden
+        let words = wordEmbeddings.pointer, positions = positionEmbeddings?.pointer
+        for (t, ids) in texts.enumerated() {
+            for (i, id) in ids.enumerated() {
+                let row = target + (spans[t].start + i) * e
+                row.update(from: words + Int(id) * e, count: e)
+                if let positions { for j in 0..<e { row[j] += positions[i * e + j] } }
+                if let tokenTypeRow { for j in 0..<e { row[j] += tokenTypeRow[j] } }
+            }
+        }
+        guard tokens > 0 else { return UnsafePointer(hidden) }
+        if let embedProjection { embedProjection.run(rows: tokens, input: target, output: hidden) }
+        EncoderKernels.layerNorm(rows: tokens, dim: h, hidden, weight: embeddingNorm.weight, bias: embeddingNorm.bias, eps: c.layerNormEps)
+
+        for layer in layers {
+            layer.qkv.run(rows: tokens, input: hidden, output: qkv)
+            let relative: EncoderKernels.RelativeTerms? = c.relativeAttention
+                ? EncoderKernels.RelativeTerms(positionKeys: layer.positionKeys.map { UnsafePointer($0) },
+                                               positionQueries: layer.positionQueries.map { UnsafePointer($0) },
+                                               span: c.maxRelativePositions)
+                : nil
+            EncoderKernels.attention(tokens: tokens, hidden: h, heads: c.heads, texts: spans,
+                                     qkv: qkv, context: context, relative: relative)
+            layer.attentionOutput.run(rows: tokens, input: context, output: hidden) // hidden += ctx·W + b
+            EncoderKernels.layerNorm(rows: tokens, dim: h, hidden, weight: layer.attentionNorm.weight, bias: layer.attentionNorm.bias, eps: c.layerNormEps)
+            layer.intermediate.run(rows: tokens, input: hidden, output: inner)      // GELU(h·W + b)
+            layer.output.run(rows: tokens, input: inner, output: hidden)            // hidden += inner·W + b
+            EncoderKernels.layerNorm(rows: tokens, dim: h, hidden, weight: layer.outputNorm.weight, bias: layer.outputNorm.bias, eps: c.layerNormEps)
+        }
+        return UnsafePointer(hidden)
+    }
+}
