@@ -152,6 +152,8 @@ void ck_dequantize(const int32_t *acc, size_t rows, size_t cols, const float *x_
             float v = xs * w_scales[n] * (float)(a[n] - zero * w_sums[n]);
             if (bias) v += bias[n];
             if (epilogue == CK_GELU_ERF) v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+            if (epilogue == CK_GELU_TANH)
+                v = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
             if (epilogue == CK_ACCUMULATE) o[n] += v; else o[n] = v;
         }
     }

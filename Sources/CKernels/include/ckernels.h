@@ -40,10 +40,10 @@ void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t 
                             float *scales, int32_t *code_sums);
 
 /// What follows the dequantisation of an int8 product.
-enum ck_epilogue { CK_PLAIN = 0, CK_GELU_ERF = 1, CK_ACCUMULATE = 2 };
+enum ck_epilogue { CK_PLAIN = 0, CK_GELU_ERF = 1, CK_ACCUMULATE = 2, CK_GELU_TANH = 3 };
 
 /// out[m, n] (=, or += for CK_ACCUMULATE) x_scale[m]·w_scale[n]·(acc[m, n] − x_zero[m]·w_sum[n])
-/// + bias[n], then GELU for CK_GELU_ERF. bias may be NULL.
+/// + bias[n], then GELU for CK_GELU_ERF (exact) or CK_GELU_TANH (tanh form). bias may be NULL.
 void ck_dequantize(const int32_t *acc, size_t rows, size_t cols, const float *x_scales,
                    const int32_t *x_zero_points, const float *w_scales, const int32_t *w_sums,
                    const float *bias, float *out, int epilogue);

@@ -13,13 +13,9 @@ import CKernels
 ///     |y − ŷ| ≤ (s_w/2)·‖x‖₁ + (s_x/2)·s_w·‖q_w‖₁ (+ float rounding),
 /// which `errorBound` computes and the tests check.
 public final class Int8LinearLayer {
-    public enum Epilogue: Sendable {
-        case none, geluErf, accumulate
-    }
-
     public let inputSize: Int
     public let outputSize: Int
-    public let epilogue: Epilogue
+    public let epilogue: LinearEpilogue
 
     private let weightScales: [Float]
     private let weightCodeSums: [Int32]
@@ -53,7 +49,7 @@ public final class Int8LinearLayer {
     ///   - weights: `outputSize` rows of `inputSize` floats (a Linear's `weight`).
     ///   - bias: `outputSize` floats, or nil.
     public init(weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inputSize: Int, outputSize: Int,
-                epilogue: Epilogue = .none) {
+                epilogue: LinearEpilogue = .none) {
         precondition(inputSize > 0 && outputSize > 0)
         self.inputSize = inputSize
         self.outputSize = outputSize
@@ -146,6 +142,7 @@ public final class Int8LinearLayer {
         let mode: Int32 = switch epilogue {
         case .none: Int32(CK_PLAIN.rawValue)
         case .geluErf: Int32(CK_GELU_ERF.rawValue)
+        case .geluTanh: Int32(CK_GELU_TANH.rawValue)
         case .accumulate: Int32(CK_ACCUMULATE.rawValue)
         }
         products.withUnsafeBufferPointer { acc in

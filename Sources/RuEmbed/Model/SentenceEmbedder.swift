@@ -15,11 +15,11 @@ public final class SentenceEmbedder {
     /// Tokens per text, prompt and special tokens included (sentence-transformers' max_seq_length).
     public let maxLength: Int?
 
-    public init(folder: String) throws {
+    public init(folder: String, precision: Precision = .f32) throws {
         self.folder = folder
         sentenceConfig = try SentenceModelConfig.load(folder: folder)
         tokenizerConfig = try TokenizerConfig.load(modelFolder: folder)
-        model = try DebertaModel(folder: sentenceConfig.transformerFolder)
+        model = try DebertaModel(folder: sentenceConfig.transformerFolder, precision: precision)
         var length = tokenizerConfig.maxLength
         // Absolute position embeddings end at max_position_embeddings, whatever the tokenizer says.
         if model.config.positionBiasedInput { length = min(length ?? model.config.maxPositions, model.config.maxPositions) }

@@ -95,22 +95,24 @@ public final class DebertaModel {
     }
 
     struct Layer {
-        let qkv: LinearLayer          // hidden → [Q | K | V], Q pre-scaled
-        let attentionOutput: LinearLayer // accumulates into the residual
+        let qkv: any LinearOperator          // hidden → [Q | K | V], Q pre-scaled
+        let attentionOutput: any LinearOperator // accumulates into the residual
         let attentionNorm: (weight: [Float], bias: [Float])
-        let intermediate: LinearLayer // with the GELU fused
-        let output: LinearLayer       // accumulates into the residual
+        let intermediate: any LinearOperator // with the GELU fused
+        let output: any LinearOperator       // accumulates into the residual
         let outputNorm: (weight: [Float], bias: [Float])
         let positionKeys: UnsafeMutablePointer<Float>?    // [2·span × hidden], owned
         let positionQueries: UnsafeMutablePointer<Float>?
     }
 
     public let config: Config
+    /// The arithmetic of the encoder's linear layers (`--precision`).
+    public let precision: Precision
     private let archive: SafetensorsArchive
     private let wordEmbeddings: TensorData
     private let positionEmbeddings: TensorData?
     private let tokenTypeRow: [Float]?
-    private let embedProjection: LinearLayer?
+    private let embedProjection: (any LinearOperator)?
     private let embeddingNorm: (weight: [Float], bias: [Float])
     private let layers: [Layer]
 
@@ -123,7 +125,8 @@ public final class DebertaModel {
     private var inner: UnsafeMutablePointer<Float>?
 
     @_optimize(speed)
-    public init(folder: String) throws {
+    public init(folder: String, precision: Precision = .f32) throws {
+        self.precision = precision
         let configPath = folder + "/config.json"
         guard access(configPath, R_OK) == 0 else { throw ToolError("\(folder): no config.json") }
         config = try Config(json: SafetensorsArchive.readJSON(configPath), path: configPath)
@@ -138,10 +141,14 @@ public final class DebertaModel {
             (try vector(name + ".weight", c.hiddenSize), try vector(name + ".bias", c.hiddenSize))
         }
         /// A Linear's weights arranged for oneDNN; the mapped pages are dropped afterwards.
-        func linear(_ name: String, _ inSize: Int, _ outSize: Int, bias: Bool, _ epilogue: LinearEpilogue) throws -> LinearLayer {
+        /// With `--precision int8` the encoder's layers are int8; the position projections,
+        /// run once at load, stay f32 (`exact`).
+        func linear(_ name: String, _ inSize: Int, _ outSize: Int, bias: Bool, _ epilogue: LinearEpilogue,
+                    exact: Bool = false) throws -> any LinearOperator {
             let w = try floats(name + ".weight", [outSize, inSize])
             let b = bias ? try floats(name + ".bias", [outSize]) : nil
-            let layer = LinearLayer(weights: w.pointer, bias: b?.pointer, inputSize: inSize, outputSize: outSize, epilogue: epilogue)
+            let layer = makeLinear(exact ? .f32 : precision, weights: w.pointer, bias: b?.pointer,
+                                   inputSize: inSize, outputSize: outSize, epilogue: epilogue)
             a.release(w.info)
             return layer
         }
@@ -181,7 +188,7 @@ public final class DebertaModel {
             for i in 0..<h { fusedBias[i] = qBias[i] / scale; fusedBias[2 * h + i] = vBias[i] }
             let qkvLayer = regrouped.withUnsafeBufferPointer { w in
                 fusedBias.withUnsafeBufferPointer { b in
-                    LinearLayer(weights: w.baseAddress!, bias: b.baseAddress!, inputSize: h, outputSize: 3 * h, epilogue: .none)
+                    makeLinear(precision, weights: w.baseAddress!, bias: b.baseAddress!, inputSize: h, outputSize: 3 * h, epilogue: .none)
                 }
             }
             archive.release(inProj.info)
@@ -189,12 +196,12 @@ public final class DebertaModel {
             var positionKeys: UnsafeMutablePointer<Float>? = nil, positionQueries: UnsafeMutablePointer<Float>? = nil
             if let relativeTable {
                 if c.contentToPosition {
-                    let proj = try linear(p + "attention.self.pos_proj", h, h, bias: false, .none)
+                    let proj = try linear(p + "attention.self.pos_proj", h, h, bias: false, .none, exact: true)
                     positionKeys = .allocate(capacity: 2 * span * h)
                     proj.run(rows: 2 * span, input: relativeTable.pointer, output: positionKeys!)
                 }
                 if c.positionToContent {
-                    let proj = try linear(p + "attention.self.pos_q_proj", h, h, bias: true, .none)
+                    let proj = try linear(p + "attention.self.pos_q_proj", h, h, bias: true, .none, exact: true)
                     let out = UnsafeMutablePointer<Float>.allocate(capacity: 2 * span * h)
                     proj.run(rows: 2 * span, input: relativeTable.pointer, output: out)
                     for k in 0..<2 * span * h { out[k] /= scale }

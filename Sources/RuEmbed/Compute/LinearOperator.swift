@@ -1,0 +1,29 @@
+/// The arithmetic of an encoder's linear layers.
+public enum Precision: String, Sendable, CaseIterable {
+    /// f32 products with f32 accumulation (oneDNN's f32 matmul).
+    case f32
+    /// int8 products (VNNI): weights per output channel, activations per row, int32 accumulation.
+    case int8
+}
+
+/// A linear layer as the model code sees it: y = x·Wᵀ + b, then its epilogue.
+public protocol LinearOperator: AnyObject {
+    var inputSize: Int { get }
+    var outputSize: Int { get }
+    /// output[m × outputSize] (=, or += for `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
+    func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>)
+}
+
+extension LinearLayer: LinearOperator {}
+extension Int8LinearLayer: LinearOperator {}
+
+/// Makes the linear layer of `precision` for row-major weights [outputSize × inputSize].
+public func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                       inputSize: Int, outputSize: Int, epilogue: LinearEpilogue) -> any LinearOperator {
+    switch precision {
+    case .f32:
+        LinearLayer(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, epilogue: epilogue)
+    case .int8:
+        Int8LinearLayer(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, epilogue: epilogue)
+    }
+}
