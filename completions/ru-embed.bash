@@ -165,7 +165,7 @@ _ru-embed() {
     local -a repeating_flags=()
     local -a non_repeating_flags=(--tsv --jsonl --no-prompt --no-normalize --progress --no-progress --verbose -v --force -h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--model --id-field --text-field --id-prefix --prompt --prompt-text --dtype --truncate-dim --batch-size --threads)
+    local -a non_repeating_options=(--model --id-field --text-field --id-prefix --prompt --prompt-text --dtype --truncate-dim --precision --batch-size --threads)
     __ru-embed_offer_flags_options -1
 
     # Offer option value completions
@@ -192,6 +192,9 @@ _ru-embed() {
         return
         ;;
     '--truncate-dim')
+        return
+        ;;
+    '--precision')
         return
         ;;
     '--batch-size')
