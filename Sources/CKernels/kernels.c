@@ -139,6 +139,39 @@ void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t 
     }
 }
 
+MULTIVERSION
+float ck_kth_lower_bound(const int32_t *approx, const float *scales, const float *bounds,
+                         size_t count, float query_scale, float half_l1, float half_query_scale,
+                         float margin, size_t k, float *heap) {
+    if (k == 0 || count < k) return -INFINITY;
+    // A min-heap of the k largest lower bounds seen; its root is the answer at the end.
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        float lower = scales[i] * ((float)approx[i] * query_scale - half_l1)
+                    - bounds[i] * half_query_scale - margin;
+        if (n < k) {
+            size_t c = n++;
+            heap[c] = lower;
+            while (c > 0 && heap[(c - 1) / 2] > heap[c]) {
+                float t = heap[c]; heap[c] = heap[(c - 1) / 2]; heap[(c - 1) / 2] = t;
+                c = (c - 1) / 2;
+            }
+        } else if (lower > heap[0]) {
+            heap[0] = lower;
+            size_t p = 0;
+            for (;;) {
+                size_t l = 2 * p + 1, r = l + 1, m = p;
+                if (l < k && heap[l] < heap[m]) m = l;
+                if (r < k && heap[r] < heap[m]) m = r;
+                if (m == p) break;
+                float t = heap[p]; heap[p] = heap[m]; heap[m] = t;
+                p = m;
+            }
+        }
+    }
+    return heap[0];
+}
+
 // exp and erf from plain arithmetic, so the GELU loop vectorises (libm's erff is a scalar call
 // per element and took a sixth of an int8 forward pass).
 

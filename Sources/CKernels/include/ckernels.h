@@ -25,6 +25,15 @@ size_t ck_next_candidate(const int32_t *approx, const float *scales, const float
                          size_t start, size_t count, float query_scale, float half_l1,
                          float half_query_scale, float margin, float threshold);
 
+/// The k-th largest lower bound on the true scores of a block,
+///   scales[i] * (approx[i] * query_scale - half_l1) - bounds[i] * half_query_scale - margin:
+/// k documents of the block score at least this, so no document whose upper bound is below it
+/// can be among the k best. -INFINITY when the block has fewer than k documents.
+/// `heap` is scratch space for k floats.
+float ck_kth_lower_bound(const int32_t *approx, const float *scales, const float *bounds,
+                         size_t count, float query_scale, float half_l1, float half_query_scale,
+                         float margin, size_t k, float *heap);
+
 #endif
 
 #ifndef RU_EMBED_CKERNELS_INT8_H

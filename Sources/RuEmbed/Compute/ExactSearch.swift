@@ -224,13 +224,23 @@ struct TopKHeap {
                                 docScales: UnsafePointer<Float>, docBounds: UnsafePointer<Float>,
                                 docs: UnsafePointer<Float>, dim: Int) -> Int {
         var exact = 0
-        var threshold = items.count < k ? -Float.infinity : items[0].score
         // upper = s_c·(s_q·S + ‖q‖₁/2) + (s_q/2)·(s_c·‖ĉ‖₁) + margin; the margin covers the
         // float rounding of these few operations.
         let halfQueryScale = queryScale / 2, halfL1 = queryL1 / 2, margin: Float = 1e-5
+        var threshold = items.count < k ? -Float.infinity : items[0].score
+        // While the heap is not full (the first block), the k-th best lower bound of the block
+        // is a threshold too: k of its documents score at least that. Without it every
+        // document of the first block would be scored in f32.
+        var floor = -Float.infinity
+        if items.count < k && count >= k {
+            floor = withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { heap in
+                ck_kth_lower_bound(approx, docScales, docBounds, count, queryScale, halfL1, halfQueryScale, margin, k, heap.baseAddress!)
+            }
+        }
         var i = 0
         while true {
-            i = ck_next_candidate(approx, docScales, docBounds, i, count, queryScale, halfL1, halfQueryScale, margin, threshold)
+            i = ck_next_candidate(approx, docScales, docBounds, i, count, queryScale, halfL1, halfQueryScale, margin,
+                                  max(threshold, floor))
             if i == count { break }
             exact += 1
             let s = ck_dot(query, docs + i * dim, dim)

@@ -71,10 +71,19 @@ public final class VectorRecords {
             guard try advance(decodingRows: false), let chunk else { break }
             let take = min(maxRows - added, chunk.count - index)
             let dim = chunk.dim
-            let start = values.count
-            values.append(contentsOf: repeatElement(0, count: take * dim))
-            values.withUnsafeMutableBufferPointer { v in
-                chunk.decodeFloats(index..<index + take, into: v.baseAddress! + start)
+            if chunk.dtype == .f32 {
+                // Straight from the payload: one copy, no zero fill first.
+                let first = index
+                chunk.payload.withUnsafeBytes { raw in
+                    values.append(contentsOf: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: Float.self) + first * dim,
+                                                                  count: take * dim))
+                }
+            } else {
+                let start = values.count
+                values.append(contentsOf: repeatElement(0, count: take * dim))
+                values.withUnsafeMutableBufferPointer { v in
+                    chunk.decodeFloats(index..<index + take, into: v.baseAddress! + start)
+                }
             }
             ids.append(contentsOf: chunk.ids[index..<index + take])
             index += take
