@@ -172,6 +172,74 @@ float ck_kth_lower_bound(const int32_t *approx, const float *scales, const float
     return heap[0];
 }
 
+MULTIVERSION
+void ck_layer_norm(float *rows, size_t count, size_t dim, const float *weight, const float *bias, float eps) {
+    for (size_t r = 0; r < count; r++) {
+        float *row = rows + r * dim;
+        // Sixteen partial sums each, so the reductions vectorise without -ffast-math's help.
+        float acc[16] = {0};
+        size_t j = 0;
+        for (; j + 16 <= dim; j += 16)
+            for (size_t l = 0; l < 16; l++) acc[l] += row[j + l];
+        float sum = 0;
+        for (size_t l = 0; l < 16; l++) sum += acc[l];
+        for (; j < dim; j++) sum += row[j];
+        float mean = sum / (float)dim;
+        float sq[16] = {0};
+        for (j = 0; j + 16 <= dim; j += 16)
+            for (size_t l = 0; l < 16; l++) { float d = row[j + l] - mean; sq[l] += d * d; }
+        float squares = 0;
+        for (size_t l = 0; l < 16; l++) squares += sq[l];
+        for (; j < dim; j++) { float d = row[j] - mean; squares += d * d; }
+        float inverse = 1.0f / sqrtf(squares / (float)dim + eps);
+        for (j = 0; j < dim; j++) row[j] = (row[j] - mean) * inverse * weight[j] + bias[j];
+    }
+}
+
+MULTIVERSION
+void ck_attend_one(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
+                   const float *position_keys, const float *position_queries, size_t hidden, long span,
+                   float *out, size_t out_stride, float *scores) {
+    for (size_t i = 0; i < n; i++) {
+        const float *qi = q + i * stride;
+        float max_score = -INFINITY;
+        for (size_t j = 0; j < n; j++) {
+            const float *kj = k + j * stride;
+            float s = 0;
+            for (size_t d = 0; d < head_dim; d++) s += qi[d] * kj[d];
+            if (position_keys || position_queries) {
+                long r = (long)i - (long)j + span;
+                if (r < 0) r = 0;
+                if (r > 2 * span - 1) r = 2 * span - 1;
+                if (position_keys) {
+                    const float *pk = position_keys + (size_t)r * hidden;
+                    for (size_t d = 0; d < head_dim; d++) s += qi[d] * pk[d];
+                }
+                if (position_queries) {
+                    const float *pq = position_queries + (size_t)r * hidden;
+                    for (size_t d = 0; d < head_dim; d++) s += kj[d] * pq[d];
+                }
+            }
+            scores[j] = s;
+            if (s > max_score) max_score = s;
+        }
+        float total = 0;
+        for (size_t j = 0; j < n; j++) {
+            float e = expf(scores[j] - max_score);
+            scores[j] = e;
+            total += e;
+        }
+        float inverse = 1.0f / total;
+        float *o = out + i * out_stride;
+        for (size_t d = 0; d < head_dim; d++) o[d] = 0;
+        for (size_t j = 0; j < n; j++) {
+            const float *vj = v + j * stride;
+            float w = scores[j] * inverse;
+            for (size_t d = 0; d < head_dim; d++) o[d] += w * vj[d];
+        }
+    }
+}
+
 // exp and erf from plain arithmetic, so the GELU loop vectorises (libm's erff is a scalar call
 // per element and took a sixth of an int8 forward pass).
 

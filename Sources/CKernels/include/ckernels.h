@@ -34,6 +34,20 @@ float ck_kth_lower_bound(const int32_t *approx, const float *scales, const float
                          size_t count, float query_scale, float half_l1, float half_query_scale,
                          float margin, size_t k, float *heap);
 
+/// In place, each row: x ← (x − mean) / sqrt(var + eps) · weight + bias (biased variance,
+/// eps inside the square root: DebertaLayerNorm and torch.nn.LayerNorm).
+void ck_layer_norm(float *rows, size_t count, size_t dim, const float *weight, const float *bias, float eps);
+
+/// Attention of one text and one head over its exact length n. q, k, v point at the head's
+/// first query, key and value; consecutive tokens are `stride` floats apart. With DeBERTa's
+/// relative attention, position_keys / position_queries (either may be NULL) point at the
+/// head's slice of row 0 of their [2·span × hidden] tables (rows `hidden` apart), indexed by
+/// clamp(i − j + span, 0, 2·span − 1). Writes n rows of head_dim floats to out (rows
+/// `out_stride` apart); `scores` is scratch for n floats.
+void ck_attend_one(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
+                   const float *position_keys, const float *position_queries, size_t hidden, long span,
+                   float *out, size_t out_stride, float *scores);
+
 #endif
 
 #ifndef RU_EMBED_CKERNELS_INT8_H

@@ -1,8 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKernels
 
-/// `@_optimize(speed)` keeps these loops fast in debug builds too (the tests run them).
+/// The hot loops (LayerNorm, attention, dot products) are C in CKernels, built for AVX-512,
+/// AVX2 and baseline CPUs: Swift compiles its own loops for baseline x86-64 (SSE) only, and
+/// the tests run the very code the release build runs.
 ///
 /// The non-GEMM work of a transformer encoder over packed tokens (all texts of a batch one
 /// after another, no padding), run on the OpenMP threads through `Parallel.forRanges`.
@@ -18,76 +21,15 @@ public enum EncoderKernels {
         run(rows) { lo, hi in normalizeRows(lo, hi, dim, x, weight, bias, eps) }
     }
 
-    @_optimize(speed)
     static func normalizeRows(_ lo: Int, _ hi: Int, _ dim: Int, _ x: UnsafeMutablePointer<Float>,
                               _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ eps: Float) {
-        for r in lo..<hi {
-            let row = x + r * dim
-            var sum: Float = 0
-            for j in 0..<dim { sum += row[j] }
-            let mean = sum / Float(dim)
-            var squares: Float = 0
-            for j in 0..<dim { let d = row[j] - mean; squares += d * d }
-            let inv = 1 / (squares / Float(dim) + eps).squareRoot()
-            for j in 0..<dim { row[j] = (row[j] - mean) * inv * weight[j] + bias[j] }
-        }
+        // In C (CKernels), built for AVX-512/AVX2: Swift's own loops compile to SSE here.
+        ck_layer_norm(x + lo * dim, hi - lo, dim, weight, bias, eps)
     }
 
     static func serial(_ count: Int, _ body: @escaping (Int, Int) -> Void) {
         if count > 0 { body(0, count) }
     }
-
-#if DEBUG
-    // Debug builds do not specialise the generic SIMD types, which makes them ~50× slower
-    // than plain loops there; the tests (debug builds) would take minutes. Release builds
-    // take the SIMD versions below.
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
-        var k = 0
-        while k + 4 <= n {
-            s0 += a[k] * b[k]; s1 += a[k + 1] * b[k + 1]; s2 += a[k + 2] * b[k + 2]; s3 += a[k + 3] * b[k + 3]
-            k += 4
-        }
-        while k < n { s0 += a[k] * b[k]; k += 1 }
-        return (s0 + s1) + (s2 + s3)
-    }
-
-    @inline(__always)
-    static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        for k in 0..<n { y[k] += alpha * x[k] }
-    }
-#else
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD16<Float>(repeating: 0)
-        var k = 0
-        while k + 16 <= n {
-            let va = UnsafeRawPointer(a + k).loadUnaligned(as: SIMD16<Float>.self)
-            let vb = UnsafeRawPointer(b + k).loadUnaligned(as: SIMD16<Float>.self)
-            // Not addProduct: without -mfma in the build it becomes one libm fmaf call per lane.
-            acc += va * vb
-            k += 16
-        }
-        var s = acc.sum()
-        while k < n { s += a[k] * b[k]; k += 1 }
-        return s
-    }
-
-    @inline(__always)
-    static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        var k = 0
-        let va = SIMD16<Float>(repeating: alpha)
-        while k + 16 <= n {
-            let vx = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD16<Float>.self)
-            var vy = UnsafeRawPointer(y + k).loadUnaligned(as: SIMD16<Float>.self)
-            vy += va * vx
-            UnsafeMutableRawPointer(y + k).storeBytes(of: vy, as: SIMD16<Float>.self)
-            k += 16
-        }
-        while k < n { y[k] += alpha * x[k]; k += 1 }
-    }
-#endif
 
     /// DeBERTa's disentangled relative terms for one layer: position keys and queries for
     /// every row of the relative-embedding table (precomputed at load; they do not depend on
@@ -169,8 +111,8 @@ public enum EncoderKernels {
             let q = base + i * stride + h * headDim
             for j in 0..<n {
                 let r = Swift.min(Swift.max(i - j + relative.span, 0), 2 * relative.span - 1)
-                if let pk = relative.positionKeys { s[j] += dot(q, pk + r * hidden + h * headDim, headDim) }
-                if let pq = relative.positionQueries { s[j] += dot(base + hidden + j * stride + h * headDim, pq + r * hidden + h * headDim, headDim) }
+                if let pk = relative.positionKeys { s[j] += ck_dot(q, pk + r * hidden + h * headDim, headDim) }
+                if let pq = relative.positionQueries { s[j] += ck_dot(base + hidden + j * stride + h * headDim, pq + r * hidden + h * headDim, headDim) }
             }
         }
         var maxScore = -Float.infinity
@@ -186,31 +128,14 @@ public enum EncoderKernels {
     static func attendOne(text: (start: Int, count: Int), head h: Int, hidden: Int, headDim: Int,
                           qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
                           relative: RelativeTerms?, scores: UnsafeMutablePointer<Float>) {
+        // In C (CKernels), built for AVX-512/AVX2: Swift's own loops compile to SSE here.
         let stride = 3 * hidden
-        let n = text.count
         let q0 = qkv + text.start * stride + h * headDim
-        let k0 = q0 + hidden, v0 = q0 + 2 * hidden
-        for i in 0..<n {
-            let q = q0 + i * stride
-            var maxScore = -Float.infinity
-            for j in 0..<n {
-                var s = dot(q, k0 + j * stride, headDim)
-                if let relative {
-                    // Row of the relative tables for distance i − j, clamped to the table.
-                    let r = Swift.min(Swift.max(i - j + relative.span, 0), 2 * relative.span - 1)
-                    if let pk = relative.positionKeys { s += dot(q, pk + r * hidden + h * headDim, headDim) }
-                    if let pq = relative.positionQueries { s += dot(k0 + j * stride, pq + r * hidden + h * headDim, headDim) }
-                }
-                scores[j] = s
-                maxScore = Swift.max(maxScore, s)
-            }
-            var total: Float = 0
-            for j in 0..<n { let e = expf(scores[j] - maxScore); scores[j] = e; total += e }
-            let out = context + (text.start + i) * hidden + h * headDim
-            out.initialize(repeating: 0, count: headDim)
-            let inv = 1 / total
-            for j in 0..<n { axpy(scores[j] * inv, v0 + j * stride, out, headDim) }
-        }
+        let offset = h * headDim
+        ck_attend_one(q0, q0 + hidden, q0 + 2 * hidden, stride, text.count, headDim,
+                      relative?.positionKeys.map { $0 + offset }, relative?.positionQueries.map { $0 + offset },
+                      hidden, relative.map { $0.span } ?? 0,
+                      context + text.start * hidden + offset, hidden, scores)
     }
 
     /// One vector per text from its token states (`states` [tokens × dim], texts packed):
