@@ -25,6 +25,32 @@ enum DNNL {
         }
     }
 
+    /// Copies `source` (laid out as `plain`) into a new 64-byte-aligned buffer in the layout
+    /// `arranged`, which a primitive chose: how weights are pre-arranged once at load. The
+    /// caller owns the returned buffer.
+    static func arrange(_ source: UnsafeRawPointer, plain: dnnl_memory_desc_t,
+                        into arranged: dnnl_memory_desc_t) -> UnsafeMutableRawPointer {
+        let ctx = context
+        var plain = plain, arranged = arranged
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(dnnl_memory_desc_get_size(&arranged), 64), alignment: 64)
+        var reorderPD: dnnl_primitive_desc_t?
+        check(dnnl_reorder_primitive_desc_create(&reorderPD, &plain, ctx.engine, &arranged, ctx.engine, nil), "plan a weight reorder")
+        var reorder: dnnl_primitive_t?
+        check(dnnl_primitive_create(&reorder, reorderPD), "create a weight reorder")
+        dnnl_primitive_desc_destroy(reorderPD)
+        var from: dnnl_memory_t?, to: dnnl_memory_t?
+        check(dnnl_memory_create(&from, &plain, ctx.engine, UnsafeMutableRawPointer(mutating: source)), "wrap weights")
+        check(dnnl_memory_create(&to, &arranged, ctx.engine, buffer), "wrap arranged weights")
+        var args = [dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_FROM */, memory: from),
+                    dnnl_exec_arg_t(arg: 17 /* DNNL_ARG_TO */, memory: to)]
+        check(dnnl_primitive_execute(reorder, ctx.stream, 2, &args), "reorder weights")
+        check(dnnl_stream_wait(ctx.stream), "wait for a weight reorder")
+        dnnl_primitive_destroy(reorder)
+        dnnl_memory_destroy(from)
+        dnnl_memory_destroy(to)
+        return buffer
+    }
+
     /// A 2-D memory descriptor with the given strides (in elements).
     static func matrix(rows: Int, cols: Int, rowStride: Int, colStride: Int, type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()

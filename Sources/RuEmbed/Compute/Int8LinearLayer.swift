@@ -71,31 +71,13 @@ public final class Int8LinearLayer {
         }
 
         // Ask oneDNN for its int8 weight layout, then reorder the plain codes into it.
-        let ctx = DNNL.context
-        var plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize, type: dnnl_s8)
+        let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize, type: dnnl_s8)
         var any = Int8LinearLayer.anyWeights(inputSize, outputSize)
         let pd = Int8LinearLayer.primitiveDesc(m: Int8LinearLayer.layoutRows, k: inputSize, n: outputSize, weights: &any)
         weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
         dnnl_primitive_desc_destroy(pd)
-        arrangedWeights = .allocate(byteCount: max(dnnl_memory_desc_get_size(&weightsDesc), 64), alignment: 64)
-        var reorderPD: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_reorder_primitive_desc_create(&reorderPD, &plain, ctx.engine, &weightsDesc, ctx.engine, nil),
-                   "plan an int8 weight reorder")
-        var reorder: dnnl_primitive_t?
-        DNNL.check(dnnl_primitive_create(&reorder, reorderPD), "create an int8 weight reorder")
-        dnnl_primitive_desc_destroy(reorderPD)
-        var from: dnnl_memory_t?, to: dnnl_memory_t?
-        plainCodes.withUnsafeMutableBytes { p in
-            DNNL.check(dnnl_memory_create(&from, &plain, ctx.engine, p.baseAddress), "wrap int8 weights")
-            DNNL.check(dnnl_memory_create(&to, &weightsDesc, ctx.engine, arrangedWeights), "wrap arranged weights")
-            var args = [dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_FROM */, memory: from),
-                        dnnl_exec_arg_t(arg: 17 /* DNNL_ARG_TO */, memory: to)]
-            DNNL.check(dnnl_primitive_execute(reorder, ctx.stream, 2, &args), "reorder int8 weights")
-            DNNL.check(dnnl_stream_wait(ctx.stream), "wait for an int8 weight reorder")
-        }
-        dnnl_primitive_destroy(reorder)
-        dnnl_memory_destroy(from)
-        dnnl_memory_destroy(to)
+        let arranged = weightsDesc
+        arrangedWeights = plainCodes.withUnsafeBytes { DNNL.arrange($0.baseAddress!, plain: plain, into: arranged) }
     }
 
     deinit {

@@ -62,32 +62,13 @@ public final class LinearLayer {
         if let biasValues { bias.update(from: biasValues, count: outputSize) } else { bias.initialize(repeating: 0, count: outputSize) }
 
         // Ask oneDNN which weight layout it wants, then reorder the plain weights into it.
-        let ctx = DNNL.context
-        var plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize)
+        let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize)
         var any = LinearLayer.descriptor(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any)
         let pd = LinearLayer.primitiveDesc(m: LinearLayer.layoutRows, k: inputSize, n: outputSize,
                                            weights: &any, epilogue: epilogue)
         weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
         dnnl_primitive_desc_destroy(pd)
-        let size = dnnl_memory_desc_get_size(&weightsDesc)
-        arrangedWeights = UnsafeMutableRawPointer.allocate(byteCount: max(size, 64), alignment: 64)
-
-        var reorderPD: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_reorder_primitive_desc_create(&reorderPD, &plain, ctx.engine, &weightsDesc, ctx.engine, nil),
-                   "plan a weight reorder")
-        var reorder: dnnl_primitive_t?
-        DNNL.check(dnnl_primitive_create(&reorder, reorderPD), "create a weight reorder")
-        dnnl_primitive_desc_destroy(reorderPD)
-        var from: dnnl_memory_t?, to: dnnl_memory_t?
-        DNNL.check(dnnl_memory_create(&from, &plain, ctx.engine, UnsafeMutableRawPointer(mutating: weights)), "wrap weights")
-        DNNL.check(dnnl_memory_create(&to, &weightsDesc, ctx.engine, arrangedWeights), "wrap arranged weights")
-        var args = [dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_FROM */, memory: from),
-                    dnnl_exec_arg_t(arg: 17 /* DNNL_ARG_TO */, memory: to)]
-        DNNL.check(dnnl_primitive_execute(reorder, ctx.stream, 2, &args), "reorder weights")
-        DNNL.check(dnnl_stream_wait(ctx.stream), "wait for a weight reorder")
-        dnnl_primitive_destroy(reorder)
-        dnnl_memory_destroy(from)
-        dnnl_memory_destroy(to)
+        arrangedWeights = DNNL.arrange(weights, plain: plain, into: weightsDesc)
     }
 
     deinit {
