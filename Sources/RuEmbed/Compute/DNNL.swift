@@ -51,6 +51,20 @@ enum DNNL {
         return buffer
     }
 
+    /// A 2-D memory descriptor by format tag: `dnnl_ab` (row-major) or `dnnl_format_tag_any`
+    /// (let the primitive choose, as for weights it will pre-arrange).
+    static func matrix(rows: Int, cols: Int, tag: dnnl_format_tag_t, type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var dims: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        dims.0 = Int64(rows); dims.1 = Int64(cols)
+        withUnsafePointer(to: &dims) { d in
+            d.withMemoryRebound(to: Int64.self, capacity: 12) { d in
+                check(dnnl_memory_desc_init_by_tag(&md, 2, d, type, tag), "describe a \(rows)×\(cols) matrix")
+            }
+        }
+        return md
+    }
+
     /// A 2-D memory descriptor with the given strides (in elements).
     static func matrix(rows: Int, cols: Int, rowStride: Int, colStride: Int, type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()

@@ -72,7 +72,7 @@ public final class Int8LinearLayer {
 
         // Ask oneDNN for its int8 weight layout, then reorder the plain codes into it.
         let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize, type: dnnl_s8)
-        var any = Int8LinearLayer.anyWeights(inputSize, outputSize)
+        var any = DNNL.matrix(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any, type: dnnl_s8)
         let pd = Int8LinearLayer.primitiveDesc(m: Int8LinearLayer.layoutRows, k: inputSize, n: outputSize, weights: &any)
         weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
         dnnl_primitive_desc_destroy(pd)
@@ -174,18 +174,6 @@ public final class Int8LinearLayer {
         DNNL.check(dnnl_memory_create(&p.weights, &weights, ctx.engine, arrangedWeights), "create memory")
         primitives[m] = p
         return p
-    }
-
-    private static func anyWeights(_ k: Int, _ n: Int) -> dnnl_memory_desc_t {
-        var md = dnnl_memory_desc_t()
-        var dims: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        dims.0 = Int64(k); dims.1 = Int64(n)
-        withUnsafePointer(to: &dims) { d in
-            d.withMemoryRebound(to: Int64.self, capacity: 12) { d in
-                DNNL.check(dnnl_memory_desc_init_by_tag(&md, 2, d, dnnl_s8, dnnl_format_tag_any), "describe int8 weights")
-            }
-        }
-        return md
     }
 
     private static func primitiveDesc(m: Int, k: Int, n: Int, weights: inout dnnl_memory_desc_t) -> dnnl_primitive_desc_t {

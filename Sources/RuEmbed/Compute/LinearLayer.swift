@@ -63,7 +63,7 @@ public final class LinearLayer {
 
         // Ask oneDNN which weight layout it wants, then reorder the plain weights into it.
         let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize)
-        var any = LinearLayer.descriptor(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any)
+        var any = DNNL.matrix(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any)
         let pd = LinearLayer.primitiveDesc(m: LinearLayer.layoutRows, k: inputSize, n: outputSize,
                                            weights: &any, epilogue: epilogue)
         weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
@@ -118,7 +118,7 @@ public final class LinearLayer {
         let p = Primitive(prim!)
         var srcMD = DNNL.matrix(rows: m, cols: inputSize, rowStride: inputSize, colStride: 1)
         var dstMD = DNNL.matrix(rows: m, cols: outputSize, rowStride: outputSize, colStride: 1)
-        var biasMD = LinearLayer.descriptor(rows: 1, cols: outputSize, tag: dnnl_ab)
+        var biasMD = DNNL.matrix(rows: 1, cols: outputSize, tag: dnnl_ab)
         DNNL.check(dnnl_memory_create(&p.src, &srcMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&p.dst, &dstMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&p.weights, &weights, ctx.engine, arrangedWeights), "create memory")
@@ -127,23 +127,11 @@ public final class LinearLayer {
         return p
     }
 
-    private static func descriptor(rows: Int, cols: Int, tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
-        var md = dnnl_memory_desc_t()
-        var dims: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        dims.0 = Int64(rows); dims.1 = Int64(cols)
-        withUnsafePointer(to: &dims) { d in
-            d.withMemoryRebound(to: Int64.self, capacity: 12) { d in
-                DNNL.check(dnnl_memory_desc_init_by_tag(&md, 2, d, dnnl_f32, tag), "describe a \(rows)×\(cols) matrix")
-            }
-        }
-        return md
-    }
-
     private static func primitiveDesc(m: Int, k: Int, n: Int, weights: inout dnnl_memory_desc_t,
                                       epilogue: LinearEpilogue) -> dnnl_primitive_desc_t {
         var srcMD = DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1)
         var dstMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1)
-        var biasMD = descriptor(rows: 1, cols: n, tag: dnnl_ab)
+        var biasMD = DNNL.matrix(rows: 1, cols: n, tag: dnnl_ab)
         var desc = dnnl_matmul_desc_t()
         DNNL.check(dnnl_matmul_desc_init(&desc, &srcMD, &weights, &biasMD, &dstMD), "describe a linear layer")
         var attr: dnnl_primitive_attr_t?

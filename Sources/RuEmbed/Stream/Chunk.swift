@@ -66,14 +66,6 @@ public struct Chunk: Sendable {
         return chunk
     }
 
-    /// Parses and checks a whole chunk held in `p` (the payload is copied).
-    public static func decode(_ p: UnsafeRawBufferPointer) throws -> Chunk {
-        var (chunk, payload) = try decodeHeaderAndIDs(p)
-        chunk.payload = ArraySlice(p[payload])
-        try chunk.checkPayload()
-        return chunk
-    }
-
     /// Everything but the payload, and where the payload lies in `p`.
     private static func decodeHeaderAndIDs(_ p: UnsafeRawBufferPointer) throws -> (Chunk, Range<Int>) {
         let header = try ChunkHeader.decode(p)
