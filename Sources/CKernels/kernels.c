@@ -7,6 +7,12 @@
 #define MULTIVERSION
 #endif
 
+/// Sixteen floats as one value: AVX-512 one register, AVX2 two, SSE four, per target clone.
+typedef float v16 __attribute__((vector_size(64)));
+// Macros, not functions: a function passing v16 by value would have a different ABI per clone.
+#define load16(p) ({ v16 r_; __builtin_memcpy(&r_, (p), sizeof r_); r_; })
+#define store16(p, x) do { v16 t_ = (x); __builtin_memcpy((p), &t_, sizeof t_); } while (0)
+
 MULTIVERSION
 float ck_dot(const float *a, const float *b, size_t n) {
     // Sixteen partial sums so the compiler can keep one vector register of them.
@@ -120,22 +126,24 @@ void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *c
 
 MULTIVERSION
 void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t *codes,
-                            float *scales, int32_t *code_sums) {
+                            float *scales, int32_t *code_sums, float *code_l1) {
     for (size_t r = 0; r < count; r++) {
         const float *row = rows + r * dim;
         float max_abs = 0;
         for (size_t j = 0; j < dim; j++) max_abs = fmaxf(max_abs, fabsf(row[j]));
         float scale = max_abs > 0 ? max_abs / 127.0f : 1.0f;
         float inverse = 1.0f / scale;
-        int32_t sum = 0;
+        int32_t sum = 0, l1 = 0;
         for (size_t j = 0; j < dim; j++) {
             float q = fminf(127.0f, fmaxf(-127.0f, nearbyintf(row[j] * inverse)));
             int32_t code = (int32_t)q;
             codes[r * dim + j] = (int8_t)code;
             sum += code;
+            l1 += code < 0 ? -code : code;
         }
         scales[r] = scale;
         code_sums[r] = sum;
+        code_l1[r] = (float)l1;
     }
 }
 
@@ -196,50 +204,6 @@ void ck_layer_norm(float *rows, size_t count, size_t dim, const float *weight, c
     }
 }
 
-MULTIVERSION
-void ck_attend_one(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
-                   const float *position_keys, const float *position_queries, size_t hidden, long span,
-                   float *out, size_t out_stride, float *scores) {
-    for (size_t i = 0; i < n; i++) {
-        const float *qi = q + i * stride;
-        float max_score = -INFINITY;
-        for (size_t j = 0; j < n; j++) {
-            const float *kj = k + j * stride;
-            float s = 0;
-            for (size_t d = 0; d < head_dim; d++) s += qi[d] * kj[d];
-            if (position_keys || position_queries) {
-                long r = (long)i - (long)j + span;
-                if (r < 0) r = 0;
-                if (r > 2 * span - 1) r = 2 * span - 1;
-                if (position_keys) {
-                    const float *pk = position_keys + (size_t)r * hidden;
-                    for (size_t d = 0; d < head_dim; d++) s += qi[d] * pk[d];
-                }
-                if (position_queries) {
-                    const float *pq = position_queries + (size_t)r * hidden;
-                    for (size_t d = 0; d < head_dim; d++) s += kj[d] * pq[d];
-                }
-            }
-            scores[j] = s;
-            if (s > max_score) max_score = s;
-        }
-        float total = 0;
-        for (size_t j = 0; j < n; j++) {
-            float e = expf(scores[j] - max_score);
-            scores[j] = e;
-            total += e;
-        }
-        float inverse = 1.0f / total;
-        float *o = out + i * out_stride;
-        for (size_t d = 0; d < head_dim; d++) o[d] = 0;
-        for (size_t j = 0; j < n; j++) {
-            const float *vj = v + j * stride;
-            float w = scores[j] * inverse;
-            for (size_t d = 0; d < head_dim; d++) o[d] += w * vj[d];
-        }
-    }
-}
-
 // exp and erf from plain arithmetic, so the GELU loop vectorises (libm's erff is a scalar call
 // per element and took a sixth of an int8 forward pass).
 
@@ -263,6 +227,93 @@ static inline float ck_erff(float x) {
     float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
     float y = 1.0f - poly * ck_expf(-a * a);
     return x < 0 ? -y : y;
+}
+
+MULTIVERSION
+void ck_attend_one(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
+                   const float *position_keys, const float *position_queries, size_t hidden, long span,
+                   float *out, size_t out_stride, float *scratch) {
+    // Keys transposed into [head_dim × np] (np = n rounded up to 16, zero padded), so a
+    // query's n scores are one vector loop over keys per dimension instead of n dot products
+    // each ending in a horizontal sum (the short texts of a batch make n ~ 10–30).
+    size_t np = (n + 15) & ~(size_t)15;
+    float *kt = scratch, *s = scratch + head_dim * np;
+    for (size_t j = 0; j < n; j++) {
+        // Plain moves: vectorised, this loop becomes scatters, slower than scalar stores.
+#pragma clang loop vectorize(disable)
+        for (size_t d = 0; d < head_dim; d++) kt[d * np + j] = k[j * stride + d];
+    }
+    for (size_t d = 0; d < head_dim; d++)
+        for (size_t j = n; j < np; j++) kt[d * np + j] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *qi = q + i * stride;
+        // Scores of 16 keys at a time, summed in registers (a loop through memory would chain
+        // every step on a store-to-load round trip); four partial sums keep the FMAs busy.
+        for (size_t jb = 0; jb < np; jb += 16) {
+            v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            const float *col = kt + jb;
+            size_t d = 0;
+            for (; d + 4 <= head_dim; d += 4) {
+                a0 += qi[d] * load16(col + d * np);
+                a1 += qi[d + 1] * load16(col + (d + 1) * np);
+                a2 += qi[d + 2] * load16(col + (d + 2) * np);
+                a3 += qi[d + 3] * load16(col + (d + 3) * np);
+            }
+            for (; d < head_dim; d++) a0 += qi[d] * load16(col + d * np);
+            store16(s + jb, (a0 + a1) + (a2 + a3));
+        }
+        if (position_keys || position_queries) {
+            for (size_t j = 0; j < n; j++) {
+                long r = (long)i - (long)j + span;
+                if (r < 0) r = 0;
+                if (r > 2 * span - 1) r = 2 * span - 1;
+                if (position_keys) {
+                    const float *pk = position_keys + (size_t)r * hidden;
+                    float t = 0;
+                    for (size_t d = 0; d < head_dim; d++) t += qi[d] * pk[d];
+                    s[j] += t;
+                }
+                if (position_queries) {
+                    const float *pq = position_queries + (size_t)r * hidden, *kj = k + j * stride;
+                    float t = 0;
+                    for (size_t d = 0; d < head_dim; d++) t += kj[d] * pq[d];
+                    s[j] += t;
+                }
+            }
+        }
+        float max_score = -INFINITY;
+        for (size_t j = 0; j < n; j++) max_score = fmaxf(max_score, s[j]);
+        float total = 0;
+        for (size_t j = 0; j < n; j++) {
+            float e = ck_expf(s[j] - max_score);
+            s[j] = e;
+            total += e;
+        }
+        float inverse = 1.0f / total;
+        for (size_t j = 0; j < n; j++) s[j] *= inverse;
+        // The output row in registers too: 64 dimensions (four vectors) at a time.
+        float *o = out + i * out_stride;
+        size_t d = 0;
+        for (; d + 64 <= head_dim; d += 64) {
+            v16 o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
+            for (size_t j = 0; j < n; j++) {
+                const float *vj = v + j * stride + d;
+                float w = s[j];
+                o0 += w * load16(vj); o1 += w * load16(vj + 16); o2 += w * load16(vj + 32); o3 += w * load16(vj + 48);
+            }
+            store16(o + d, o0); store16(o + d + 16, o1); store16(o + d + 32, o2); store16(o + d + 48, o3);
+        }
+        for (; d + 16 <= head_dim; d += 16) {
+            v16 o0 = {0};
+            for (size_t j = 0; j < n; j++) o0 += s[j] * load16(v + j * stride + d);
+            store16(o + d, o0);
+        }
+        for (; d < head_dim; d++) {
+            float t = 0;
+            for (size_t j = 0; j < n; j++) t += s[j] * v[j * stride + d];
+            o[d] = t;
+        }
+    }
 }
 
 MULTIVERSION

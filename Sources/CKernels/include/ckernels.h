@@ -43,10 +43,15 @@ void ck_layer_norm(float *rows, size_t count, size_t dim, const float *weight, c
 /// relative attention, position_keys / position_queries (either may be NULL) point at the
 /// head's slice of row 0 of their [2·span × hidden] tables (rows `hidden` apart), indexed by
 /// clamp(i − j + span, 0, 2·span − 1). Writes n rows of head_dim floats to out (rows
-/// `out_stride` apart); `scores` is scratch for n floats.
+/// `out_stride` apart); `scratch` holds ck_attend_scratch(n, head_dim) floats.
 void ck_attend_one(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
                    const float *position_keys, const float *position_queries, size_t hidden, long span,
-                   float *out, size_t out_stride, float *scores);
+                   float *out, size_t out_stride, float *scratch);
+
+/// The scratch ck_attend_one needs for a text of n tokens: keys transposed plus one score row.
+static inline size_t ck_attend_scratch(size_t n, size_t head_dim) {
+    return (head_dim + 1) * ((n + 15) & ~(size_t)15);
+}
 
 #endif
 
@@ -58,9 +63,10 @@ void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *c
                          float *scales, int32_t *zero_points);
 
 /// Symmetric per-row int8 weights: w ≈ scale·code with scale = max|w| / 127; also writes
-/// the sum of each row's codes (for the zero-point correction of u8 activations).
+/// the sum of each row's codes (for the zero-point correction of u8 activations) and their
+/// absolute sum (for the error bound).
 void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t *codes,
-                            float *scales, int32_t *code_sums);
+                            float *scales, int32_t *code_sums, float *code_l1);
 
 /// What follows the dequantisation of an int8 product.
 enum ck_epilogue { CK_PLAIN = 0, CK_GELU_ERF = 1, CK_ACCUMULATE = 2, CK_GELU_TANH = 3 };

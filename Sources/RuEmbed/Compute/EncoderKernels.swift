@@ -66,11 +66,11 @@ public enum EncoderKernels {
         let work = short.reduce(0) { $0 + $1.count * $1.count } * hidden
         let run = work >= 1 << 20 ? Parallel.forRanges : EncoderKernels.serial
         run(jobs) { lo, hi in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(longest, 1))
-            defer { scores.deallocate() }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(ck_attend_scratch(longest, headDim), 1))
+            defer { scratch.deallocate() }
             for job in lo..<hi {
                 attendOne(text: short[job / heads], head: job % heads, hidden: hidden, headDim: headDim,
-                          qkv: qkv, context: context, relative: relative, scores: scores)
+                          qkv: qkv, context: context, relative: relative, scratch: scratch)
             }
         }
     }
@@ -127,7 +127,7 @@ public enum EncoderKernels {
     @_optimize(speed)
     static func attendOne(text: (start: Int, count: Int), head h: Int, hidden: Int, headDim: Int,
                           qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
-                          relative: RelativeTerms?, scores: UnsafeMutablePointer<Float>) {
+                          relative: RelativeTerms?, scratch: UnsafeMutablePointer<Float>) {
         // In C (CKernels), built for AVX-512/AVX2: Swift's own loops compile to SSE here.
         let stride = 3 * hidden
         let q0 = qkv + text.start * stride + h * headDim
@@ -135,7 +135,7 @@ public enum EncoderKernels {
         ck_attend_one(q0, q0 + hidden, q0 + 2 * hidden, stride, text.count, headDim,
                       relative?.positionKeys.map { $0 + offset }, relative?.positionQueries.map { $0 + offset },
                       hidden, relative.map { $0.span } ?? 0,
-                      context + text.start * hidden + offset, hidden, scores)
+                      context + text.start * hidden + offset, hidden, scratch)
     }
 
     /// One vector per text from its token states (`states` [tokens × dim], texts packed):

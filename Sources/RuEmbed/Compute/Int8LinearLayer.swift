@@ -9,6 +9,14 @@ import CKernels
 /// stays exact), multiplies into int32, and one C sweep dequantises, corrects the zero point,
 /// adds the bias and applies the epilogue.
 ///
+/// With enough rows each thread takes its own contiguous rows and runs quantise → oneDNN
+/// (single-threaded, inside the parallel region) → dequantise over chunks of `chunkRows`:
+/// the int32 products of a chunk stay in the core's L2 cache between the GEMM and the sweep
+/// that reads them, there is one parallel region per layer instead of three, and a
+/// single-threaded oneDNN GEMM at 64 rows runs at this CPU's VNNI peak (measured 455 GOP/s
+/// per core, against 440 for one two-thread GEMM over all rows). Few rows (one short text)
+/// go through one oneDNN call on all threads, which splits the columns instead.
+///
 /// Error per output: with x = s_x·(q_x − z) + e_x and w = s_w·q_w + e_w (|e| ≤ s/2),
 ///     |y − ŷ| ≤ (s_w/2)·‖x‖₁ + (s_x/2)·s_w·‖q_w‖₁ (+ float rounding),
 /// which `errorBound` computes and the tests check.
@@ -24,6 +32,7 @@ public final class Int8LinearLayer {
     private let arrangedWeights: UnsafeMutableRawPointer
     private var weightsDesc: dnnl_memory_desc_t
     private var primitives: [Int: Primitive] = [:]
+    private var chunkPrimitives: [Int: ChunkPrimitive] = [:]
     // Scratch reused between calls: u8 activations, their scales and zero points, int32 products.
     private var codes: [UInt8] = []
     private var scales: [Float] = []
@@ -42,8 +51,32 @@ public final class Int8LinearLayer {
         }
     }
 
+    /// A chunk primitive with memory objects for each thread (one primitive runs on several
+    /// threads at once; its scratchpad is ours, per thread, so that is safe).
+    private final class ChunkPrimitive {
+        let primitive: dnnl_primitive_t
+        let scratchpadBytes: Int
+        var src: [dnnl_memory_t?] = [], weights: [dnnl_memory_t?] = [], dst: [dnnl_memory_t?] = []
+        var scratchpad: [dnnl_memory_t?] = []
+        init(_ primitive: dnnl_primitive_t, scratchpadBytes: Int) {
+            self.primitive = primitive
+            self.scratchpadBytes = scratchpadBytes
+        }
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            for m in src + weights + dst + scratchpad { dnnl_memory_destroy(m) }
+        }
+    }
+
     /// The row count the weight layout is chosen for; other row counts reuse that layout.
-    private static let layoutRows = 128
+    private static let layoutRows = chunkRows
+    /// Rows per chunk of the per-thread path: 64 rows × 3072 int32 products = 768 KiB, in L2.
+    static let chunkRows = 64
+    /// Chunk primitives exist for multiples of this many rows; a shorter chunk is padded
+    /// (its extra rows computed and ignored), so a few primitives serve every batch.
+    static let chunkStep = 8
+    /// From this many rows on, the per-thread path.
+    static let perThreadRows = 64
 
     /// - Parameters:
     ///   - weights: `outputSize` rows of `inputSize` floats (a Linear's `weight`).
@@ -63,12 +96,11 @@ public final class Int8LinearLayer {
         var plainCodes = [Int8](repeating: 0, count: inputSize * outputSize)
         var scales = [Float](repeating: 0, count: outputSize)
         var sums = [Int32](repeating: 0, count: outputSize)
-        ck_quantize_weights_s8(weights, outputSize, inputSize, &plainCodes, &scales, &sums)
+        var l1 = [Float](repeating: 0, count: outputSize)
+        ck_quantize_weights_s8(weights, outputSize, inputSize, &plainCodes, &scales, &sums, &l1)
         weightScales = scales
         weightCodeSums = sums
-        weightCodeL1 = (0..<outputSize).map { n in
-            Float((0..<inputSize).reduce(0) { $0 + abs(Int(plainCodes[n * inputSize + $1])) })
-        }
+        weightCodeL1 = l1
 
         // Ask oneDNN for its int8 weight layout, then reorder the plain codes into it.
         let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize, type: dnnl_s8)
@@ -82,6 +114,7 @@ public final class Int8LinearLayer {
 
     deinit {
         primitives.removeAll()
+        chunkPrimitives.removeAll()
         arrangedWeights.deallocate()
         bias?.deallocate()
     }
@@ -89,6 +122,70 @@ public final class Int8LinearLayer {
     /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
     public func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
+        if m >= Int8LinearLayer.perThreadRows || Parallel.threads == 1 {
+            runPerThread(rows: m, input: input, output: output)
+        } else {
+            runWhole(rows: m, input: input, output: output)
+        }
+    }
+
+    private var epilogueMode: Int32 {
+        switch epilogue {
+        case .none: Int32(CK_PLAIN.rawValue)
+        case .geluErf: Int32(CK_GELU_ERF.rawValue)
+        case .geluTanh: Int32(CK_GELU_TANH.rawValue)
+        case .accumulate: Int32(CK_ACCUMULATE.rawValue)
+        }
+    }
+
+    /// Each thread its own rows, chunk by chunk: quantise, multiply, dequantise.
+    private func runPerThread(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let (k, n) = (inputSize, outputSize)
+        let chunk = Int8LinearLayer.chunkRows, step = Int8LinearLayer.chunkStep
+        let ranges = Parallel.ranges(m)
+        // Create what the threads will need before they start: primitives are shared.
+        var scratchpadBytes = 0
+        for range in ranges {
+            for lo in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
+                let rows = min(chunk, range.upperBound - lo)
+                let p = chunkPrimitive(rows: (rows + step - 1) / step * step, threads: ranges.count)
+                scratchpadBytes = max(scratchpadBytes, p.scratchpadBytes)
+            }
+        }
+        let workspaces = Int8Workspace.perThread(ranges.count, codes: chunk * k, products: chunk * n,
+                                                 scratchpad: scratchpadBytes)
+        let primitives = chunkPrimitives
+        let mode = epilogueMode
+        let (scales, sums, bias) = (weightScales, weightCodeSums, UnsafePointer(self.bias))
+        Parallel.forThreadRanges(m) { t, lo, hi in
+            let ws = workspaces[t]
+            scales.withUnsafeBufferPointer { scales in
+                sums.withUnsafeBufferPointer { sums in
+                    for start in stride(from: lo, to: hi, by: chunk) {
+                        let rows = min(chunk, hi - start)
+                        ck_quantize_rows_u8(input + start * k, rows, k, ws.codes, ws.scales, ws.zeroPoints)
+                        let p = primitives[(rows + step - 1) / step * step]!
+                        dnnl_memory_set_data_handle(p.src[t], ws.codes)
+                        dnnl_memory_set_data_handle(p.dst[t], ws.products)
+                        dnnl_memory_set_data_handle(p.scratchpad[t], ws.scratchpad)
+                        var args = [
+                            dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_SRC */, memory: p.src[t]),
+                            dnnl_exec_arg_t(arg: 33 /* DNNL_ARG_WEIGHTS */, memory: p.weights[t]),
+                            dnnl_exec_arg_t(arg: 17 /* DNNL_ARG_DST */, memory: p.dst[t]),
+                            dnnl_exec_arg_t(arg: 80 /* DNNL_ARG_SCRATCHPAD */, memory: p.scratchpad[t]),
+                        ]
+                        DNNL.check(dnnl_primitive_execute(p.primitive, ws.stream, Int32(args.count), &args), "run an int8 linear layer")
+                        DNNL.check(dnnl_stream_wait(ws.stream), "wait for an int8 linear layer")
+                        ck_dequantize(ws.products, rows, n, ws.scales, ws.zeroPoints, scales.baseAddress!, sums.baseAddress!,
+                                      bias, output + start * n, mode)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One oneDNN call over all rows on all threads (few rows: it splits the columns).
+    private func runWhole(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         if codes.count < m * inputSize { codes = [UInt8](repeating: 0, count: m * inputSize) }
         if scales.count < m {
             scales = [Float](repeating: 0, count: m)
@@ -121,12 +218,7 @@ public final class Int8LinearLayer {
                 DNNL.check(dnnl_stream_wait(ctx.stream), "wait for an int8 linear layer")
             }
         }
-        let mode: Int32 = switch epilogue {
-        case .none: Int32(CK_PLAIN.rawValue)
-        case .geluErf: Int32(CK_GELU_ERF.rawValue)
-        case .geluTanh: Int32(CK_GELU_TANH.rawValue)
-        case .accumulate: Int32(CK_ACCUMULATE.rawValue)
-        }
+        let mode = epilogueMode
         products.withUnsafeBufferPointer { acc in
             scales.withUnsafeBufferPointer { xs in
                 zeroPoints.withUnsafeBufferPointer { xz in
@@ -176,14 +268,103 @@ public final class Int8LinearLayer {
         return p
     }
 
-    private static func primitiveDesc(m: Int, k: Int, n: Int, weights: inout dnnl_memory_desc_t) -> dnnl_primitive_desc_t {
+    private func chunkPrimitive(rows m: Int, threads: Int) -> ChunkPrimitive {
+        let p: ChunkPrimitive
+        if let existing = chunkPrimitives[m] {
+            p = existing
+        } else {
+            var weights = weightsDesc
+            var attr: dnnl_primitive_attr_t?
+            DNNL.check(dnnl_primitive_attr_create(&attr), "create primitive attributes")
+            defer { dnnl_primitive_attr_destroy(attr) }
+            DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "ask for a user scratchpad")
+            let pd = Int8LinearLayer.primitiveDesc(m: m, k: inputSize, n: outputSize, weights: &weights, attr: attr)
+            defer { dnnl_primitive_desc_destroy(pd) }
+            var prim: dnnl_primitive_t?
+            DNNL.check(dnnl_primitive_create(&prim, pd), "create an int8 linear primitive")
+            var scratchMD = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)!.pointee
+            p = ChunkPrimitive(prim!, scratchpadBytes: dnnl_memory_desc_get_size(&scratchMD))
+            chunkPrimitives[m] = p
+        }
+        while p.src.count < threads {
+            let ctx = DNNL.context
+            var srcMD = DNNL.matrix(rows: m, cols: inputSize, rowStride: inputSize, colStride: 1, type: dnnl_u8)
+            var dstMD = DNNL.matrix(rows: m, cols: outputSize, rowStride: outputSize, colStride: 1, type: dnnl_s32)
+            var weights = weightsDesc
+            var scratchMD = DNNL.matrix(rows: 1, cols: max(p.scratchpadBytes, 1), tag: dnnl_ab, type: dnnl_u8)
+            var src: dnnl_memory_t?, dst: dnnl_memory_t?, w: dnnl_memory_t?, scratch: dnnl_memory_t?
+            DNNL.check(dnnl_memory_create(&src, &srcMD, ctx.engine, nil), "create memory")
+            DNNL.check(dnnl_memory_create(&dst, &dstMD, ctx.engine, nil), "create memory")
+            DNNL.check(dnnl_memory_create(&w, &weights, ctx.engine, arrangedWeights), "create memory")
+            DNNL.check(dnnl_memory_create(&scratch, &scratchMD, ctx.engine, nil), "create memory")
+            p.src.append(src); p.dst.append(dst); p.weights.append(w); p.scratchpad.append(scratch)
+        }
+        return p
+    }
+
+    private static func primitiveDesc(m: Int, k: Int, n: Int, weights: inout dnnl_memory_desc_t,
+                                      attr: dnnl_primitive_attr_t? = nil) -> dnnl_primitive_desc_t {
         var srcMD = DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1, type: dnnl_u8)
         var dstMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1, type: dnnl_s32)
         var desc = dnnl_matmul_desc_t()
         DNNL.check(dnnl_matmul_desc_init(&desc, &srcMD, &weights, nil, &dstMD), "describe an int8 linear layer")
         var pd: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_primitive_desc_create(&pd, &desc, nil, DNNL.context.engine, nil),
+        DNNL.check(dnnl_primitive_desc_create(&pd, &desc, attr, DNNL.context.engine, nil),
                    "create an int8 linear layer for \(m)×\(k)·\(k)×\(n)")
         return pd!
+    }
+}
+
+/// Per-thread scratch of the int8 layers' per-thread path, shared by every layer (they run
+/// one after another): a chunk's u8 activations, their scales and zero points, its int32
+/// products, oneDNN's scratchpad, and a stream of the thread's own.
+final class Int8Workspace: @unchecked Sendable {
+    let stream: dnnl_stream_t
+    private(set) var codes: UnsafeMutablePointer<UInt8>
+    private(set) var products: UnsafeMutablePointer<Int32>
+    private(set) var scratchpad: UnsafeMutableRawPointer
+    private(set) var scales: UnsafeMutablePointer<Float>
+    private(set) var zeroPoints: UnsafeMutablePointer<Int32>
+    private var codeCapacity = 0, productCapacity = 0, scratchpadCapacity = 0
+
+    nonisolated(unsafe) private static var all: [Int8Workspace] = []
+
+    /// `count` workspaces, each with room for at least the given sizes; call outside the
+    /// parallel region.
+    static func perThread(_ count: Int, codes: Int, products: Int, scratchpad: Int) -> [Int8Workspace] {
+        while all.count < count { all.append(Int8Workspace()) }
+        for ws in all.prefix(count) { ws.reserve(codes: codes, products: products, scratchpad: scratchpad) }
+        return Array(all.prefix(count))
+    }
+
+    private init() {
+        var stream: dnnl_stream_t?
+        DNNL.check(dnnl_stream_create(&stream, DNNL.context.engine, dnnl_stream_default_flags.rawValue), "create a stream")
+        self.stream = stream!
+        codes = .allocate(capacity: 1)
+        products = .allocate(capacity: 1)
+        scratchpad = .allocate(byteCount: 64, alignment: 64)
+        scales = .allocate(capacity: Int8LinearLayer.chunkRows)
+        zeroPoints = .allocate(capacity: Int8LinearLayer.chunkRows)
+    }
+
+    private func reserve(codes codeCount: Int, products productCount: Int, scratchpad bytes: Int) {
+        // Zero-filled: a padded chunk reads rows past its last one.
+        if codeCount > codeCapacity {
+            codes.deallocate()
+            codes = .allocate(capacity: codeCount)
+            codes.initialize(repeating: 0, count: codeCount)
+            codeCapacity = codeCount
+        }
+        if productCount > productCapacity {
+            products.deallocate()
+            products = .allocate(capacity: productCount)
+            productCapacity = productCount
+        }
+        if bytes > scratchpadCapacity {
+            scratchpad.deallocate()
+            scratchpad = .allocate(byteCount: bytes, alignment: 64)
+            scratchpadCapacity = bytes
+        }
     }
 }

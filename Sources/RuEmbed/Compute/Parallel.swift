@@ -54,8 +54,8 @@ public enum Parallel {
     private final class Job {
         let count: Int
         let threads: Int
-        let body: (Int, Int) -> Void
-        init(count: Int, threads: Int, body: @escaping (Int, Int) -> Void) {
+        let body: (Int, Int, Int) -> Void
+        init(count: Int, threads: Int, body: @escaping (Int, Int, Int) -> Void) {
             self.count = count
             self.threads = threads
             self.body = body
@@ -65,9 +65,22 @@ public enum Parallel {
     /// Splits `0..<count` into one contiguous range per thread and runs
     /// `body(range.lowerBound, range.upperBound)` on each, returning when all are done.
     public static func forRanges(_ count: Int, _ body: @escaping (Int, Int) -> Void) {
+        forThreadRanges(count) { _, lo, hi in body(lo, hi) }
+    }
+
+    /// The ranges `forThreadRanges(count)` hands out: thread t gets `ranges(count)[t]`
+    /// (empty ranges are not run).
+    public static func ranges(_ count: Int) -> [Range<Int>] {
+        let n = max(1, min(threads, count))
+        return (0..<n).map { me in count * me / n ..< count * (me + 1) / n }
+    }
+
+    /// As `forRanges`, also telling the body which thread (0..<threads) runs it, so it can
+    /// use per-thread scratch.
+    public static func forThreadRanges(_ count: Int, _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
         let n = min(threads, count)
         if n <= 1 {
-            if count > 0 { body(0, count) }
+            if count > 0 { body(0, 0, count) }
             return
         }
         let job = Job(count: count, threads: n, body: body)
@@ -79,14 +92,14 @@ public enum Parallel {
                 let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
                 let me = Int(Parallel.entry.threadNumber!())
                 let lo = job.count * me / job.threads, hi = job.count * (me + 1) / job.threads
-                if lo < hi { job.body(lo, hi) }
+                if lo < hi { job.body(me, lo, hi) }
             }
             _ = threadNumber
             parallel(trampoline, unmanaged.toOpaque(), UInt32(n), 0)
         } else {
             DispatchQueue.concurrentPerform(iterations: n) { me in
                 let lo = count * me / n, hi = count * (me + 1) / n
-                if lo < hi { body(lo, hi) }
+                if lo < hi { body(me, lo, hi) }
             }
         }
     }

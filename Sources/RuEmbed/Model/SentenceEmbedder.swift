@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 
 /// A sentence-transformers model folder ready to encode: tokenizer, prompts, maximum length,
 /// the DeBERTa encoder, pooling and normalisation, as `SentenceTransformer(folder).encode`.
@@ -17,9 +18,27 @@ public final class SentenceEmbedder {
 
     public init(folder: String, precision: Precision = .f32) throws {
         self.folder = folder
-        sentenceConfig = try SentenceModelConfig.load(folder: folder)
-        tokenizerConfig = try TokenizerConfig.load(modelFolder: folder)
-        model = try DebertaModel(folder: sentenceConfig.transformerFolder, precision: precision)
+        let sentenceConfig = try SentenceModelConfig.load(folder: folder)
+        self.sentenceConfig = sentenceConfig
+        // The tokenizer (JSON, merges, digest) and the encoder (weights arranged or
+        // quantised) take about as long as each other to load and need nothing from each
+        // other: the tokenizer loads on a second thread.
+        final class Loaded: @unchecked Sendable { var tokenizer: Result<TokenizerConfig, Error>? }
+        let loaded = Loaded()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            loaded.tokenizer = Result { try TokenizerConfig.load(modelFolder: folder) }
+            done.signal()
+        }
+        // The encoder loads on this thread alone: OpenMP threads woken for its weight
+        // reorders would spin afterwards on the core the tokenizer is using.
+        let threads = Parallel.threads
+        Parallel.setThreads(1)
+        let encoder = Result { try DebertaModel(folder: sentenceConfig.transformerFolder, precision: precision) }
+        Parallel.setThreads(threads)
+        done.wait()
+        tokenizerConfig = try loaded.tokenizer!.get()
+        model = try encoder.get()
         var length = tokenizerConfig.maxLength
         // Absolute position embeddings end at max_position_embeddings, whatever the tokenizer says.
         if model.config.positionBiasedInput { length = min(length ?? model.config.maxPositions, model.config.maxPositions) }
