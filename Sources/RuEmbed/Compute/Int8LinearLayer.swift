@@ -13,7 +13,7 @@ import CKernels
 /// (single-threaded, inside the parallel region) → dequantise over chunks of `chunkRows`:
 /// the int32 products of a chunk stay in the core's L2 cache between the GEMM and the sweep
 /// that reads them, there is one parallel region per layer instead of three, and a
-/// single-threaded oneDNN GEMM at 64 rows runs at this CPU's VNNI peak (measured 455 GOP/s
+/// single-threaded oneDNN GEMM at 32–128 rows runs at this CPU's VNNI peak (measured 455 GOP/s
 /// per core, against 440 for one two-thread GEMM over all rows). Few rows (one short text)
 /// go through one oneDNN call on all threads, which splits the columns instead.
 ///
@@ -70,8 +70,10 @@ public final class Int8LinearLayer {
 
     /// The row count the weight layout is chosen for; other row counts reuse that layout.
     private static let layoutRows = chunkRows
-    /// Rows per chunk of the per-thread path: 64 rows × 3072 int32 products = 768 KiB, in L2.
-    static let chunkRows = 64
+    /// Rows per chunk of the per-thread path: 32 rows × 3072 int32 products = 384 KiB, in L2.
+    /// Measured on the bench batches (2 threads, Zen 4): 32 and 48 rows 3.61–3.65 s, 64 rows
+    /// 3.83–3.89 s, 128 rows 3.61–3.67 s, 256 rows 3.80 s; weights laid out for the chunk size.
+    static let chunkRows = 32
     /// Chunk primitives exist for multiples of this many rows; a shorter chunk is padded
     /// (its extra rows computed and ignored), so a few primitives serve every batch.
     static let chunkStep = 8
@@ -141,45 +143,84 @@ public final class Int8LinearLayer {
     /// Each thread its own rows, chunk by chunk: quantise, multiply, dequantise.
     private func runPerThread(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let (k, n) = (inputSize, outputSize)
-        let chunk = Int8LinearLayer.chunkRows, step = Int8LinearLayer.chunkStep
+        let chunk = Int8LinearLayer.chunkRows
+        let workspaces = prepareChunks(rows: m, codes: chunk * k, products: chunk * n, floats: 0)
+        Parallel.forThreadRanges(m) { t, lo, hi in
+            let ws = workspaces[t]
+            for start in stride(from: lo, to: hi, by: chunk) {
+                let rows = min(chunk, hi - start)
+                ck_quantize_rows_u8(input + start * k, rows, k, ws.codes, ws.scales, ws.zeroPoints)
+                self.multiply(thread: t, rows: rows, codes: ws.codes, workspace: ws)
+                self.dequantize(rows: rows, workspace: ws, output: output + start * n)
+            }
+        }
+    }
+
+    /// A feed-forward block, output (+)= second(first(input)), fused per chunk: the first
+    /// layer's output (after its GELU) is quantised for the second straight from L2, so the
+    /// [rows × intermediate] floats are never written out and read back.
+    static func runPair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
+                        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        precondition(first.outputSize == second.inputSize)
+        let (k, inner, n) = (first.inputSize, first.outputSize, second.outputSize)
+        let chunk = chunkRows
+        _ = first.prepareChunks(rows: m, codes: chunk * k, products: chunk * inner, floats: chunk * inner)
+        let workspaces = second.prepareChunks(rows: m, codes: chunk * inner, products: chunk * max(inner, n),
+                                              floats: chunk * inner)
+        Parallel.forThreadRanges(m) { t, lo, hi in
+            let ws = workspaces[t]
+            for start in stride(from: lo, to: hi, by: chunk) {
+                let rows = min(chunk, hi - start)
+                ck_quantize_rows_u8(input + start * k, rows, k, ws.codes, ws.scales, ws.zeroPoints)
+                first.multiply(thread: t, rows: rows, codes: ws.codes, workspace: ws)
+                first.dequantize(rows: rows, workspace: ws, output: ws.floats)
+                ck_quantize_rows_u8(ws.floats, rows, inner, ws.codes, ws.scales, ws.zeroPoints)
+                second.multiply(thread: t, rows: rows, codes: ws.codes, workspace: ws)
+                second.dequantize(rows: rows, workspace: ws, output: output + start * n)
+            }
+        }
+    }
+
+    /// Creates, before the threads start, the chunk primitives they will use (primitives and
+    /// the dictionary are shared), and returns one workspace per thread with room for the sizes.
+    private func prepareChunks(rows m: Int, codes: Int, products: Int, floats: Int) -> [Int8Workspace] {
+        let chunk = Int8LinearLayer.chunkRows
         let ranges = Parallel.ranges(m)
-        // Create what the threads will need before they start: primitives are shared.
         var scratchpadBytes = 0
         for range in ranges {
             for lo in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
-                let rows = min(chunk, range.upperBound - lo)
-                let p = chunkPrimitive(rows: (rows + step - 1) / step * step, threads: ranges.count)
+                let p = chunkPrimitive(rows: Int8LinearLayer.paddedRows(min(chunk, range.upperBound - lo)), threads: ranges.count)
                 scratchpadBytes = max(scratchpadBytes, p.scratchpadBytes)
             }
         }
-        let workspaces = Int8Workspace.perThread(ranges.count, codes: chunk * k, products: chunk * n,
-                                                 scratchpad: scratchpadBytes)
-        let primitives = chunkPrimitives
-        let mode = epilogueMode
-        let (scales, sums, bias) = (weightScales, weightCodeSums, UnsafePointer(self.bias))
-        Parallel.forThreadRanges(m) { t, lo, hi in
-            let ws = workspaces[t]
-            scales.withUnsafeBufferPointer { scales in
-                sums.withUnsafeBufferPointer { sums in
-                    for start in stride(from: lo, to: hi, by: chunk) {
-                        let rows = min(chunk, hi - start)
-                        ck_quantize_rows_u8(input + start * k, rows, k, ws.codes, ws.scales, ws.zeroPoints)
-                        let p = primitives[(rows + step - 1) / step * step]!
-                        dnnl_memory_set_data_handle(p.src[t], ws.codes)
-                        dnnl_memory_set_data_handle(p.dst[t], ws.products)
-                        dnnl_memory_set_data_handle(p.scratchpad[t], ws.scratchpad)
-                        var args = [
-                            dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_SRC */, memory: p.src[t]),
-                            dnnl_exec_arg_t(arg: 33 /* DNNL_ARG_WEIGHTS */, memory: p.weights[t]),
-                            dnnl_exec_arg_t(arg: 17 /* DNNL_ARG_DST */, memory: p.dst[t]),
-                            dnnl_exec_arg_t(arg: 80 /* DNNL_ARG_SCRATCHPAD */, memory: p.scratchpad[t]),
-                        ]
-                        DNNL.check(dnnl_primitive_execute(p.primitive, ws.stream, Int32(args.count), &args), "run an int8 linear layer")
-                        DNNL.check(dnnl_stream_wait(ws.stream), "wait for an int8 linear layer")
-                        ck_dequantize(ws.products, rows, n, ws.scales, ws.zeroPoints, scales.baseAddress!, sums.baseAddress!,
-                                      bias, output + start * n, mode)
-                    }
-                }
+        return Int8Workspace.perThread(ranges.count, codes: codes, products: products, floats: floats,
+                                       scratchpad: scratchpadBytes)
+    }
+
+    private static func paddedRows(_ rows: Int) -> Int { (rows + chunkStep - 1) / chunkStep * chunkStep }
+
+    /// workspace.products ← codes[rows × inputSize] · Wᵀ in int32, on the calling thread.
+    private func multiply(thread t: Int, rows: Int, codes: UnsafeMutablePointer<UInt8>, workspace ws: Int8Workspace) {
+        let p = chunkPrimitives[Int8LinearLayer.paddedRows(rows)]!
+        dnnl_memory_set_data_handle(p.src[t], codes)
+        dnnl_memory_set_data_handle(p.dst[t], ws.products)
+        dnnl_memory_set_data_handle(p.scratchpad[t], ws.scratchpad)
+        var args = [
+            dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_SRC */, memory: p.src[t]),
+            dnnl_exec_arg_t(arg: 33 /* DNNL_ARG_WEIGHTS */, memory: p.weights[t]),
+            dnnl_exec_arg_t(arg: 17 /* DNNL_ARG_DST */, memory: p.dst[t]),
+            dnnl_exec_arg_t(arg: 80 /* DNNL_ARG_SCRATCHPAD */, memory: p.scratchpad[t]),
+        ]
+        DNNL.check(dnnl_primitive_execute(p.primitive, ws.stream, Int32(args.count), &args), "run an int8 linear layer")
+        DNNL.check(dnnl_stream_wait(ws.stream), "wait for an int8 linear layer")
+    }
+
+    /// output rows ← (or += with `.accumulate`) the dequantised workspace.products, bias, epilogue.
+    private func dequantize(rows: Int, workspace ws: Int8Workspace, output: UnsafeMutablePointer<Float>) {
+        weightScales.withUnsafeBufferPointer { scales in
+            weightCodeSums.withUnsafeBufferPointer { sums in
+                ck_dequantize(ws.products, rows, outputSize, ws.scales, ws.zeroPoints, scales.baseAddress!, sums.baseAddress!,
+                              UnsafePointer(bias), output, epilogueMode)
             }
         }
     }
@@ -325,15 +366,17 @@ final class Int8Workspace: @unchecked Sendable {
     private(set) var scratchpad: UnsafeMutableRawPointer
     private(set) var scales: UnsafeMutablePointer<Float>
     private(set) var zeroPoints: UnsafeMutablePointer<Int32>
-    private var codeCapacity = 0, productCapacity = 0, scratchpadCapacity = 0
+    /// A fused pair's intermediate rows, as floats.
+    private(set) var floats: UnsafeMutablePointer<Float>
+    private var codeCapacity = 0, productCapacity = 0, floatCapacity = 0, scratchpadCapacity = 0
 
     nonisolated(unsafe) private static var all: [Int8Workspace] = []
 
     /// `count` workspaces, each with room for at least the given sizes; call outside the
     /// parallel region.
-    static func perThread(_ count: Int, codes: Int, products: Int, scratchpad: Int) -> [Int8Workspace] {
+    static func perThread(_ count: Int, codes: Int, products: Int, floats: Int, scratchpad: Int) -> [Int8Workspace] {
         while all.count < count { all.append(Int8Workspace()) }
-        for ws in all.prefix(count) { ws.reserve(codes: codes, products: products, scratchpad: scratchpad) }
+        for ws in all.prefix(count) { ws.reserve(codes: codes, products: products, floats: floats, scratchpad: scratchpad) }
         return Array(all.prefix(count))
     }
 
@@ -343,12 +386,18 @@ final class Int8Workspace: @unchecked Sendable {
         self.stream = stream!
         codes = .allocate(capacity: 1)
         products = .allocate(capacity: 1)
+        floats = .allocate(capacity: 1)
         scratchpad = .allocate(byteCount: 64, alignment: 64)
         scales = .allocate(capacity: Int8LinearLayer.chunkRows)
         zeroPoints = .allocate(capacity: Int8LinearLayer.chunkRows)
     }
 
-    private func reserve(codes codeCount: Int, products productCount: Int, scratchpad bytes: Int) {
+    private func reserve(codes codeCount: Int, products productCount: Int, floats floatCount: Int, scratchpad bytes: Int) {
+        if floatCount > floatCapacity {
+            floats.deallocate()
+            floats = .allocate(capacity: floatCount)
+            floatCapacity = floatCount
+        }
         // Zero-filled: a padded chunk reads rows past its last one.
         if codeCount > codeCapacity {
             codes.deallocate()

@@ -27,3 +27,18 @@ public func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, bi
         Int8LinearLayer(weights: weights, bias: bias, inputSize: inputSize, outputSize: outputSize, epilogue: epilogue)
     }
 }
+
+/// A feed-forward block: `between` ← first(input), then output (=, or += for `.accumulate`)
+/// second(between). Two int8 layers over enough rows run fused, chunk by chunk, and leave
+/// `between` untouched.
+public func runFeedForward(_ first: any LinearOperator, _ second: any LinearOperator, rows m: Int,
+                           input: UnsafePointer<Float>, between: UnsafeMutablePointer<Float>,
+                           output: UnsafeMutablePointer<Float>) {
+    if let a = first as? Int8LinearLayer, let b = second as? Int8LinearLayer,
+       m >= Int8LinearLayer.perThreadRows || Parallel.threads == 1 {
+        Int8LinearLayer.runPair(a, b, rows: m, input: input, output: output)
+        return
+    }
+    first.run(rows: m, input: input, output: between)
+    second.run(rows: m, input: between, output: output)
+}

@@ -277,8 +277,8 @@ public final class DebertaModel {
                                      qkv: qkv, context: context, relative: relative)
             layer.attentionOutput.run(rows: tokens, input: context, output: hidden) // hidden += ctx·W + b
             EncoderKernels.layerNorm(rows: tokens, dim: h, hidden, weight: layer.attentionNorm.weight, bias: layer.attentionNorm.bias, eps: c.layerNormEps)
-            layer.intermediate.run(rows: tokens, input: hidden, output: inner)      // GELU(h·W + b)
-            layer.output.run(rows: tokens, input: inner, output: hidden)            // hidden += inner·W + b
+            // inner = GELU(hidden·W + b); hidden += inner·W + b
+            runFeedForward(layer.intermediate, layer.output, rows: tokens, input: hidden, between: inner, output: hidden)
             EncoderKernels.layerNorm(rows: tokens, dim: h, hidden, weight: layer.outputNorm.weight, bias: layer.outputNorm.bias, eps: c.layerNormEps)
         }
         return UnsafePointer(hidden)
