@@ -37,11 +37,29 @@ public enum Parallel {
 
     nonisolated(unsafe) private static var threadCount: Int = 0
 
-    /// The number of threads loops and oneDNN use.
-    public static var threads: Int {
+    nonisolated(unsafe) private static var serialDepth = 0
+
+    /// The number of threads loops and oneDNN use now (1 inside `serially`).
+    public static var threads: Int { serialDepth > 0 ? 1 : configuredThreads }
+
+    /// The number of threads set (or the OpenMP default), whether or not inside `serially`.
+    public static var configuredThreads: Int {
         if threadCount > 0 { return threadCount }
         if let maxThreads = entry.maxThreads { return Int(maxThreads()) }
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Runs `body` with loops and oneDNN on the calling thread alone: no OpenMP thread is
+    /// woken, so none spins afterwards on a core another thread of ours is using.
+    public static func serially<T>(_ body: () throws -> T) rethrows -> T {
+        let configured = configuredThreads
+        serialDepth += 1
+        entry.setThreads?(1)
+        defer {
+            serialDepth -= 1
+            if serialDepth == 0 { entry.setThreads?(Int32(configured)) }
+        }
+        return try body()
     }
 
     /// Sets the number of threads for oneDNN and for `forEach`; call before the first matmul.

@@ -32,10 +32,9 @@ public final class SentenceEmbedder {
         }
         // The encoder loads on this thread alone: OpenMP threads woken for its weight
         // reorders would spin afterwards on the core the tokenizer is using.
-        let threads = Parallel.threads
-        Parallel.setThreads(1)
-        let encoder = Result { try DebertaModel(folder: sentenceConfig.transformerFolder, precision: precision) }
-        Parallel.setThreads(threads)
+        let encoder = Parallel.serially {
+            Result { try DebertaModel(folder: sentenceConfig.transformerFolder, precision: precision) }
+        }
         done.wait()
         tokenizerConfig = try loaded.tokenizer!.get()
         model = try encoder.get()
