@@ -167,13 +167,15 @@ public final class DebertaModel {
         let span = c.maxRelativePositions
         let relativeTable = c.relativeAttention ? try floats("encoder.rel_embeddings.weight", [2 * span, h]) : nil
         var built: [Layer] = []
+        // One buffer for every layer's regrouped in_proj (each layer overwrites all of it):
+        // a fresh 7 MB array per layer cost page faults and zeroing at every load.
+        var regrouped = [Float](repeating: 0, count: 3 * h * h)
         for l in 0..<c.layers {
             let p = "encoder.layer.\(l)."
             // in_proj rows per head are [q_h, k_h, v_h]; regroup into Q, K, V blocks, Q scaled.
             let inProj = try floats(p + "attention.self.in_proj.weight", [3 * h, h])
             let qBias = try vector(p + "attention.self.q_bias", h)
             let vBias = try vector(p + "attention.self.v_bias", h)
-            var regrouped = [Float](repeating: 0, count: 3 * h * h)
             var fusedBias = [Float](repeating: 0, count: 3 * h)
             for head in 0..<c.heads {
                 for part in 0..<3 {
