@@ -10,10 +10,12 @@ import Glibc
 
     func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
 
-    @Test(arguments: [LinearEpilogue.none, .geluErf, .accumulate])
-    func matchesF32WithinTheQuantisationBound(epilogue: LinearEpilogue) {
+    /// 37 rows go through one oneDNN call on all threads; 150 rows are split between the
+    /// threads and run in 32-row chunks, the last ones padded.
+    @Test(arguments: [LinearEpilogue.none, .geluErf, .accumulate], [37, 150])
+    func matchesF32WithinTheQuantisationBound(epilogue: LinearEpilogue, rows m: Int) {
         var random = T.Random(seed: 41)
-        let m = 37, k = 96, n = 80
+        let k = 96, n = 80
         // Activations with an offset and an outlier column, as LayerNorm outputs have.
         var x = random.vectors(m, k).map { $0 * 2 + 0.3 }
         for r in 0..<m { x[r * k + 5] *= 6 }
@@ -68,5 +70,46 @@ import Glibc
             }
             #expect(dot / (na * nb).squareRoot() > 0.999, "row \(r)")
         }
+    }
+
+    /// The fused feed-forward pair (GELU output quantised in the workspace) gives exactly what
+    /// the two layers give run one after the other through memory.
+    @Test(arguments: [37, 150, 301])
+    func fusedFeedForwardEqualsTheTwoLayers(rows m: Int) {
+        var random = T.Random(seed: 43)
+        let k = 96, inner = 160, n = 80
+        let x = random.vectors(m, k).map { $0 * 2 + 0.3 }
+        let w1 = random.vectors(inner, k).map { $0 * 0.2 }, b1 = random.vectors(1, inner)
+        let w2 = random.vectors(n, inner).map { $0 * 0.2 }, b2 = random.vectors(1, n)
+        func layer(_ w: [Float], _ b: [Float], _ inSize: Int, _ outSize: Int, _ epilogue: LinearEpilogue) -> Int8LinearLayer {
+            w.withUnsafeBufferPointer { wp in
+                b.withUnsafeBufferPointer { bp in
+                    Int8LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: inSize, outputSize: outSize, epilogue: epilogue)
+                }
+            }
+        }
+        let first = layer(w1, b1, k, inner, .geluErf), second = layer(w2, b2, inner, n, .accumulate)
+        let residual = random.vectors(m, n)
+        var separate = residual, fused = residual
+        var between = [Float](repeating: 0, count: m * inner)
+        x.withUnsafeBufferPointer { xp in
+            between.withUnsafeMutableBufferPointer { bp in
+                first.run(rows: m, input: xp.baseAddress!, output: bp.baseAddress!)
+                separate.withUnsafeMutableBufferPointer { second.run(rows: m, input: UnsafePointer(bp.baseAddress!), output: $0.baseAddress!) }
+                fused.withUnsafeMutableBufferPointer {
+                    runFeedForward(first, second, rows: m, input: xp.baseAddress!, between: bp.baseAddress!, output: $0.baseAddress!)
+                }
+            }
+        }
+        #expect(fused == separate)
+        #expect(fused != residual)
+    }
+
+    @Test func seriallyRunsOnOneThreadAndRestoresTheCount() {
+        let configured = Parallel.configuredThreads
+        let inside = Parallel.serially { (Parallel.threads, Parallel.configuredThreads) }
+        #expect(inside.0 == 1)
+        #expect(inside.1 == configured)
+        #expect(Parallel.threads == configured)
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CDNNL
 import CKernels
 
@@ -124,6 +127,8 @@ public final class Int8LinearLayer {
     /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
     public func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
+        Int8Workspace.lock.lock()
+        defer { Int8Workspace.lock.unlock() }
         if m >= Int8LinearLayer.perThreadRows || Parallel.threads == 1 {
             runPerThread(rows: m, input: input, output: output)
         } else {
@@ -162,6 +167,8 @@ public final class Int8LinearLayer {
     static func runPair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
                         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(first.outputSize == second.inputSize)
+        Int8Workspace.lock.lock()
+        defer { Int8Workspace.lock.unlock() }
         let (k, inner, n) = (first.inputSize, first.outputSize, second.outputSize)
         let chunk = chunkRows
         _ = first.prepareChunks(rows: m, codes: chunk * k, products: chunk * inner, floats: chunk * inner)
@@ -372,6 +379,11 @@ final class Int8Workspace: @unchecked Sendable {
 
     nonisolated(unsafe) private static var all: [Int8Workspace] = []
 
+    /// Held for a whole layer call: the workspaces (and each layer's own scratch) serve one
+    /// caller at a time, so layers called from several threads at once (tests, a library
+    /// user) take turns instead of sharing scratch.
+    static let lock = PThreadMutex()
+
     /// `count` workspaces, each with room for at least the given sizes; call outside the
     /// parallel region.
     static func perThread(_ count: Int, codes: Int, products: Int, floats: Int, scratchpad: Int) -> [Int8Workspace] {
@@ -416,4 +428,13 @@ final class Int8Workspace: @unchecked Sendable {
             scratchpadCapacity = bytes
         }
     }
+}
+
+/// A plain pthread mutex (Foundation's NSLock would pull Foundation into the core library).
+final class PThreadMutex: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
 }

@@ -53,6 +53,7 @@ public enum Parallel {
     /// woken, so none spins afterwards on a core another thread of ours is using.
     public static func serially<T>(_ body: () throws -> T) rethrows -> T {
         let configured = configuredThreads
+        if threadCount == 0 { threadCount = configured } // OpenMP's own count reads 1 inside
         serialDepth += 1
         entry.setThreads?(1)
         defer {
