@@ -1,0 +1,114 @@
+// The int8 ceiling of this CPU for ru-embed --precision int8: how many u8×s8 multiply-adds
+// VNNI (vpdpbusd) retires per second per core with no memory traffic, and how fast oneDNN's
+// int8 matmul runs at the encoder's shapes (one thread, and all threads), in GOP/s
+// (1 multiply-add = 2 operations). Built and run by bench/int8-ceiling.
+#include <immintrin.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// Twelve independent accumulator chains, distinct so the compiler cannot merge them.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static double vnni_peak(void) {
+    __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x02020202);
+    __m512i c0 = _mm512_set1_epi32(0), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2), c3 = _mm512_set1_epi32(3);
+    __m512i c4 = _mm512_set1_epi32(4), c5 = _mm512_set1_epi32(5), c6 = _mm512_set1_epi32(6), c7 = _mm512_set1_epi32(7);
+    __m512i c8 = _mm512_set1_epi32(8), c9 = _mm512_set1_epi32(9), c10 = _mm512_set1_epi32(10), c11 = _mm512_set1_epi32(11);
+    long n = 100000000;
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        c0 = _mm512_dpbusd_epi32(c0, a, b); c1 = _mm512_dpbusd_epi32(c1, a, b); c2 = _mm512_dpbusd_epi32(c2, a, b);
+        c3 = _mm512_dpbusd_epi32(c3, a, b); c4 = _mm512_dpbusd_epi32(c4, a, b); c5 = _mm512_dpbusd_epi32(c5, a, b);
+        c6 = _mm512_dpbusd_epi32(c6, a, b); c7 = _mm512_dpbusd_epi32(c7, a, b); c8 = _mm512_dpbusd_epi32(c8, a, b);
+        c9 = _mm512_dpbusd_epi32(c9, a, b); c10 = _mm512_dpbusd_epi32(c10, a, b); c11 = _mm512_dpbusd_epi32(c11, a, b);
+        __asm__ volatile("" : "+v"(a));
+    }
+    double t = now() - t0;
+    __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3)),
+                                 _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7)));
+    s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11)));
+    volatile int sink = _mm512_reduce_add_epi32(s);
+    (void)sink;
+    return 12.0 * n * 64 * 2 / t / 1e9;
+}
+
+#define CHECK(x) do { if ((x) != dnnl_success) { fprintf(stderr, "oneDNN call failed: %s\n", #x); exit(2); } } while (0)
+
+// u8 [m × k] · s8 [k × n] → s32, weights in the layout the primitive chooses, as ru-embed runs it.
+static double matmul_gops(dnnl_engine_t engine, dnnl_stream_t stream, long m, long k, long n) {
+    dnnl_memory_desc_t src, wany, dst;
+    dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n};
+    CHECK(dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_u8, dnnl_ab));
+    CHECK(dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_s8, dnnl_format_tag_any));
+    CHECK(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_s32, dnnl_ab));
+    dnnl_matmul_desc_t desc;
+    CHECK(dnnl_matmul_desc_init(&desc, &src, &wany, NULL, &dst));
+    dnnl_primitive_desc_t pd;
+    CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL));
+    dnnl_memory_desc_t w = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_t prim;
+    CHECK(dnnl_primitive_create(&prim, pd));
+    size_t wsize = dnnl_memory_desc_get_size(&w);
+    void *sb = aligned_alloc(64, (m * k + 63) / 64 * 64), *wb = aligned_alloc(64, (wsize + 63) / 64 * 64);
+    void *db = aligned_alloc(64, (m * n * 4 + 63) / 64 * 64);
+    memset(sb, 3, m * k);
+    memset(wb, 1, wsize);
+    dnnl_memory_t ms, mw, md;
+    CHECK(dnnl_memory_create(&ms, &src, engine, sb));
+    CHECK(dnnl_memory_create(&mw, &w, engine, wb));
+    CHECK(dnnl_memory_create(&md, &dst, engine, db));
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
+    for (int i = 0; i < 3; i++) { CHECK(dnnl_primitive_execute(prim, stream, 3, args)); dnnl_stream_wait(stream); }
+    int iterations = 0;
+    double t0 = now(), t;
+    do {
+        CHECK(dnnl_primitive_execute(prim, stream, 3, args));
+        dnnl_stream_wait(stream);
+        iterations++;
+        t = now() - t0;
+    } while (t < 0.25);
+    dnnl_primitive_destroy(prim);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md);
+    free(sb); free(wb); free(db);
+    return 2.0 * m * k * n * iterations / t / 1e9;
+}
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    if (!__builtin_cpu_supports("avx512vnni")) {
+        printf("no AVX-512 VNNI on this CPU: nothing to measure\n");
+        return 0;
+    }
+    printf("vpdpbusd zmm, one core, no memory traffic: %.0f GOP/s\n", vnni_peak());
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
+    CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
+    long shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+    long rows[3] = {32, 128, 448};
+    int counts[2] = {1, threads};
+    for (int c = 0; c < 2; c++) {
+        omp_set_num_threads(counts[c]);
+        for (int r = 0; r < 3; r++) {
+            double ops = 0, seconds = 0;
+            for (int s = 0; s < 4; s++) {
+                double g = matmul_gops(engine, stream, rows[r], shapes[s][0], shapes[s][1]);
+                double o = 2.0 * rows[r] * shapes[s][0] * shapes[s][1];
+                ops += o;
+                seconds += o / g;
+            }
+            printf("oneDNN int8 matmul, %d thread%s, %3ld rows, the encoder layer's four shapes: %.0f GOP/s\n",
+                   counts[c], counts[c] > 1 ? "s" : "", rows[r], ops / seconds);
+        }
+    }
+    return 0;
+}
