@@ -147,17 +147,10 @@ public final class Int8LinearLayer {
 
     /// Each thread its own rows, chunk by chunk: quantise, multiply, dequantise.
     private func runPerThread(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        let (k, n) = (inputSize, outputSize)
-        let chunk = Int8LinearLayer.chunkRows
-        let workspaces = prepareChunks(rows: m, codes: chunk * k, products: chunk * n, floats: 0)
+        let ranges = Parallel.ranges(m)
+        let workspaces = Int8LinearLayer.workspaces(for: [self], ranges: ranges)
         Parallel.forThreadRanges(m) { t, lo, hi in
-            let ws = workspaces[t]
-            for start in stride(from: lo, to: hi, by: chunk) {
-                let rows = min(chunk, hi - start)
-                ck_quantize_rows_u8(input + start * k, rows, k, ws.codes, ws.scales, ws.zeroPoints)
-                self.multiply(thread: t, rows: rows, codes: ws.codes, workspace: ws)
-                self.dequantize(rows: rows, workspace: ws, output: output + start * n)
-            }
+            self.runRows(lo..<hi, thread: t, input: input, output: output, workspace: workspaces[t])
         }
     }
 
@@ -166,42 +159,61 @@ public final class Int8LinearLayer {
     /// [rows × intermediate] floats are never written out and read back.
     static func runPair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
                         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        precondition(first.outputSize == second.inputSize)
         Int8Workspace.lock.lock()
         defer { Int8Workspace.lock.unlock() }
-        let (k, inner, n) = (first.inputSize, first.outputSize, second.outputSize)
-        let chunk = chunkRows
-        _ = first.prepareChunks(rows: m, codes: chunk * k, products: chunk * inner, floats: chunk * inner)
-        let workspaces = second.prepareChunks(rows: m, codes: chunk * inner, products: chunk * max(inner, n),
-                                              floats: chunk * inner)
+        let ranges = Parallel.ranges(m)
+        let workspaces = workspaces(for: [first, second], ranges: ranges)
         Parallel.forThreadRanges(m) { t, lo, hi in
-            let ws = workspaces[t]
-            for start in stride(from: lo, to: hi, by: chunk) {
-                let rows = min(chunk, hi - start)
-                ck_quantize_rows_u8(input + start * k, rows, k, ws.codes, ws.scales, ws.zeroPoints)
-                first.multiply(thread: t, rows: rows, codes: ws.codes, workspace: ws)
-                first.dequantize(rows: rows, workspace: ws, output: ws.floats)
-                ck_quantize_rows_u8(ws.floats, rows, inner, ws.codes, ws.scales, ws.zeroPoints)
-                second.multiply(thread: t, rows: rows, codes: ws.codes, workspace: ws)
-                second.dequantize(rows: rows, workspace: ws, output: output + start * n)
-            }
+            runPairRows(first, second, lo..<hi, thread: t, input: input, output: output, workspace: workspaces[t])
         }
     }
 
-    /// Creates, before the threads start, the chunk primitives they will use (primitives and
-    /// the dictionary are shared), and returns one workspace per thread with room for the sizes.
-    private func prepareChunks(rows m: Int, codes: Int, products: Int, floats: Int) -> [Int8Workspace] {
-        let chunk = Int8LinearLayer.chunkRows
-        let ranges = Parallel.ranges(m)
-        var scratchpadBytes = 0
-        for range in ranges {
-            for lo in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
-                let p = chunkPrimitive(rows: Int8LinearLayer.paddedRows(min(chunk, range.upperBound - lo)), threads: ranges.count)
-                scratchpadBytes = max(scratchpadBytes, p.scratchpadBytes)
+    /// Rows `rows` of output ← (or +=) this layer of those rows of input, chunk by chunk on
+    /// the calling thread `t`, which `workspaces(for:ranges:)` prepared for.
+    func runRows(_ rows: Range<Int>, thread t: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                 workspace ws: Int8Workspace) {
+        let (k, n) = (inputSize, outputSize)
+        for start in stride(from: rows.lowerBound, to: rows.upperBound, by: Int8LinearLayer.chunkRows) {
+            let count = min(Int8LinearLayer.chunkRows, rows.upperBound - start)
+            ck_quantize_rows_u8(input + start * k, count, k, ws.codes, ws.scales, ws.zeroPoints)
+            multiply(thread: t, rows: count, codes: ws.codes, workspace: ws)
+            dequantize(rows: count, workspace: ws, output: output + start * n)
+        }
+    }
+
+    /// `runPair` for rows `rows` on the calling thread `t`.
+    static func runPairRows(_ first: Int8LinearLayer, _ second: Int8LinearLayer, _ rows: Range<Int>, thread t: Int,
+                            input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, workspace ws: Int8Workspace) {
+        precondition(first.outputSize == second.inputSize)
+        let (k, inner, n) = (first.inputSize, first.outputSize, second.outputSize)
+        for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunkRows) {
+            let count = min(chunkRows, rows.upperBound - start)
+            ck_quantize_rows_u8(input + start * k, count, k, ws.codes, ws.scales, ws.zeroPoints)
+            first.multiply(thread: t, rows: count, codes: ws.codes, workspace: ws)
+            first.dequantize(rows: count, workspace: ws, output: ws.floats)
+            ck_quantize_rows_u8(ws.floats, count, inner, ws.codes, ws.scales, ws.zeroPoints)
+            second.multiply(thread: t, rows: count, codes: ws.codes, workspace: ws)
+            second.dequantize(rows: count, workspace: ws, output: output + start * n)
+        }
+    }
+
+    /// Creates, before the threads start, the chunk primitives `layers` will use when thread t
+    /// runs `ranges[t]` (primitives and their dictionaries are shared), and returns one
+    /// workspace per thread with room for any of them. Call with `Int8Workspace.lock` held.
+    static func workspaces(for layers: [Int8LinearLayer], ranges: [Range<Int>]) -> [Int8Workspace] {
+        let chunk = chunkRows
+        var scratchpadBytes = 0, widest = 0
+        for layer in layers {
+            widest = max(widest, layer.inputSize, layer.outputSize)
+            for range in ranges {
+                for lo in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
+                    let p = layer.chunkPrimitive(rows: paddedRows(min(chunk, range.upperBound - lo)), threads: ranges.count)
+                    scratchpadBytes = max(scratchpadBytes, p.scratchpadBytes)
+                }
             }
         }
-        return Int8Workspace.perThread(ranges.count, codes: codes, products: products, floats: floats,
-                                       scratchpad: scratchpadBytes)
+        return Int8Workspace.perThread(ranges.count, codes: chunk * widest, products: chunk * widest,
+                                       floats: chunk * widest, scratchpad: scratchpadBytes)
     }
 
     private static func paddedRows(_ rows: Int) -> Int { (rows + chunkStep - 1) / chunkStep * chunkStep }
