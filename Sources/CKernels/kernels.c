@@ -236,11 +236,14 @@ MULTIVERSION
 void ck_attend_one(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
                    const float *position_keys, const float *position_queries, size_t hidden, long span,
                    float *out, size_t out_stride, float *scratch) {
-    // Keys transposed into [head_dim × np] (np = n rounded up to 16, zero padded), so a
-    // query's n scores are one vector loop over keys per dimension instead of n dot products
-    // each ending in a horizontal sum (the short texts of a batch make n ~ 10–30).
+    if (n == 0) return;
+    // Keys transposed into kt [head_dim × np] (np = n rounded up to 16, zero padded), so a
+    // query's scores are one vector loop over keys per dimension instead of n dot products
+    // each ending in a horizontal sum (the short texts of a batch make n ~ 10–30). Scores
+    // and outputs are computed four queries at a time: each key or value vector loaded once
+    // serves four queries, and the sums stay in registers.
     size_t np = (n + 15) & ~(size_t)15;
-    float *kt = scratch, *s = scratch + head_dim * np;
+    float *kt = scratch, *scores = scratch + head_dim * np; // scores [n × np]
     for (size_t j = 0; j < n; j++) {
         // Plain moves: vectorised, this loop becomes scatters, slower than scalar stores.
 #pragma clang loop vectorize(disable)
@@ -248,24 +251,41 @@ void ck_attend_one(const float *q, const float *k, const float *v, size_t stride
     }
     for (size_t d = 0; d < head_dim; d++)
         for (size_t j = n; j < np; j++) kt[d * np + j] = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float *qi = q + i * stride;
-        // Scores of 16 keys at a time, summed in registers (a loop through memory would chain
-        // every step on a store-to-load round trip); four partial sums keep the FMAs busy.
+
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *q0 = q + i * stride, *q1 = q0 + stride, *q2 = q1 + stride, *q3 = q2 + stride;
         for (size_t jb = 0; jb < np; jb += 16) {
             v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
             const float *col = kt + jb;
+            for (size_t d = 0; d < head_dim; d++) {
+                v16 key = load16(col + d * np);
+                a0 += q0[d] * key; a1 += q1[d] * key; a2 += q2[d] * key; a3 += q3[d] * key;
+            }
+            float *s = scores + i * np + jb;
+            store16(s, a0); store16(s + np, a1); store16(s + 2 * np, a2); store16(s + 3 * np, a3);
+        }
+    }
+    for (; i < n; i++) {
+        const float *qi = q + i * stride;
+        for (size_t jb = 0; jb < np; jb += 16) {
+            v16 a0 = {0}, a1 = {0};
+            const float *col = kt + jb;
             size_t d = 0;
-            for (; d + 4 <= head_dim; d += 4) {
+            for (; d + 2 <= head_dim; d += 2) {
                 a0 += qi[d] * load16(col + d * np);
                 a1 += qi[d + 1] * load16(col + (d + 1) * np);
-                a2 += qi[d + 2] * load16(col + (d + 2) * np);
-                a3 += qi[d + 3] * load16(col + (d + 3) * np);
             }
             for (; d < head_dim; d++) a0 += qi[d] * load16(col + d * np);
-            store16(s + jb, (a0 + a1) + (a2 + a3));
+            store16(scores + i * np + jb, a0 + a1);
         }
+    }
+
+    // DeBERTa's relative terms, then a softmax per row (weights normalised in place).
+    for (i = 0; i < n; i++) {
+        float *s = scores + i * np;
         if (position_keys || position_queries) {
+            const float *qi = q + i * stride;
             for (size_t j = 0; j < n; j++) {
                 long r = (long)i - (long)j + span;
                 if (r < 0) r = 0;
@@ -284,8 +304,8 @@ void ck_attend_one(const float *q, const float *k, const float *v, size_t stride
                 }
             }
         }
-        float max_score = -INFINITY;
-        for (size_t j = 0; j < n; j++) max_score = fmaxf(max_score, s[j]);
+        float max_score = s[0];
+        for (size_t j = 1; j < n; j++) max_score = fmaxf(max_score, s[j]);
         float total = 0;
         for (size_t j = 0; j < n; j++) {
             float e = ck_expf(s[j] - max_score);
@@ -294,27 +314,35 @@ void ck_attend_one(const float *q, const float *k, const float *v, size_t stride
         }
         float inverse = 1.0f / total;
         for (size_t j = 0; j < n; j++) s[j] *= inverse;
-        // The output row in registers too: 64 dimensions (four vectors) at a time.
-        float *o = out + i * out_stride;
-        size_t d = 0;
-        for (; d + 64 <= head_dim; d += 64) {
-            v16 o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
-            for (size_t j = 0; j < n; j++) {
-                const float *vj = v + j * stride + d;
-                float w = s[j];
-                o0 += w * load16(vj); o1 += w * load16(vj + 16); o2 += w * load16(vj + 32); o3 += w * load16(vj + 48);
+    }
+
+    // out[i] = Σ_j weight[i][j] · v[j]: 16 dimensions × four queries per pass over the values.
+    for (size_t d = 0; d < head_dim; d += 16) {
+        if (d + 16 > head_dim) {
+            for (size_t r = 0; r < n; r++) {
+                for (size_t e = d; e < head_dim; e++) {
+                    float t = 0;
+                    for (size_t j = 0; j < n; j++) t += scores[r * np + j] * v[j * stride + e];
+                    out[r * out_stride + e] = t;
+                }
             }
-            store16(o + d, o0); store16(o + d + 16, o1); store16(o + d + 32, o2); store16(o + d + 48, o3);
+            break;
         }
-        for (; d + 16 <= head_dim; d += 16) {
+        for (i = 0; i + 4 <= n; i += 4) {
+            v16 o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
+            const float *w = scores + i * np;
+            for (size_t j = 0; j < n; j++) {
+                v16 value = load16(v + j * stride + d);
+                o0 += w[j] * value; o1 += w[np + j] * value; o2 += w[2 * np + j] * value; o3 += w[3 * np + j] * value;
+            }
+            float *o = out + i * out_stride + d;
+            store16(o, o0); store16(o + out_stride, o1); store16(o + 2 * out_stride, o2); store16(o + 3 * out_stride, o3);
+        }
+        for (; i < n; i++) {
             v16 o0 = {0};
-            for (size_t j = 0; j < n; j++) o0 += s[j] * load16(v + j * stride + d);
-            store16(o + d, o0);
-        }
-        for (; d < head_dim; d++) {
-            float t = 0;
-            for (size_t j = 0; j < n; j++) t += s[j] * v[j * stride + d];
-            o[d] = t;
+            const float *w = scores + i * np;
+            for (size_t j = 0; j < n; j++) o0 += w[j] * load16(v + j * stride + d);
+            store16(out + i * out_stride + d, o0);
         }
     }
 }

@@ -48,9 +48,9 @@ void ck_attend_one(const float *q, const float *k, const float *v, size_t stride
                    const float *position_keys, const float *position_queries, size_t hidden, long span,
                    float *out, size_t out_stride, float *scratch);
 
-/// The scratch ck_attend_one needs for a text of n tokens: keys transposed plus one score row.
+/// The scratch ck_attend_one needs for a text of n tokens: keys transposed plus the scores.
 static inline size_t ck_attend_scratch(size_t n, size_t head_dim) {
-    return (head_dim + 1) * ((n + 15) & ~(size_t)15);
+    return (head_dim + n) * ((n + 15) & ~(size_t)15);
 }
 
 #endif

@@ -1,0 +1,66 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+import CKernels
+@testable import RuEmbed
+
+/// The C attention kernel of short texts (four queries at a time, keys transposed, relative
+/// terms) against softmax(q·kᵀ + c2p + p2c)·v computed in Double.
+@Suite struct AttentionKernelTests {
+    typealias T = TestSupport
+
+    @Test(arguments: [(1, 64), (3, 64), (4, 64), (14, 64), (23, 64), (40, 16), (9, 24), (17, 40)])
+    func matchesDoubleReference(n: Int, headDim: Int) {
+        for relative in [false, true] {
+            var random = T.Random(seed: UInt64(n * 1000 + headDim + (relative ? 7 : 0)))
+            let heads = 2, hidden = heads * headDim, stride = 3 * hidden, span = 8
+            let qkv = random.vectors(n, stride).map { $0 * 1.5 }
+            let keys = random.vectors(2 * span, hidden), queries = random.vectors(2 * span, hidden)
+            var out = [Float](repeating: .nan, count: n * hidden)
+            var scratch = [Float](repeating: .nan, count: ck_attend_scratch(n, headDim))
+            for h in 0..<heads {
+                qkv.withUnsafeBufferPointer { x in
+                    keys.withUnsafeBufferPointer { pk in
+                        queries.withUnsafeBufferPointer { pq in
+                            out.withUnsafeMutableBufferPointer { o in
+                                let q = x.baseAddress! + h * headDim
+                                ck_attend_one(q, q + hidden, q + 2 * hidden, stride, n, headDim,
+                                              relative ? pk.baseAddress! + h * headDim : nil,
+                                              relative ? pq.baseAddress! + h * headDim : nil,
+                                              hidden, span, o.baseAddress! + h * headDim, hidden, &scratch)
+                            }
+                        }
+                    }
+                }
+            }
+            var worst = 0.0
+            for h in 0..<heads {
+                let base = h * headDim
+                for i in 0..<n {
+                    var scores = (0..<n).map { j -> Double in
+                        var s = 0.0
+                        for d in 0..<headDim { s += Double(qkv[i * stride + base + d]) * Double(qkv[j * stride + hidden + base + d]) }
+                        if relative {
+                            let r = min(max(i - j + span, 0), 2 * span - 1)
+                            for d in 0..<headDim {
+                                s += Double(qkv[i * stride + base + d]) * Double(keys[r * hidden + base + d])
+                                s += Double(qkv[j * stride + hidden + base + d]) * Double(queries[r * hidden + base + d])
+                            }
+                        }
+                        return s
+                    }
+                    let top = scores.max()!
+                    scores = scores.map { exp($0 - top) }
+                    let total = scores.reduce(0, +)
+                    for d in 0..<headDim {
+                        var expected = 0.0
+                        for j in 0..<n { expected += scores[j] / total * Double(qkv[j * stride + 2 * hidden + base + d]) }
+                        worst = max(worst, abs(Double(out[i * hidden + base + d]) - expected))
+                    }
+                }
+            }
+            #expect(worst < 2e-5, "n \(n), head_dim \(headDim), relative \(relative): max error \(worst)")
+        }
+    }
+}
