@@ -417,30 +417,25 @@ final class Int8Workspace: @unchecked Sendable {
     }
 
     private func reserve(codes codeCount: Int, products productCount: Int, floats floatCount: Int, scratchpad bytes: Int) {
-        if floatCount > floatCapacity {
-            floats.deallocate()
-            floats = .allocate(capacity: floatCount)
-            floatCapacity = floatCount
-        }
-        // Zero-filled: a padded chunk reads rows past its last one.
-        if codeCount > codeCapacity {
-            codes.deallocate()
-            codes = .allocate(capacity: codeCount)
-            codes.initialize(repeating: 0, count: codeCount)
-            codeCapacity = codeCount
-        }
-        if productCount > productCapacity {
-            products.deallocate()
-            products = .allocate(capacity: productCount)
-            productCapacity = productCount
-        }
+        // Codes zero-filled: a padded chunk reads rows past its last one.
+        Int8Workspace.grow(&codes, &codeCapacity, to: codeCount, filling: 0)
+        Int8Workspace.grow(&products, &productCapacity, to: productCount)
+        Int8Workspace.grow(&floats, &floatCapacity, to: floatCount)
         if bytes > scratchpadCapacity {
             scratchpad.deallocate()
             scratchpad = .allocate(byteCount: bytes, alignment: 64)
             scratchpadCapacity = bytes
         }
     }
-}
+
+    /// A new buffer of `count` elements when the current one is smaller; contents not kept.
+    private static func grow<T>(_ buffer: inout UnsafeMutablePointer<T>, _ capacity: inout Int, to count: Int, filling: T? = nil) {
+        guard count > capacity else { return }
+        buffer.deallocate()
+        buffer = .allocate(capacity: count)
+        if let filling { buffer.initialize(repeating: filling, count: count) }
+        capacity = count
+    }}
 
 /// A plain pthread mutex (Foundation's NSLock would pull Foundation into the core library).
 final class PThreadMutex: @unchecked Sendable {
