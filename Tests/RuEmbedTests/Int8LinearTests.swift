@@ -111,6 +111,8 @@ import Glibc
         let inside = Parallel.serially { (Parallel.threads, Parallel.configuredThreads) }
         #expect(inside.0 == 1)
         #expect(inside.1 == configured)
-        #expect(Parallel.threads == configured)
+        // (Parallel.threads afterwards is not checked: tests loading models in parallel are
+        // inside `serially` themselves at times.)
+        #expect(Parallel.configuredThreads == configured)
     }
 }

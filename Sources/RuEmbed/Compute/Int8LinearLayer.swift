@@ -149,7 +149,7 @@ public final class Int8LinearLayer {
     private func runPerThread(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let ranges = Parallel.ranges(m)
         let workspaces = Int8LinearLayer.workspaces(for: [self], ranges: ranges)
-        Parallel.forThreadRanges(m) { t, lo, hi in
+        Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
             self.runRows(lo..<hi, thread: t, input: input, output: output, workspace: workspaces[t])
         }
     }
@@ -163,7 +163,7 @@ public final class Int8LinearLayer {
         defer { Int8Workspace.lock.unlock() }
         let ranges = Parallel.ranges(m)
         let workspaces = workspaces(for: [first, second], ranges: ranges)
-        Parallel.forThreadRanges(m) { t, lo, hi in
+        Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
             runPairRows(first, second, lo..<hi, thread: t, input: input, output: output, workspace: workspaces[t])
         }
     }
@@ -436,12 +436,3 @@ final class Int8Workspace: @unchecked Sendable {
         if let filling { buffer.initialize(repeating: filling, count: count) }
         capacity = count
     }}
-
-/// A plain pthread mutex (Foundation's NSLock would pull Foundation into the core library).
-final class PThreadMutex: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
-}

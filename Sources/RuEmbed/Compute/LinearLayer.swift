@@ -34,6 +34,10 @@ public final class LinearLayer {
     /// four), so a new token count costs four primitive creations, not forty-eight.
     private struct Shape: Hashable { let m: Int, k: Int, n: Int, epilogue: Int }
     nonisolated(unsafe) private static var primitives: [Shape: Primitive] = [:]
+    /// Held for a whole call: the shared primitives' memory objects take each call's buffers
+    /// (weights included), so two models running at once (threads of a library user, test
+    /// suites in parallel) would otherwise multiply by each other's weights.
+    private static let lock = PThreadMutex()
 
     private final class Primitive {
         let primitive: dnnl_primitive_t
@@ -86,6 +90,8 @@ public final class LinearLayer {
     /// `input` and `output` are row-major and must not overlap.
     public func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
+        LinearLayer.lock.lock()
+        defer { LinearLayer.lock.unlock() }
         let p = primitive(rows: m)
         let ctx = DNNL.context
         dnnl_memory_set_data_handle(p.src, UnsafeMutableRawPointer(mutating: input))

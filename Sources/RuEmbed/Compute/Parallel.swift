@@ -51,17 +51,23 @@ public enum Parallel {
 
     /// Runs `body` with loops and oneDNN on the calling thread alone: no OpenMP thread is
     /// woken, so none spins afterwards on a core another thread of ours is using.
+    /// While any thread is inside, every thread's loops run serially (the flag is process-wide:
+    /// it only costs speed where a library user loads a model while another one computes).
     public static func serially<T>(_ body: () throws -> T) rethrows -> T {
-        let configured = configuredThreads
-        if threadCount == 0 { threadCount = configured } // OpenMP's own count reads 1 inside
-        serialDepth += 1
-        entry.setThreads?(1)
+        let configured = serialLock.locked {
+            let configured = configuredThreads
+            if threadCount == 0 { threadCount = configured } // OpenMP's own count reads 1 inside
+            serialDepth += 1
+            return configured
+        }
+        entry.setThreads?(1) // this thread's OpenMP count, for oneDNN
         defer {
-            serialDepth -= 1
-            if serialDepth == 0 { entry.setThreads?(Int32(configured)) }
+            serialLock.locked { serialDepth -= 1 }
+            entry.setThreads?(Int32(configured))
         }
         return try body()
     }
+    private static let serialLock = PThreadMutex()
 
     /// Sets the number of threads for oneDNN and for `forEach`; call before the first matmul.
     public static func setThreads(_ n: Int) {
@@ -71,12 +77,10 @@ public enum Parallel {
     }
 
     private final class Job {
-        let count: Int
-        let threads: Int
+        let ranges: [Range<Int>]
         let body: (Int, Int, Int) -> Void
-        init(count: Int, threads: Int, body: @escaping (Int, Int, Int) -> Void) {
-            self.count = count
-            self.threads = threads
+        init(ranges: [Range<Int>], body: @escaping (Int, Int, Int) -> Void) {
+            self.ranges = ranges
             self.body = body
         }
     }
@@ -97,12 +101,18 @@ public enum Parallel {
     /// As `forRanges`, also telling the body which thread (0..<threads) runs it, so it can
     /// use per-thread scratch.
     public static func forThreadRanges(_ count: Int, _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
-        let n = min(threads, count)
+        forThreadRanges(ranges: ranges(count), body)
+    }
+
+    /// Runs `body(t, ranges[t].lowerBound, ranges[t].upperBound)` on thread t for every range
+    /// (one per thread: the split that work prepared beforehand, as `ranges(count)` made it).
+    public static func forThreadRanges(ranges: [Range<Int>], _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
+        let n = ranges.count
         if n <= 1 {
-            if count > 0 { body(0, 0, count) }
+            if let r = ranges.first, !r.isEmpty { body(0, r.lowerBound, r.upperBound) }
             return
         }
-        let job = Job(count: count, threads: n, body: body)
+        let job = Job(ranges: ranges, body: body)
         if let parallel = entry.parallel, let threadNumber = entry.threadNumber {
             let unmanaged = Unmanaged.passRetained(job)
             defer { unmanaged.release() }
@@ -110,15 +120,15 @@ public enum Parallel {
             let trampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { context in
                 let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
                 let me = Int(Parallel.entry.threadNumber!())
-                let lo = job.count * me / job.threads, hi = job.count * (me + 1) / job.threads
-                if lo < hi { job.body(me, lo, hi) }
+                let r = job.ranges[me]
+                if !r.isEmpty { job.body(me, r.lowerBound, r.upperBound) }
             }
             _ = threadNumber
             parallel(trampoline, unmanaged.toOpaque(), UInt32(n), 0)
         } else {
             DispatchQueue.concurrentPerform(iterations: n) { me in
-                let lo = count * me / n, hi = count * (me + 1) / n
-                if lo < hi { body(me, lo, hi) }
+                let r = ranges[me]
+                if !r.isEmpty { body(me, r.lowerBound, r.upperBound) }
             }
         }
     }

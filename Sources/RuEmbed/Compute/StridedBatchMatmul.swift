@@ -20,13 +20,19 @@ public final class StridedBatchMatmul {
     private var aMemory: dnnl_memory_t?, bMemory: dnnl_memory_t?, cMemory: dnnl_memory_t?
 
     nonisolated(unsafe) private static var cache: [Shape: StridedBatchMatmul] = [:]
+    /// Guards the cache and the shared matmuls' memory objects: two models attending at once
+    /// (threads of a library user, test suites in parallel) would otherwise insert into the
+    /// dictionary together or swap each other's buffers between setting them and running.
+    private static let lock = PThreadMutex()
 
     /// The matmul for `shape`, created on first use.
     public static func shared(_ shape: Shape) -> StridedBatchMatmul {
-        if let p = cache[shape] { return p }
-        let p = StridedBatchMatmul(shape)
-        cache[shape] = p
-        return p
+        lock.locked {
+            if let p = cache[shape] { return p }
+            let p = StridedBatchMatmul(shape)
+            cache[shape] = p
+            return p
+        }
     }
 
     private init(_ s: Shape) {
@@ -53,6 +59,8 @@ public final class StridedBatchMatmul {
     }
 
     public func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        StridedBatchMatmul.lock.lock()
+        defer { StridedBatchMatmul.lock.unlock() }
         let ctx = DNNL.context
         dnnl_memory_set_data_handle(aMemory, UnsafeMutableRawPointer(mutating: a))
         dnnl_memory_set_data_handle(bMemory, UnsafeMutableRawPointer(mutating: b))
