@@ -20,6 +20,7 @@ public enum Parallel {
         let threadNumber: IntFunction?
         let setThreads: SetThreads?
         let maxThreads: IntFunction?
+        let teamSize: IntFunction?
     }
 
     private static let entry: Entry = {
@@ -32,7 +33,8 @@ public enum Parallel {
         return Entry(parallel: find("GOMP_parallel", as: GOMPParallel.self),
                      threadNumber: find("omp_get_thread_num", as: IntFunction.self),
                      setThreads: find("omp_set_num_threads", as: SetThreads.self),
-                     maxThreads: find("omp_get_max_threads", as: IntFunction.self))
+                     maxThreads: find("omp_get_max_threads", as: IntFunction.self),
+                     teamSize: find("omp_get_num_threads", as: IntFunction.self))
     }()
 
     nonisolated(unsafe) private static var threadCount: Int = 0
@@ -104,8 +106,9 @@ public enum Parallel {
         forThreadRanges(ranges: ranges(count), body)
     }
 
-    /// Runs `body(t, ranges[t].lowerBound, ranges[t].upperBound)` on thread t for every range
-    /// (one per thread: the split that work prepared beforehand, as `ranges(count)` made it).
+    /// Runs `body(t, ranges[t].lowerBound, ranges[t].upperBound)` for every range t, each on
+    /// its own thread when OpenMP grants them (one per thread: the split that work prepared
+    /// beforehand, as `ranges(count)` made it; t indexes per-thread scratch).
     public static func forThreadRanges(ranges: [Range<Int>], _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
         let n = ranges.count
         if n <= 1 {
@@ -120,8 +123,13 @@ public enum Parallel {
             let trampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { context in
                 let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
                 let me = Int(Parallel.entry.threadNumber!())
-                let r = job.ranges[me]
-                if !r.isEmpty { job.body(me, r.lowerBound, r.upperBound) }
+                // OpenMP may grant fewer threads than asked (inside another parallel region):
+                // then a thread takes several ranges, one after another, so none is dropped.
+                let team = max(1, Int(Parallel.entry.teamSize?() ?? Int32(job.ranges.count)))
+                for index in stride(from: me, to: job.ranges.count, by: team) {
+                    let r = job.ranges[index]
+                    if !r.isEmpty { job.body(index, r.lowerBound, r.upperBound) }
+                }
             }
             _ = threadNumber
             parallel(trampoline, unmanaged.toOpaque(), UInt32(n), 0)
