@@ -83,6 +83,9 @@ public final class Int8LinearLayer {
     /// From this many rows on, the per-thread path.
     static let perThreadRows = 64
 
+    /// Whether `m` rows are split between threads (rather than one oneDNN call on all threads).
+    static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
+
     /// - Parameters:
     ///   - weights: `outputSize` rows of `inputSize` floats (a Linear's `weight`).
     ///   - bias: `outputSize` floats, or nil.
@@ -129,7 +132,7 @@ public final class Int8LinearLayer {
         precondition(m > 0)
         Int8Workspace.lock.lock()
         defer { Int8Workspace.lock.unlock() }
-        if m >= Int8LinearLayer.perThreadRows || Parallel.threads == 1 {
+        if Int8LinearLayer.splitsRows(m) {
             runPerThread(rows: m, input: input, output: output)
         } else {
             runWhole(rows: m, input: input, output: output)

@@ -34,8 +34,7 @@ public func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, bi
 public func runFeedForward(_ first: any LinearOperator, _ second: any LinearOperator, rows m: Int,
                            input: UnsafePointer<Float>, between: UnsafeMutablePointer<Float>,
                            output: UnsafeMutablePointer<Float>) {
-    if let a = first as? Int8LinearLayer, let b = second as? Int8LinearLayer,
-       m >= Int8LinearLayer.perThreadRows || Parallel.threads == 1 {
+    if let a = first as? Int8LinearLayer, let b = second as? Int8LinearLayer, Int8LinearLayer.splitsRows(m) {
         Int8LinearLayer.runPair(a, b, rows: m, input: input, output: output)
         return
     }
