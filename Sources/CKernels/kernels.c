@@ -1,17 +1,5 @@
 #include "ckernels.h"
-#include <math.h>
-
-#if defined(__x86_64__) && defined(__linux__)
-#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MULTIVERSION
-#endif
-
-/// Sixteen floats as one value: AVX-512 one register, AVX2 two, SSE four, per target clone.
-typedef float v16 __attribute__((vector_size(64)));
-// Macros, not functions: a function passing v16 by value would have a different ABI per clone.
-#define load16(p) ({ v16 r_; __builtin_memcpy(&r_, (p), sizeof r_); r_; })
-#define store16(p, x) do { v16 t_ = (x); __builtin_memcpy((p), &t_, sizeof t_); } while (0)
+#include "internal.h"
 
 MULTIVERSION
 float ck_dot(const float *a, const float *b, size_t n) {
@@ -98,56 +86,6 @@ size_t ck_next_candidate(const int32_t *approx, const float *scales, const float
 }
 
 MULTIVERSION
-void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *codes,
-                         float *scales, int32_t *zero_points) {
-    for (size_t r = 0; r < count; r++) {
-        const float *row = rows + r * dim;
-        float lo = 0, hi = 0;
-        for (size_t j = 0; j < dim; j++) {
-            lo = fminf(lo, row[j]);
-            hi = fmaxf(hi, row[j]);
-        }
-        float scale = (hi - lo) / 255.0f;
-        if (!(scale > 0)) scale = 1;
-        int32_t zero = (int32_t)nearbyintf(-lo / scale);
-        if (zero < 0) zero = 0;
-        if (zero > 255) zero = 255;
-        float inverse = 1.0f / scale, shift = (float)zero;
-        uint8_t *out = codes + r * dim;
-        for (size_t j = 0; j < dim; j++) {
-            float q = nearbyintf(row[j] * inverse) + shift;
-            q = fminf(255.0f, fmaxf(0.0f, q));
-            out[j] = (uint8_t)(int32_t)q;
-        }
-        scales[r] = scale;
-        zero_points[r] = zero;
-    }
-}
-
-MULTIVERSION
-void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t *codes,
-                            float *scales, int32_t *code_sums, float *code_l1) {
-    for (size_t r = 0; r < count; r++) {
-        const float *row = rows + r * dim;
-        float max_abs = 0;
-        for (size_t j = 0; j < dim; j++) max_abs = fmaxf(max_abs, fabsf(row[j]));
-        float scale = max_abs > 0 ? max_abs / 127.0f : 1.0f;
-        float inverse = 1.0f / scale;
-        int32_t sum = 0, l1 = 0;
-        for (size_t j = 0; j < dim; j++) {
-            float q = fminf(127.0f, fmaxf(-127.0f, nearbyintf(row[j] * inverse)));
-            int32_t code = (int32_t)q;
-            codes[r * dim + j] = (int8_t)code;
-            sum += code;
-            l1 += code < 0 ? -code : code;
-        }
-        scales[r] = scale;
-        code_sums[r] = sum;
-        code_l1[r] = (float)l1;
-    }
-}
-
-MULTIVERSION
 float ck_kth_lower_bound(const int32_t *approx, const float *scales, const float *bounds,
                          size_t count, float query_scale, float half_l1, float half_query_scale,
                          float margin, size_t k, float *heap) {
@@ -202,34 +140,6 @@ void ck_layer_norm(float *rows, size_t count, size_t dim, const float *weight, c
         float inverse = 1.0f / sqrtf(squares / (float)dim + eps);
         for (j = 0; j < dim; j++) row[j] = (row[j] - mean) * inverse * weight[j] + bias[j];
     }
-}
-
-// exp and erf from plain arithmetic, so the GELU loop vectorises (libm's erff is a scalar call
-// per element and took a sixth of an int8 forward pass).
-
-/// e^x for x in about [-87, 88]: 2^k · e^r with |r| ≤ ln2/2, r's exponential by a degree-6
-/// Taylor polynomial (relative error < 2e-7).
-static inline float ck_expf(float x) {
-    x = fminf(88.0f, fmaxf(-87.0f, x));
-    float k = nearbyintf(x * 1.44269504088896341f);
-    float r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f + r * (0.008333334f + r * 0.0013888889f)))));
-    int32_t bits = ((int32_t)k + 127) << 23;
-    float scale;
-    __builtin_memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-/// erf by Abramowitz & Stegun 7.1.28: 1 − 1/(1 + a₁x + … + a₆x⁶)¹⁶ for x ≥ 0 (absolute error
-/// ≤ 3e-7; GELU's measured ≤ 7.5e-7). No exponential: 30 % faster than 7.1.26 here, and the
-/// GELU sweep of the int8 layers is most of their dequantisation time.
-static inline float ck_erff(float x) {
-    float a = fabsf(x);
-    float p = 1.0f + a * (0.0705230784f + a * (0.0422820123f + a * (0.0092705272f +
-              a * (0.0001520143f + a * (0.0002765672f + a * 0.0000430638f)))));
-    p *= p; p *= p; p *= p; p *= p;
-    float y = 1.0f - 1.0f / p;
-    return x < 0 ? -y : y;
 }
 
 MULTIVERSION
@@ -347,38 +257,3 @@ void ck_attend_one(const float *q, const float *k, const float *v, size_t stride
     }
 }
 
-MULTIVERSION
-void ck_dequantize(const int32_t *acc, size_t rows, size_t cols, const float *x_scales,
-                   const int32_t *x_zero_points, const float *w_scales, const int32_t *w_sums,
-                   const float *bias, float *out, int epilogue) {
-    for (size_t m = 0; m < rows; m++) {
-        const int32_t *a = acc + m * cols;
-        float *o = out + m * cols;
-        float xs = x_scales[m];
-        int32_t zero = x_zero_points[m];
-        // One loop per epilogue, each simple enough to vectorise.
-        switch (epilogue) {
-        case CK_ACCUMULATE:
-            for (size_t n = 0; n < cols; n++)
-                o[n] += xs * w_scales[n] * (float)(a[n] - zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
-            break;
-        case CK_GELU_ERF:
-            for (size_t n = 0; n < cols; n++) {
-                float v = xs * w_scales[n] * (float)(a[n] - zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
-                o[n] = 0.5f * v * (1.0f + ck_erff(v * 0.70710678118654752f));
-            }
-            break;
-        case CK_GELU_TANH:
-            for (size_t n = 0; n < cols; n++) {
-                float v = xs * w_scales[n] * (float)(a[n] - zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
-                // tanh(u) = 1 − 2 / (e^{2u} + 1)
-                float u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-                o[n] = 0.5f * v * (2.0f - 2.0f / (ck_expf(2.0f * u) + 1.0f));
-            }
-            break;
-        default:
-            for (size_t n = 0; n < cols; n++)
-                o[n] = xs * w_scales[n] * (float)(a[n] - zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
-        }
-    }
-}

@@ -3,6 +3,7 @@ import Testing
 import Glibc
 #endif
 @testable import RuEmbed
+import CKernels
 
 /// The int8 linear layer of `--precision int8` against an f32 reference computed in Double.
 @Suite struct Int8LinearTests {
@@ -10,12 +11,13 @@ import Glibc
 
     func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
 
-    /// 37 rows go through one oneDNN call on all threads; 150 rows are split between the
-    /// threads and run in 32-row chunks, the last ones padded.
-    @Test(arguments: [LinearEpilogue.none, .geluErf, .accumulate], [37, 150])
-    func matchesF32WithinTheQuantisationBound(epilogue: LinearEpilogue, rows m: Int) {
+    /// 37 rows: the threads split the columns; 150 rows: the threads split the rows and run
+    /// them in 32-row chunks, the last one short. 96 × 80 leaves a 32-column last panel;
+    /// 37 × 37 has inputs that are not a multiple of 4 and a last panel of 5 real columns.
+    @Test(arguments: [LinearEpilogue.none, .geluErf, .accumulate], [(37, 96, 80), (150, 96, 80), (5, 37, 37), (150, 37, 37)])
+    func matchesF32WithinTheQuantisationBound(epilogue: LinearEpilogue, shape: (rows: Int, inputs: Int, outputs: Int)) {
         var random = T.Random(seed: 41)
-        let k = 96, n = 80
+        let (m, k, n) = shape
         // Activations with an offset and an outlier column, as LayerNorm outputs have.
         var x = random.vectors(m, k).map { $0 * 2 + 0.3 }
         for r in 0..<m { x[r * k + 5] *= 6 }
@@ -104,6 +106,37 @@ import Glibc
         let differing = zip(fused, separate).filter { $0 != $1 }.count
         #expect(differing == 0, "\(differing) of \(fused.count) outputs differ")
         #expect(fused != residual)
+    }
+
+    /// The portable C kernel (CPUs without AVX-512 VNNI) gives the VNNI kernel's outputs bit
+    /// for bit: int32 products are exact and the dequantisation is the same code. (On a CPU
+    /// without VNNI both runs take the portable kernel and this only checks determinism.)
+    @Test(arguments: [(37, 96, 80), (150, 37, 37), (70, 256, 128)])
+    func portableKernelGivesTheSameOutputs(shape: (rows: Int, inputs: Int, outputs: Int)) {
+        var random = T.Random(seed: 44)
+        let (m, k, n) = shape
+        let x = random.vectors(m, k).map { $0 * 2 + 0.3 }
+        let w = random.vectors(n, k).map { $0 * 0.2 }, b = random.vectors(1, n)
+        for epilogue in [LinearEpilogue.none, .geluErf, .geluTanh] {
+            let layer = w.withUnsafeBufferPointer { wp in
+                b.withUnsafeBufferPointer { bp in
+                    Int8LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: k, outputSize: n, epilogue: epilogue)
+                }
+            }
+            func run(portable: Bool) -> [Float] {
+                ck_int8_force_portable(portable ? 1 : 0)
+                defer { ck_int8_force_portable(0) }
+                var y = [Float](repeating: .nan, count: m * n)
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { layer.run(rows: m, input: xp.baseAddress!, output: $0.baseAddress!) }
+                }
+                return y
+            }
+            let fast = run(portable: false), portable = run(portable: true)
+            #expect(!fast.contains { $0.isNaN }, "every output written")
+            let differing = zip(fast, portable).filter { $0 != $1 }.count
+            #expect(differing == 0, "\(epilogue): \(differing) of \(fast.count) outputs differ")
+        }
     }
 
     @Test func seriallyRunsOnOneThreadAndRestoresTheCount() {

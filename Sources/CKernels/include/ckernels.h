@@ -57,9 +57,12 @@ static inline size_t ck_attend_scratch(size_t n, size_t head_dim) {
 
 #ifndef RU_EMBED_CKERNELS_INT8_H
 #define RU_EMBED_CKERNELS_INT8_H
+// int8_linear.c: the int8 linear layer of --precision int8.
+
 /// Asymmetric per-row u8 quantisation of activations: x ≈ scale·(code − zero_point).
-/// The range always includes 0, so zero is exact; a constant row gets scale 1.
-void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *codes,
+/// The range always includes 0, so zero is exact; a constant row gets scale 1. Rows of
+/// codes are `code_stride` bytes apart (ck_int8_code_stride(dim)), the padding zeroed.
+void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *codes, size_t code_stride,
                          float *scales, int32_t *zero_points);
 
 /// Symmetric per-row int8 weights: w ≈ scale·code with scale = max|w| / 127; also writes
@@ -68,12 +71,40 @@ void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *c
 void ck_quantize_weights_s8(const float *rows, size_t count, size_t dim, int8_t *codes,
                             float *scales, int32_t *code_sums, float *code_l1);
 
+/// Bytes between rows of u8 codes for k inputs: k rounded up to 4.
+size_t ck_int8_code_stride(size_t k);
+/// Column panels of n outputs (48 columns each, the last one 16, 32 or 48 wide).
+size_t ck_int8_panels(size_t n);
+/// Bytes of the packed weights of n outputs × k inputs.
+size_t ck_int8_packed_size(size_t n, size_t k);
+/// Packs s8 weight codes [n × k] (row-major) into the kernel's panels.
+void ck_int8_pack(const int8_t *codes, size_t n, size_t k, int8_t *packed);
+
 /// What follows the dequantisation of an int8 product.
 enum ck_epilogue { CK_PLAIN = 0, CK_GELU_ERF = 1, CK_ACCUMULATE = 2, CK_GELU_TANH = 3 };
 
-/// out[m, n] (=, or += for CK_ACCUMULATE) x_scale[m]·w_scale[n]·(acc[m, n] − x_zero[m]·w_sum[n])
-/// + bias[n], then GELU for CK_GELU_ERF (exact) or CK_GELU_TANH (tanh form). bias may be NULL.
-void ck_dequantize(const int32_t *acc, size_t rows, size_t cols, const float *x_scales,
-                   const int32_t *x_zero_points, const float *w_scales, const int32_t *w_sums,
-                   const float *bias, float *out, int epilogue);
+/// How products become outputs: out[m, n] (=, or += for CK_ACCUMULATE)
+/// x_scales[m]·w_scales[n]·(product[m, n] − x_zero_points[m]·w_sums[n]) + bias[n], then GELU
+/// for CK_GELU_ERF (exact erf) or CK_GELU_TANH (tanh form). bias may be NULL.
+struct ck_int8_epilogue {
+    const float *x_scales;
+    const int32_t *x_zero_points;
+    const float *w_scales;
+    const int32_t *w_sums;
+    const float *bias;
+    int epilogue;
+};
+
+/// out rows 0 ..< rows, columns of panels panel_begin ..< panel_end: codes [rows × k]
+/// (rows code_stride bytes apart) times the packed weights, in int32, dequantised as `e`
+/// says. Output rows are out_stride floats apart. Single-threaded; AVX-512 VNNI when the CPU
+/// has it, else plain C with the same results.
+void ck_int8_linear(const uint8_t *codes, size_t code_stride, size_t rows, size_t k, const int8_t *packed,
+                    size_t n, size_t panel_begin, size_t panel_end, const struct ck_int8_epilogue *e,
+                    float *out, size_t out_stride);
+
+/// Whether ck_int8_linear runs the VNNI kernel (1) or the portable one (0).
+int ck_int8_uses_vnni(void);
+/// Tests: run the portable kernel even where VNNI is available (on != 0), or not.
+void ck_int8_force_portable(int on);
 #endif
