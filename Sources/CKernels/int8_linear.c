@@ -10,6 +10,7 @@
 #include "ckernels.h"
 #include "internal.h"
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -83,26 +84,22 @@ size_t ck_int8_packed_size(size_t n, size_t k) { return ck_int8_code_stride(k) *
 // as k/4 groups of w × 4 bytes: the four weights of column c for inputs 4q … 4q + 3 sit
 // together, which is what one 32-bit lane of vpdpbusd multiplies by four u8 activations.
 // Columns past n and inputs past k are zero.
-void ck_int8_pack(const int8_t *codes, size_t n, size_t k, int8_t *packed) {
-    size_t groups = ck_int8_code_stride(k) / 4, columns = padded_columns(n);
-    for (size_t p = 0; p * PANEL < columns; p++) {
-        size_t first = p * PANEL, width = columns - first < PANEL ? columns - first : PANEL;
-        int8_t *panel = packed + first * groups * 4;
-        // Column by column: each weight row is read in order and its groups of four land
-        // `width` lanes apart within the panel (which stays in cache while it fills).
-        for (size_t c = 0; c < width; c++) {
-            size_t column = first + c;
-            const int8_t *row = codes + column * k;
-            for (size_t q = 0; q < groups; q++) {
-                int8_t four[4] = {0, 0, 0, 0};
-                if (column < n) {
-                    if (4 * q + 4 <= k) memcpy(four, row + 4 * q, 4);
-                    else for (size_t b = 0; 4 * q + b < k; b++) four[b] = row[4 * q + b];
-                }
-                memcpy(panel + (q * width + c) * 4, four, 4);
-            }
-        }
+void ck_int8_quantize_pack(const float *weights, size_t n, size_t k, int8_t *packed, float *scales,
+                           int32_t *code_sums, float *code_l1) {
+    size_t stride = ck_int8_code_stride(k), groups = stride / 4, columns = padded_columns(n);
+    int8_t *row = malloc(stride);
+    // Row by row (one output column each), quantised into `row` and spread over its lane:
+    // the panel being filled stays in cache, and no [n × k] plain copy is written and read.
+    for (size_t column = 0; column < columns; column++) {
+        size_t first = column / PANEL * PANEL, width = columns - first < PANEL ? columns - first : PANEL;
+        int8_t *lane = packed + first * stride + (column - first) * 4;
+        memset(row, 0, stride);
+        if (column < n)
+            ck_quantize_weights_s8(weights + column * k, 1, k, row, scales + column, code_sums + column,
+                                   code_l1 + column);
+        for (size_t q = 0; q < groups; q++) memcpy(lane + q * width * 4, row + 4 * q, 4);
     }
+    free(row);
 }
 
 /// out[0 ..< count] (=, or +=) the dequantised products of one row, bias and epilogue:

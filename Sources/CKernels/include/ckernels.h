@@ -77,8 +77,10 @@ size_t ck_int8_code_stride(size_t k);
 size_t ck_int8_panels(size_t n);
 /// Bytes of the packed weights of n outputs × k inputs.
 size_t ck_int8_packed_size(size_t n, size_t k);
-/// Packs s8 weight codes [n × k] (row-major) into the kernel's panels.
-void ck_int8_pack(const int8_t *codes, size_t n, size_t k, int8_t *packed);
+/// Quantises weights [n × k] (row-major f32, a Linear's weight) as ck_quantize_weights_s8
+/// does, writing the codes straight into the kernel's panels (ck_int8_packed_size bytes).
+void ck_int8_quantize_pack(const float *weights, size_t n, size_t k, int8_t *packed, float *scales,
+                           int32_t *code_sums, float *code_l1);
 
 /// What follows the dequantisation of an int8 product.
 enum ck_epilogue { CK_PLAIN = 0, CK_GELU_ERF = 1, CK_ACCUMULATE = 2, CK_GELU_TANH = 3 };

@@ -68,12 +68,10 @@ public final class Int8LinearLayer {
         weightScales = .allocate(capacity: outputSize)
         weightCodeSums = .allocate(capacity: outputSize)
         var l1 = [Float](repeating: 0, count: outputSize)
-        let plainCodes = UnsafeMutablePointer<Int8>.allocate(capacity: inputSize * outputSize)
-        defer { plainCodes.deallocate() }
-        ck_quantize_weights_s8(weights, outputSize, inputSize, plainCodes, weightScales, weightCodeSums, &l1)
-        weightCodeL1 = l1
         packedWeights = .allocate(byteCount: max(ck_int8_packed_size(outputSize, inputSize), 64), alignment: 64)
-        ck_int8_pack(plainCodes, outputSize, inputSize, packedWeights.assumingMemoryBound(to: Int8.self))
+        ck_int8_quantize_pack(weights, outputSize, inputSize, packedWeights.assumingMemoryBound(to: Int8.self),
+                              weightScales, weightCodeSums, &l1)
+        weightCodeL1 = l1
     }
 
     deinit {

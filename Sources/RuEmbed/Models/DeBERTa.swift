@@ -177,13 +177,16 @@ public final class DebertaModel {
             let qBias = try vector(p + "attention.self.q_bias", h)
             let vBias = try vector(p + "attention.self.v_bias", h)
             var fusedBias = [Float](repeating: 0, count: 3 * h)
-            for head in 0..<c.heads {
-                for part in 0..<3 {
-                    for i in 0..<d {
-                        let from = (head * 3 * d + part * d + i) * h
-                        let to = (part * h + head * d + i) * h
-                        let factor: Float = part == 0 ? 1 / scale : 1
-                        for j in 0..<h { regrouped[to + j] = inProj[from + j] * factor }
+            let queryFactor: Float = 1 / scale
+            regrouped.withUnsafeMutableBufferPointer { regrouped in
+                let out = regrouped.baseAddress!
+                for head in 0..<c.heads {
+                    for part in 0..<3 {
+                        for i in 0..<d {
+                            let to = out + (part * h + head * d + i) * h
+                            to.update(from: inProj.pointer + (head * 3 * d + part * d + i) * h, count: h)
+                            if part == 0 { for j in 0..<h { to[j] *= queryFactor } }
+                        }
                     }
                 }
             }
