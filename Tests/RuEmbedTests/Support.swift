@@ -18,6 +18,9 @@ enum TestSupport {
         productsDirectory.appendingPathComponent(name).path
     }
 
+    /// XDG_CACHE_HOME for tools run by tests that set none.
+    static let privateCache = temporaryDirectory().path
+
     /// A fresh temporary folder for one test.
     static func temporaryDirectory() -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ru-embed-tests-\(UUID().uuidString)")
@@ -49,6 +52,12 @@ enum TestSupport {
         process.executableURL = URL(fileURLWithPath: tool(name))
         process.arguments = arguments
         if let cwd { process.currentDirectoryURL = cwd }
+        // The tools keep file digests under $XDG_CACHE_HOME: never the user's from a test.
+        if ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] == nil {
+            var environment = ProcessInfo.processInfo.environment
+            environment["XDG_CACHE_HOME"] = privateCache
+            process.environment = environment
+        }
         let input = Pipe(), output = Pipe(), errors = Pipe()
         process.standardInput = input
         process.standardOutput = output

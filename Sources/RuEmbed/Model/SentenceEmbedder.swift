@@ -95,26 +95,13 @@ public final class SentenceEmbedder {
 
     /// The model's digest: SHA-256 over config.json's SHA-256 followed by the SHA-256 of every
     /// 64 MiB piece of every weights file, in name order (a hash tree, so no file is read into
-    /// memory whole). Hashing 340 MB takes seconds, so the result is kept in
-    /// $XDG_CACHE_HOME/ru-embed/digests (else ~/.cache/...), keyed by path, size and mtime.
+    /// memory whole). Hashing 340 MB takes seconds, so the result is kept in `DigestCache`.
     public func modelDigest() throws -> String {
         var files = [sentenceConfig.transformerFolder + "/config.json"]
         let archive = try SafetensorsArchive.weightFiles(folder: sentenceConfig.transformerFolder)
         files += archive.sorted()
-        var key = ""
-        for f in files {
-            var st = stat()
-            guard stat(f, &st) == 0 else { throw ToolError("\(f): \(String(cString: strerror(errno)))") }
-            let real = realpath(f, nil).map { p in defer { free(p) }; return String(cString: p) } ?? f
-            key += "\(real)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec);"
-        }
-        let cacheFile = SentenceEmbedder.digestCachePath()
-        if let cacheFile, let text = try? TokenizerConfig.readFile(cacheFile) {
-            for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
-                let parts = line.split(separator: "\t")
-                if parts.count == 2 && parts[0] == key { return String(parts[1]) }
-            }
-        }
+        let key = try DigestCache.key(files), cache = DigestCache.standard
+        if let known = cache.lookup(key) { return known }
         var pieces: [UInt8] = []
         for f in files {
             let fd = open(f, O_RDONLY)
@@ -136,21 +123,7 @@ public final class SentenceEmbedder {
             }
         }
         let digest = SHA256.hex(pieces)
-        if let cacheFile {
-            let line = key + "\t" + digest + "\n"
-            let fd = open(cacheFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            if fd >= 0 { _ = line.withCString { write(fd, $0, strlen($0)) }; close(fd) }
-        }
+        cache.store(key, digest)
         return digest
-    }
-
-    static func digestCachePath() -> String? {
-        var base: String
-        if let x = getenv("XDG_CACHE_HOME"), let s = String(validatingCString: x), !s.isEmpty { base = s }
-        else if let home = getenv("HOME"), let s = String(validatingCString: home), !s.isEmpty { base = s + "/.cache" }
-        else { return nil }
-        for dir in [base, base + "/ru-embed"] { mkdir(dir, 0o755) }
-        base += "/ru-embed"
-        return access(base, W_OK) == 0 ? base + "/digests" : nil
     }
 }

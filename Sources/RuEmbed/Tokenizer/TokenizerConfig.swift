@@ -31,11 +31,12 @@ public struct TokenizerConfig {
     }
 
     private init(tokenizerFile: String, modelFolder: String?) throws {
+        let key = try? DigestCache.key([tokenizerFile])
         let bytes = try TokenizerConfig.readFile(tokenizerFile)
         do { tokenizer = try Tokenizer(contentsOf: bytes) } catch let e as ToolError {
             throw ToolError("\(tokenizerFile): \(e.message)")
         }
-        digest = SHA256.hex(bytes)
+        digest = DigestCache.standard.digest(of: tokenizerFile, keyBeforeReading: key, bytes: bytes)
         folder = modelFolder
         let beside = modelFolder ?? TokenizerConfig.parentFolder(tokenizerFile)
 
@@ -82,6 +83,9 @@ public struct TokenizerConfig {
     public static func readFile(_ path: String) throws -> [UInt8] {
         let input = try ByteInput.open(path)
         var out: [UInt8] = []
+        // A regular file's size is known: one allocation instead of doublings and copies.
+        var st = stat()
+        if path != "-", stat(path, &st) == 0, st.st_size > 0 { out.reserveCapacity(Int(st.st_size) + 1) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
