@@ -1,7 +1,8 @@
 // The int8 ceiling of this CPU for ru-embed --precision int8: how many u8×s8 multiply-adds
 // VNNI (vpdpbusd) retires per second per core with no memory traffic, and how fast oneDNN's
-// int8 matmul runs at the encoder's shapes (one thread, and all threads), in GOP/s
-// (1 multiply-add = 2 operations). Built and run by bench/int8-ceiling.
+// int8 matmul runs at the encoder's shapes (one thread, and all threads), and ru-embed's own
+// kernel (products dequantised into floats) on one thread, in GOP/s (1 multiply-add = 2
+// operations). Built and run by bench/int8-ceiling.
 #include <immintrin.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "ckernels.h" // ru-embed's own int8 kernel (Sources/CKernels/int8_linear.c), built alongside
 
 static double now(void) {
     struct timespec t;
@@ -82,6 +85,33 @@ static double matmul_gops(dnnl_engine_t engine, dnnl_stream_t stream, long m, lo
     return 2.0 * m * k * n * iterations / t / 1e9;
 }
 
+// ru-embed's kernel on one thread: rows × k codes times packed weights, dequantised into
+// floats with the layer's epilogue, as `ru-embed --precision int8` runs each 32-row chunk.
+static double kernel_gops(long m, long k, long n, int epilogue) {
+    size_t stride = ck_int8_code_stride(k);
+    uint8_t *codes = malloc(m * stride);
+    float *weights = malloc(sizeof(float) * n * k), *out = calloc(m * n, sizeof(float));
+    float *x_scales = malloc(sizeof(float) * m), *w_scales = malloc(sizeof(float) * n), *bias = calloc(n, sizeof(float));
+    int32_t *x_zeros = calloc(m, sizeof(int32_t)), *w_sums = malloc(sizeof(int32_t) * n);
+    float *l1 = malloc(sizeof(float) * n);
+    int8_t *packed = aligned_alloc(64, (ck_int8_packed_size(n, k) + 63) / 64 * 64);
+    for (long i = 0; i < m * (long)stride; i++) codes[i] = rand();
+    for (long i = 0; i < n * k; i++) weights[i] = rand() / (float)RAND_MAX - 0.5f;
+    for (long i = 0; i < m; i++) { x_scales[i] = 1e-3f; x_zeros[i] = 128; }
+    ck_int8_quantize_pack(weights, n, k, packed, w_scales, w_sums, l1);
+    struct ck_int8_epilogue e = {x_scales, x_zeros, w_scales, w_sums, bias, epilogue};
+    int iterations = 0;
+    double t0 = now(), t;
+    do {
+        ck_int8_linear(codes, stride, m, k, packed, n, 0, ck_int8_panels(n), &e, out, n);
+        iterations++;
+        t = now() - t0;
+    } while (t < 0.25);
+    free(codes); free(weights); free(out); free(x_scales); free(w_scales); free(bias); free(x_zeros);
+    free(w_sums); free(l1); free(packed);
+    return 2.0 * m * k * n * iterations / t / 1e9;
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     if (!__builtin_cpu_supports("avx512vnni")) {
@@ -94,6 +124,20 @@ int main(int argc, char **argv) {
     CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
     CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
     long shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+    // The encoder's epilogues per shape: in_proj plain, attention output and FFN output added
+    // to the residual, FFN intermediate through GELU.
+    int epilogues[4] = {CK_PLAIN, CK_ACCUMULATE, CK_GELU_ERF, CK_ACCUMULATE};
+    for (int with = 0; with < 2; with++) {
+        double ops = 0, seconds = 0;
+        for (int s = 0; s < 4; s++) {
+            double o = 2.0 * 32 * shapes[s][0] * shapes[s][1];
+            ops += o;
+            seconds += o / kernel_gops(32, shapes[s][0], shapes[s][1], with ? epilogues[s] : CK_PLAIN);
+        }
+        printf("ru-embed int8 kernel (%s), 1 thread,  32 rows, the encoder layer's four shapes, %s: %.0f GOP/s\n",
+               ck_int8_uses_vnni() ? "VNNI" : "portable", with ? "with their epilogues (GELU, residual add)" : "plain dequantisation",
+               ops / seconds);
+    }
     long rows[3] = {32, 128, 448};
     int counts[2] = {1, threads};
     for (int c = 0; c < 2; c++) {
