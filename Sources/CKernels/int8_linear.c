@@ -1,7 +1,9 @@
 // The int8 linear layer of `ru-embed --precision int8`: activations quantised per row (u8),
 // weights per output channel (s8) and packed into column panels, and one kernel that
 // multiplies a tile of rows by a panel in int32 and dequantises the tile straight from
-// registers into the float output (bias, GELU or residual add included).
+// registers into the float output (bias, GELU or residual add included). CPUs without
+// AVX-512 VNNI get oneDNN's int8 matmul instead (OneDNNInt8Matmul.swift), whose int32
+// products ck_int8_dequantize turns into the same outputs, bit for bit.
 //
 // Why our own kernel rather than oneDNN's int8 matmul: oneDNN writes int32 products to
 // memory and a second sweep has to read them back to dequantise (7 % of an int8 run on the
@@ -9,7 +11,6 @@
 // runs the encoder's shapes at 98 % of this CPU's vpdpbusd peak (oneDNN 2.6: 96 %).
 #include "ckernels.h"
 #include "internal.h"
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,33 +103,59 @@ void ck_int8_quantize_pack(const float *weights, size_t n, size_t k, int8_t *pac
     free(row);
 }
 
-/// out[0 ..< count] (=, or +=) the dequantised products of one row, bias and epilogue:
-/// x_scale·w_scale[n]·(product[n] − x_zero·w_sum[n]) + bias[n].
+/// Sixteen outputs of one row: o[j] (=, or +=) x_scale·w_scale[j]·(product[j] − x_zero·w_sum[j])
+/// + bias[j], then the epilogue. A constant trip count, so every caller vectorises it the same way.
 static inline __attribute__((always_inline))
-void dequantize_row(const int32_t *product, size_t count, float x_scale, int32_t x_zero, const float *w_scales,
-                    const int32_t *w_sums, const float *bias, float *out, int epilogue) {
+void dequantize16(const int32_t *restrict product, float x_scale, int32_t x_zero, const float *restrict w_scales,
+                  const int32_t *restrict w_sums, const float *restrict bias, float *restrict o, int epilogue) {
     switch (epilogue) {
     case CK_ACCUMULATE:
-        for (size_t n = 0; n < count; n++)
-            out[n] += x_scale * w_scales[n] * (float)(product[n] - x_zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
+        for (int j = 0; j < 16; j++)
+            o[j] += x_scale * w_scales[j] * (float)(product[j] - x_zero * w_sums[j]) + bias[j];
         break;
     case CK_GELU_ERF:
-        for (size_t n = 0; n < count; n++) {
-            float v = x_scale * w_scales[n] * (float)(product[n] - x_zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
-            out[n] = 0.5f * v * (1.0f + ck_erff(v * 0.70710678118654752f));
+        for (int j = 0; j < 16; j++) {
+            float v = x_scale * w_scales[j] * (float)(product[j] - x_zero * w_sums[j]) + bias[j];
+            o[j] = 0.5f * v * (1.0f + ck_erff(v * 0.70710678118654752f));
         }
         break;
     case CK_GELU_TANH:
-        for (size_t n = 0; n < count; n++) {
-            float v = x_scale * w_scales[n] * (float)(product[n] - x_zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
+        for (int j = 0; j < 16; j++) {
+            float v = x_scale * w_scales[j] * (float)(product[j] - x_zero * w_sums[j]) + bias[j];
             // tanh(u) = 1 − 2 / (e^{2u} + 1)
             float u = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-            out[n] = 0.5f * v * (2.0f - 2.0f / (ck_expf(2.0f * u) + 1.0f));
+            o[j] = 0.5f * v * (2.0f - 2.0f / (ck_expf(2.0f * u) + 1.0f));
         }
         break;
     default:
-        for (size_t n = 0; n < count; n++)
-            out[n] = x_scale * w_scales[n] * (float)(product[n] - x_zero * w_sums[n]) + (bias ? bias[n] : 0.0f);
+        for (int j = 0; j < 16; j++)
+            o[j] = x_scale * w_scales[j] * (float)(product[j] - x_zero * w_sums[j]) + bias[j];
+    }
+}
+
+static const float zeros16[16];
+
+/// out[0 ..< count] (=, or +=) the dequantised products of one row, bias and epilogue,
+/// sixteen at a time; a last group of fewer goes through zero-padded copies, so every output
+/// comes from the same instructions whatever the row's length or where the caller split it.
+static inline __attribute__((always_inline))
+void dequantize_row(const int32_t *product, size_t count, float x_scale, int32_t x_zero, const float *w_scales,
+                    const int32_t *w_sums, const float *bias, float *out, int epilogue) {
+    size_t n = 0;
+    for (; n + 16 <= count; n += 16)
+        dequantize16(product + n, x_scale, x_zero, w_scales + n, w_sums + n, bias ? bias + n : zeros16, out + n,
+                     epilogue);
+    if (n < count) {
+        size_t lanes = count - n;
+        int32_t p[16] = {0}, sums[16] = {0};
+        float scales[16] = {0}, b[16] = {0}, o[16] = {0};
+        memcpy(p, product + n, lanes * sizeof(int32_t));
+        memcpy(sums, w_sums + n, lanes * sizeof(int32_t));
+        memcpy(scales, w_scales + n, lanes * sizeof(float));
+        if (bias) memcpy(b, bias + n, lanes * sizeof(float));
+        memcpy(o, out + n, lanes * sizeof(float));
+        dequantize16(p, x_scale, x_zero, scales, sums, b, o, epilogue);
+        memcpy(out + n, o, lanes * sizeof(float));
     }
 }
 
@@ -200,43 +227,40 @@ VNNI static void linear_vnni(const uint8_t *codes, size_t code_stride, size_t ro
 }
 #endif
 
-// Any CPU: the same tiles in plain C (the compiler vectorises over the panel's columns).
-// Exact int32 arithmetic, so its outputs are the VNNI kernel's bit for bit.
+#define DEQUANTIZE_ROWS                                                                          \
+    for (size_t r = 0; r < rows; r++)                                                            \
+        dequantize_row(products + r * cols, cols, e->x_scales[r], e->x_zero_points[r], e->w_scales, \
+                       e->w_sums, e->bias, out + r * out_stride, e->epilogue);
+
 MULTIVERSION
-static void linear_portable(const uint8_t *codes, size_t code_stride, size_t rows, size_t k, const int8_t *packed,
-                            size_t n, size_t panel_begin, size_t panel_end, const struct ck_int8_epilogue *e,
+static void dequantize_rows(const int32_t *products, size_t rows, size_t cols, const struct ck_int8_epilogue *e,
                             float *out, size_t out_stride) {
-    size_t groups = ck_int8_code_stride(k) / 4, columns = padded_columns(n);
-    int32_t tile[TILE_ROWS * PANEL];
-    for (size_t p = panel_begin; p < panel_end; p++) {
-        size_t column = p * PANEL, width = columns - column < PANEL ? columns - column : PANEL;
-        size_t count = n - column < PANEL ? n - column : PANEL;
-        const int8_t *panel = packed + column * groups * 4;
-        for (size_t first = 0; first < rows; first += TILE_ROWS) {
-            size_t tile_rows = rows - first < TILE_ROWS ? rows - first : TILE_ROWS;
-            for (size_t r = 0; r < tile_rows; r++) {
-                const uint8_t *a = codes + (first + r) * code_stride;
-                int32_t *t = tile + r * PANEL;
-                for (size_t c = 0; c < width; c++) t[c] = 0;
-                for (size_t q = 0; q < groups; q++) {
-                    const int8_t *b = panel + q * width * 4;
-                    int32_t a0 = a[4 * q], a1 = a[4 * q + 1], a2 = a[4 * q + 2], a3 = a[4 * q + 3];
-                    for (size_t c = 0; c < width; c++)
-                        t[c] += a0 * b[4 * c] + a1 * b[4 * c + 1] + a2 * b[4 * c + 2] + a3 * b[4 * c + 3];
-                }
-            }
-            finish_tile(tile, tile_rows, first, column, count, e, out, out_stride);
-        }
-    }
+    DEQUANTIZE_ROWS
 }
 
-static bool force_portable = false;
-
-void ck_int8_force_portable(int on) { force_portable = on != 0; }
-
-int ck_int8_uses_vnni(void) {
 #if defined(__x86_64__)
-    return !force_portable && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+// Compiled for the kernel's own target, so a column comes out of the same instructions here
+// as in the kernel's tiles (a scalar remainder and a vector lane may round differently).
+VNNI static void dequantize_rows_vnni(const int32_t *products, size_t rows, size_t cols,
+                                      const struct ck_int8_epilogue *e, float *out, size_t out_stride) {
+    DEQUANTIZE_ROWS
+}
+#endif
+
+void ck_int8_dequantize(const int32_t *products, size_t rows, size_t cols, const struct ck_int8_epilogue *e,
+                        float *out, size_t out_stride) {
+#if defined(__x86_64__)
+    if (ck_int8_has_vnni()) {
+        dequantize_rows_vnni(products, rows, cols, e, out, out_stride);
+        return;
+    }
+#endif
+    dequantize_rows(products, rows, cols, e, out, out_stride);
+}
+
+int ck_int8_has_vnni(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl");
 #else
     return 0;
@@ -248,10 +272,10 @@ void ck_int8_linear(const uint8_t *codes, size_t code_stride, size_t rows, size_
                     float *out, size_t out_stride) {
     if (rows == 0 || panel_begin >= panel_end) return;
 #if defined(__x86_64__)
-    if (ck_int8_uses_vnni()) {
+    if (ck_int8_has_vnni()) {
         linear_vnni(codes, code_stride, rows, k, packed, n, panel_begin, panel_end, e, out, out_stride);
         return;
     }
 #endif
-    linear_portable(codes, code_stride, rows, k, packed, n, panel_begin, panel_end, e, out, out_stride);
+    __builtin_trap(); // a caller's bug: this kernel needs AVX-512 VNNI (ck_int8_has_vnni)
 }

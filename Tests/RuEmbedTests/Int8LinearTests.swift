@@ -3,7 +3,6 @@ import Testing
 import Glibc
 #endif
 @testable import RuEmbed
-import CKernels
 
 /// The int8 linear layer of `--precision int8` against an f32 reference computed in Double.
 @Suite struct Int8LinearTests {
@@ -108,36 +107,45 @@ import CKernels
         #expect(fused != residual)
     }
 
-    /// The portable C kernel (CPUs without AVX-512 VNNI) gives the VNNI kernel's outputs bit
-    /// for bit: int32 products are exact and the dequantisation is the same code. (On a CPU
-    /// without VNNI both runs take the portable kernel and this only checks determinism.)
-    @Test(arguments: [(37, 96, 80), (150, 37, 37), (70, 256, 128)])
-    func portableKernelGivesTheSameOutputs(shape: (rows: Int, inputs: Int, outputs: Int)) {
+    /// Without AVX-512 VNNI the products come from oneDNN's int8 matmul and one sweep
+    /// dequantises them: the same outputs as the kernel, bit for bit (int32 products are exact
+    /// and the dequantisation is the same code). On a CPU without VNNI both layers use oneDNN
+    /// and this only checks that the two runs agree.
+    @Test(arguments: [(5, 96, 80), (37, 96, 80), (5, 37, 37), (150, 37, 37), (150, 37, 80), (150, 96, 37), (70, 256, 128)])
+    func oneDNNFallbackGivesTheKernelsOutputs(shape: (rows: Int, inputs: Int, outputs: Int)) {
         var random = T.Random(seed: 44)
         let (m, k, n) = shape
         let x = random.vectors(m, k).map { $0 * 2 + 0.3 }
         let w = random.vectors(n, k).map { $0 * 0.2 }, b = random.vectors(1, n)
-        for epilogue in [LinearEpilogue.none, .geluErf, .geluTanh] {
-            let layer = w.withUnsafeBufferPointer { wp in
-                b.withUnsafeBufferPointer { bp in
-                    Int8LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: k, outputSize: n, epilogue: epilogue)
+        let residual = random.vectors(m, n)
+        for epilogue in [LinearEpilogue.none, .geluErf, .geluTanh, .accumulate] {
+            func run(oneDNN: Bool) -> (usesKernel: Bool, y: [Float]) {
+                Int8LinearTests.backendLock.lock()
+                Int8LinearLayer.forceOneDNN = oneDNN
+                let layer = w.withUnsafeBufferPointer { wp in
+                    b.withUnsafeBufferPointer { bp in
+                        Int8LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: k, outputSize: n, epilogue: epilogue)
+                    }
                 }
-            }
-            func run(portable: Bool) -> [Float] {
-                ck_int8_force_portable(portable ? 1 : 0)
-                defer { ck_int8_force_portable(0) }
-                var y = [Float](repeating: .nan, count: m * n)
+                Int8LinearLayer.forceOneDNN = false
+                Int8LinearTests.backendLock.unlock()
+                var y = epilogue == .accumulate ? residual : [Float](repeating: .nan, count: m * n)
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { layer.run(rows: m, input: xp.baseAddress!, output: $0.baseAddress!) }
                 }
-                return y
+                return (layer.usesKernel, y)
             }
-            let fast = run(portable: false), portable = run(portable: true)
-            #expect(!fast.contains { $0.isNaN }, "every output written")
-            let differing = zip(fast, portable).filter { $0 != $1 }.count
-            #expect(differing == 0, "\(epilogue): \(differing) of \(fast.count) outputs differ")
+            let kernel = run(oneDNN: false), oneDNN = run(oneDNN: true)
+            #expect(kernel.usesKernel == Int8LinearLayer.kernelAvailable)
+            #expect(!oneDNN.usesKernel)
+            #expect(!kernel.y.contains { $0.isNaN }, "every output written")
+            let differing = zip(kernel.y, oneDNN.y).filter { $0 != $1 }.count
+            #expect(differing == 0, "\(epilogue): \(differing) of \(kernel.y.count) outputs differ")
         }
     }
+
+    /// `forceOneDNN` is read when a layer is made: tests that set it take turns.
+    static let backendLock = PThreadMutex()
 
     @Test func seriallyRunsOnOneThreadAndRestoresTheCount() {
         let configured = Parallel.configuredThreads

@@ -134,9 +134,8 @@ int main(int argc, char **argv) {
             ops += o;
             seconds += o / kernel_gops(32, shapes[s][0], shapes[s][1], with ? epilogues[s] : CK_PLAIN);
         }
-        printf("ru-embed int8 kernel (%s), 1 thread,  32 rows, the encoder layer's four shapes, %s: %.0f GOP/s\n",
-               ck_int8_uses_vnni() ? "VNNI" : "portable", with ? "with their epilogues (GELU, residual add)" : "plain dequantisation",
-               ops / seconds);
+        printf("ru-embed int8 kernel, 1 thread,  32 rows, the encoder layer's four shapes, %s: %.0f GOP/s\n",
+               with ? "with their epilogues (GELU, residual add)" : "plain dequantisation", ops / seconds);
     }
     long rows[3] = {32, 128, 448};
     int counts[2] = {1, threads};

@@ -99,14 +99,17 @@ struct ck_int8_epilogue {
 
 /// out rows 0 ..< rows, columns of panels panel_begin ..< panel_end: codes [rows × k]
 /// (rows code_stride bytes apart) times the packed weights, in int32, dequantised as `e`
-/// says. Output rows are out_stride floats apart. Single-threaded; AVX-512 VNNI when the CPU
-/// has it, else plain C with the same results.
+/// says. Output rows are out_stride floats apart. Single-threaded; needs AVX-512 VNNI
+/// (ck_int8_has_vnni).
 void ck_int8_linear(const uint8_t *codes, size_t code_stride, size_t rows, size_t k, const int8_t *packed,
                     size_t n, size_t panel_begin, size_t panel_end, const struct ck_int8_epilogue *e,
                     float *out, size_t out_stride);
 
-/// Whether ck_int8_linear runs the VNNI kernel (1) or the portable one (0).
-int ck_int8_uses_vnni(void);
-/// Tests: run the portable kernel even where VNNI is available (on != 0), or not.
-void ck_int8_force_portable(int on);
+/// Whether this CPU runs ck_int8_linear (AVX-512 with VNNI, BW and VL).
+int ck_int8_has_vnni(void);
+
+/// out rows (out_stride floats apart) ← int32 products [rows × cols] dequantised as `e` says
+/// (x_scales and x_zero_points per row of this call): what ck_int8_linear does to each tile.
+void ck_int8_dequantize(const int32_t *products, size_t rows, size_t cols, const struct ck_int8_epilogue *e,
+                        float *out, size_t out_stride);
 #endif

@@ -16,6 +16,10 @@ import CKernels
 /// chunks of `chunkRows` (a chunk's codes stay in the core's caches while every panel passes
 /// over them). Few rows (one short text) are quantised once and the threads split the panels.
 ///
+/// The kernel needs AVX-512 VNNI. Elsewhere (AVX2, AVX-VNNI, other architectures) the products
+/// come from oneDNN's int8 matmul (`OneDNNInt8Matmul`) and one sweep dequantises them with the
+/// kernel's own code: the same outputs, bit for bit (a test runs both here).
+///
 /// Error per output: with x = s_x·(q_x − z) + e_x and w = s_w·q_w + e_w (|e| ≤ s/2),
 ///     |y − ŷ| ≤ (s_w/2)·‖x‖₁ + (s_x/2)·s_w·‖q_w‖₁ (+ float rounding),
 /// which `errorBound` computes and the tests check.
@@ -28,7 +32,9 @@ public final class Int8LinearLayer {
     private let weightCodeSums: UnsafeMutablePointer<Int32>
     private let weightCodeL1: [Float]
     private let bias: UnsafeMutablePointer<Float>?
-    private let packedWeights: UnsafeMutableRawPointer
+    /// The kernel's panels, or nil when oneDNN multiplies.
+    private let packedWeights: UnsafeMutableRawPointer?
+    private let oneDNN: OneDNNInt8Matmul?
     /// Bytes between rows of u8 codes: inputSize rounded up to 4.
     private let codeStride: Int
     private let panels: Int
@@ -36,6 +42,7 @@ public final class Int8LinearLayer {
     private var codes: [UInt8] = []
     private var scales: [Float] = []
     private var zeroPoints: [Int32] = []
+    private var products: [Int32] = []
 
     /// Rows per chunk of the per-thread path.
     static let chunkRows = 32
@@ -45,8 +52,13 @@ public final class Int8LinearLayer {
     /// Whether `m` rows are split between threads (rather than the columns).
     static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
 
-    /// Whether the kernel runs on AVX-512 VNNI here (else portable C: same results, slower).
-    public static var usesVNNI: Bool { ck_int8_uses_vnni() != 0 }
+    /// Whether this CPU runs ru-embed's int8 kernel (AVX-512 VNNI); else oneDNN multiplies.
+    public static let kernelAvailable = ck_int8_has_vnni() != 0
+    /// Tests: layers made while this is set use oneDNN even where the kernel runs.
+    nonisolated(unsafe) static var forceOneDNN = false
+
+    /// Whether this layer runs ru-embed's kernel (else oneDNN's int8 matmul).
+    var usesKernel: Bool { packedWeights != nil }
 
     /// - Parameters:
     ///   - weights: `outputSize` rows of `inputSize` floats (a Linear's `weight`).
@@ -68,14 +80,25 @@ public final class Int8LinearLayer {
         weightScales = .allocate(capacity: outputSize)
         weightCodeSums = .allocate(capacity: outputSize)
         var l1 = [Float](repeating: 0, count: outputSize)
-        packedWeights = .allocate(byteCount: max(ck_int8_packed_size(outputSize, inputSize), 64), alignment: 64)
-        ck_int8_quantize_pack(weights, outputSize, inputSize, packedWeights.assumingMemoryBound(to: Int8.self),
-                              weightScales, weightCodeSums, &l1)
+        if Int8LinearLayer.kernelAvailable && !Int8LinearLayer.forceOneDNN {
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: max(ck_int8_packed_size(outputSize, inputSize), 64),
+                                                          alignment: 64)
+            ck_int8_quantize_pack(weights, outputSize, inputSize, packed.assumingMemoryBound(to: Int8.self),
+                                  weightScales, weightCodeSums, &l1)
+            packedWeights = packed
+            oneDNN = nil
+        } else {
+            let codes = UnsafeMutablePointer<Int8>.allocate(capacity: inputSize * outputSize)
+            defer { codes.deallocate() }
+            ck_quantize_weights_s8(weights, outputSize, inputSize, codes, weightScales, weightCodeSums, &l1)
+            packedWeights = nil
+            oneDNN = OneDNNInt8Matmul(codes: codes, k: inputSize, n: outputSize)
+        }
         weightCodeL1 = l1
     }
 
     deinit {
-        packedWeights.deallocate()
+        packedWeights?.deallocate()
         weightScales.deallocate()
         weightCodeSums.deallocate()
         bias?.deallocate()
@@ -86,7 +109,9 @@ public final class Int8LinearLayer {
         precondition(m > 0)
         Int8Workspace.lock.lock()
         defer { Int8Workspace.lock.unlock() }
-        if Int8LinearLayer.splitsRows(m) {
+        if let oneDNN {
+            runOneDNN(oneDNN, rows: m, input: input, output: output)
+        } else if Int8LinearLayer.splitsRows(m) {
             let ranges = Parallel.ranges(m)
             let workspaces = Int8Workspace.perThread(ranges.count, for: [self])
             Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
@@ -102,7 +127,7 @@ public final class Int8LinearLayer {
     /// caches, so the [rows × intermediate] floats are never written out and read back.
     static func runPair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
                         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        precondition(first.outputSize == second.inputSize)
+        precondition(first.outputSize == second.inputSize && first.usesKernel && second.usesKernel)
         Int8Workspace.lock.lock()
         defer { Int8Workspace.lock.unlock() }
         let ranges = Parallel.ranges(m)
@@ -136,7 +161,7 @@ public final class Int8LinearLayer {
     /// output rows ← (or +=) the workspace's codes of `count` rows through this layer, all panels.
     private func multiply(rows count: Int, _ ws: Int8Workspace, output: UnsafeMutablePointer<Float>, stride: Int) {
         var e = epilogueDescription(scales: ws.scales, zeroPoints: ws.zeroPoints)
-        ck_int8_linear(ws.codes, codeStride, count, inputSize, packedWeights.assumingMemoryBound(to: Int8.self),
+        ck_int8_linear(ws.codes, codeStride, count, inputSize, packedWeights!.assumingMemoryBound(to: Int8.self),
                        outputSize, 0, panels, &e, output, stride)
     }
 
@@ -153,13 +178,9 @@ public final class Int8LinearLayer {
 
     /// Few rows: quantised once, then each thread takes its own panels (columns) of every row.
     private func runColumns(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        if codes.count < m * codeStride { codes = [UInt8](repeating: 0, count: m * codeStride) }
-        if scales.count < m {
-            scales = [Float](repeating: 0, count: m)
-            zeroPoints = [Int32](repeating: 0, count: m)
-        }
+        reserve(rows: m)
         let (k, n, stride, panels) = (inputSize, outputSize, codeStride, panels)
-        let packed = packedWeights.assumingMemoryBound(to: Int8.self)
+        let packed = packedWeights!.assumingMemoryBound(to: Int8.self)
         codes.withUnsafeMutableBufferPointer { codes in
             scales.withUnsafeMutableBufferPointer { scales in
                 zeroPoints.withUnsafeMutableBufferPointer { zeros in
@@ -169,6 +190,45 @@ public final class Int8LinearLayer {
                     Parallel.forRanges(panels) { lo, hi in
                         var e = e
                         ck_int8_linear(c, stride, m, k, packed, n, lo, hi, &e, output, n)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Room in the layer's own scratch for `m` rows (codes zero-filled: oneDNN's padded rows read them).
+    private func reserve(rows m: Int) {
+        let rows = oneDNN == nil ? m : OneDNNInt8Matmul.paddedRows(m)
+        if codes.count < rows * codeStride { codes = [UInt8](repeating: 0, count: rows * codeStride) }
+        if scales.count < m {
+            scales = [Float](repeating: 0, count: m)
+            zeroPoints = [Int32](repeating: 0, count: m)
+        }
+        if oneDNN != nil && products.count < rows * outputSize { products = [Int32](repeating: 0, count: rows * outputSize) }
+    }
+
+    /// Without the kernel: rows quantised on all threads, one oneDNN matmul on all threads,
+    /// then the products dequantised on all threads.
+    private func runOneDNN(_ matmul: OneDNNInt8Matmul, rows m: Int, input: UnsafePointer<Float>,
+                           output: UnsafeMutablePointer<Float>) {
+        reserve(rows: m)
+        let (k, n, stride) = (inputSize, outputSize, codeStride)
+        codes.withUnsafeMutableBufferPointer { codes in
+            scales.withUnsafeMutableBufferPointer { scales in
+                zeroPoints.withUnsafeMutableBufferPointer { zeros in
+                    products.withUnsafeMutableBufferPointer { products in
+                        let (c, s, z, p) = (codes.baseAddress!, scales.baseAddress!, zeros.baseAddress!, products.baseAddress!)
+                        Parallel.forRanges(m) { lo, hi in
+                            ck_quantize_rows_u8(input + lo * k, hi - lo, k, c + lo * stride, stride, s + lo, z + lo)
+                        }
+                        matmul.run(rows: m, codes: c, codeStride: stride, products: p)
+                        let e = epilogueDescription(scales: s, zeroPoints: z)
+                        Parallel.forRanges(m) { lo, hi in
+                            var e = e
+                            e.x_scales = UnsafePointer(s + lo)
+                            e.x_zero_points = UnsafePointer(z + lo)
+                            ck_int8_dequantize(p + lo * n, hi - lo, n, &e, output + lo * n, n)
+                        }
                     }
                 }
             }

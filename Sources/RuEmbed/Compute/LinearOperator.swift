@@ -34,7 +34,8 @@ public func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, bi
 public func runFeedForward(_ first: any LinearOperator, _ second: any LinearOperator, rows m: Int,
                            input: UnsafePointer<Float>, between: UnsafeMutablePointer<Float>,
                            output: UnsafeMutablePointer<Float>) {
-    if let a = first as? Int8LinearLayer, let b = second as? Int8LinearLayer, Int8LinearLayer.splitsRows(m) {
+    if let a = first as? Int8LinearLayer, let b = second as? Int8LinearLayer, a.usesKernel, b.usesKernel,
+       Int8LinearLayer.splitsRows(m) {
         Int8LinearLayer.runPair(a, b, rows: m, input: input, output: output)
         return
     }
