@@ -174,7 +174,10 @@ final class EmbedRunner {
         if o.verbose {
             let seconds = monotonicSeconds() - started
             ToolRuntime.warn("\(texts) texts, \(tokens) tokens, \(truncated) truncated to \(embedder.maxLength.map(String.init) ?? "-") tokens, "
-                + "\(NumberFormat.fixed(seconds, decimals: 2)) s, \(Int((Double(tokens) / max(seconds, 1e-9)).rounded())) tokens/s")
+                + "\(NumberFormat.fixed(seconds, decimals: 2)) s, \(Int((Double(tokens) / max(seconds, 1e-9)).rounded())) tokens/s"
+                + (o.precision == Precision.int8.rawValue
+                    ? (Int8LinearLayer.kernelAvailable ? " (int8: AVX-512 VNNI kernel)" : " (int8: oneDNN's int8 matmul, no AVX-512 VNNI here)")
+                    : ""))
         }
     }
 

@@ -48,6 +48,24 @@ import Testing
         }
     }
 
+    /// `--precision int8` from the command line: the stream says int8, the vectors stay close to
+    /// sentence-transformers' f32 ones, and -v says which int8 path this CPU runs.
+    @Test func int8PrecisionIsRecordedAndNamed() throws {
+        let name = "deberta-abs"
+        let expected = try ModelFixtures.expected(name)
+        let r = try EmbedCLITests.embed(["--model", ModelFixtures.folder(name), "--precision", "int8", "-v"],
+                                        stdin: EmbedCLITests.lines(expected.texts))
+        #expect(r.status == 0, "\(r.stderr)")
+        let (_, rows, chunks) = try EmbedCLITests.vectors(r.stdout)
+        #expect(chunks[0].metadata["precision"]?.stringValue == "int8")
+        #expect(rows.count == expected.texts.count)
+        for (k, (g, w)) in zip(rows, expected.vectors["query"]!).enumerated() {
+            #expect(cosine(g, w) >= 0.999, "line \(k + 1)")
+        }
+        let path = Int8LinearLayer.kernelAvailable ? "(int8: AVX-512 VNNI kernel)" : "(int8: oneDNN's int8 matmul"
+        #expect(r.stderr.contains(path), "\(r.stderr)")
+    }
+
     @Test func tsvJsonlIdsPrefixAndEmptyLines() throws {
         let folder = ModelFixtures.folder("deberta-abs")
         let expected = try ModelFixtures.expected("deberta-abs")
