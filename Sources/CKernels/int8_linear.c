@@ -1,7 +1,7 @@
 // The int8 linear layer of `ru-embed --precision int8`: activations quantised per row (u8),
 // weights per output channel (s8) and packed into column panels, and one kernel that
-// multiplies a tile of rows by a panel in int32 and dequantises the tile straight from
-// registers into the float output (bias, GELU or residual add included). CPUs without
+// multiplies a tile of rows by a panel in int32 registers and dequantises the tile (through a
+// 1.5 KiB buffer in L1) into the float output (bias, GELU or residual add included). CPUs without
 // AVX-512 VNNI get oneDNN's int8 matmul instead (OneDNNInt8Matmul.swift), whose int32
 // products ck_int8_dequantize turns into the same outputs, bit for bit.
 //

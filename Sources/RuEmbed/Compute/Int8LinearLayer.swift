@@ -9,8 +9,8 @@ import CKernels
 /// panels for our kernel (`ck_int8_linear`, CKernels/int8_linear.c). Each call quantises the
 /// activations per row, asymmetric u8 (so VNNI's u8×s8 instruction applies directly and the
 /// zero of GELU outputs stays exact); the kernel multiplies a tile of rows by a panel into
-/// int32 registers and dequantises them there: zero-point correction, scales, bias and the
-/// epilogue, written straight to the float output.
+/// int32 registers and dequantises the tile before moving on: zero-point correction, scales,
+/// bias and the epilogue, written straight to the float output.
 ///
 /// With enough rows each thread takes its own contiguous rows and runs quantise → kernel over
 /// chunks of `chunkRows` (a chunk's codes stay in the core's caches while every panel passes
@@ -38,7 +38,8 @@ public final class Int8LinearLayer {
     /// Bytes between rows of u8 codes: inputSize rounded up to 4.
     private let codeStride: Int
     private let panels: Int
-    // Few-rows path: all rows' codes, scales and zero points.
+    // The few-rows and oneDNN paths' scratch: every row's codes, scales and zero points, and
+    // oneDNN's int32 products.
     private var codes: [UInt8] = []
     private var scales: [Float] = []
     private var zeroPoints: [Int32] = []
