@@ -25,6 +25,31 @@ enum DNNL {
         }
     }
 
+    /// A matmul's primitive descriptor: src · weights (+ bias) → dst, with `attr` if given.
+    /// The caller destroys it (or hands it to `primitive(of:)`).
+    static func matmulDescriptor(src: dnnl_memory_desc_t, weights: dnnl_memory_desc_t, bias: dnnl_memory_desc_t? = nil,
+                                 dst: dnnl_memory_desc_t, attr: dnnl_primitive_attr_t? = nil,
+                                 _ what: @autoclosure () -> String) -> dnnl_primitive_desc_t {
+        var (src, weights, dst) = (src, weights, dst)
+        var desc = dnnl_matmul_desc_t()
+        if var bias {
+            check(dnnl_matmul_desc_init(&desc, &src, &weights, &bias, &dst), "describe \(what())")
+        } else {
+            check(dnnl_matmul_desc_init(&desc, &src, &weights, nil, &dst), "describe \(what())")
+        }
+        var pd: dnnl_primitive_desc_t?
+        check(dnnl_primitive_desc_create(&pd, &desc, attr, context.engine, nil), "create \(what())")
+        return pd!
+    }
+
+    /// The primitive `pd` describes; `pd` is destroyed.
+    static func primitive(of pd: dnnl_primitive_desc_t, _ what: @autoclosure () -> String) -> dnnl_primitive_t {
+        var prim: dnnl_primitive_t?
+        check(dnnl_primitive_create(&prim, pd), "create the primitive of \(what())")
+        dnnl_primitive_desc_destroy(pd)
+        return prim!
+    }
+
     /// Copies `source` (laid out as `plain`) into a new 64-byte-aligned buffer in the layout
     /// `arranged`, which a primitive chose: how weights are pre-arranged once at load. The
     /// caller owns the returned buffer.
@@ -114,14 +139,8 @@ public final class MatmulNT {
         var aMD = DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1, type: inputType)
         var bMD = DNNL.matrix(rows: k, cols: n, rowStride: 1, colStride: k, type: inputType)
         var cMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1, type: outputType)
-        var desc = dnnl_matmul_desc_t()
-        DNNL.check(dnnl_matmul_desc_init(&desc, &aMD, &bMD, nil, &cMD), "describe a matmul")
-        var pd: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_primitive_desc_create(&pd, &desc, nil, ctx.engine, nil), "create a matmul for \(m)×\(k)·\(k)×\(n)")
-        var prim: dnnl_primitive_t?
-        DNNL.check(dnnl_primitive_create(&prim, pd), "create a matmul primitive")
-        dnnl_primitive_desc_destroy(pd)
-        primitive = prim!
+        let what = "a matmul for \(m)×\(k)·\(k)×\(n)"
+        primitive = DNNL.primitive(of: DNNL.matmulDescriptor(src: aMD, weights: bMD, dst: cMD, what), what)
         // Memory objects with no buffer yet; the handles are set on each run.
         DNNL.check(dnnl_memory_create(&a, &aMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&b, &bMD, ctx.engine, nil), "create memory")

@@ -67,9 +67,9 @@ public final class LinearLayer {
 
         // Ask oneDNN which weight layout it wants, then reorder the plain weights into it.
         let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize)
-        var any = DNNL.matrix(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any)
+        let any = DNNL.matrix(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any)
         let pd = LinearLayer.primitiveDesc(m: LinearLayer.layoutRows, k: inputSize, n: outputSize,
-                                           weights: &any, epilogue: epilogue)
+                                           weights: any, epilogue: epilogue)
         weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
         dnnl_primitive_desc_destroy(pd)
         arrangedWeights = DNNL.arrange(weights, plain: plain, into: weightsDesc)
@@ -117,11 +117,8 @@ public final class LinearLayer {
         if let p = LinearLayer.primitives[shape] { return p }
         let ctx = DNNL.context
         var weights = weightsDesc
-        let pd = LinearLayer.primitiveDesc(m: m, k: inputSize, n: outputSize, weights: &weights, epilogue: epilogue)
-        var prim: dnnl_primitive_t?
-        DNNL.check(dnnl_primitive_create(&prim, pd), "create a linear primitive")
-        dnnl_primitive_desc_destroy(pd)
-        let p = Primitive(prim!)
+        let pd = LinearLayer.primitiveDesc(m: m, k: inputSize, n: outputSize, weights: weights, epilogue: epilogue)
+        let p = Primitive(DNNL.primitive(of: pd, "a linear layer"))
         var srcMD = DNNL.matrix(rows: m, cols: inputSize, rowStride: inputSize, colStride: 1)
         var dstMD = DNNL.matrix(rows: m, cols: outputSize, rowStride: outputSize, colStride: 1)
         var biasMD = DNNL.matrix(rows: 1, cols: outputSize, tag: dnnl_ab)
@@ -133,13 +130,8 @@ public final class LinearLayer {
         return p
     }
 
-    private static func primitiveDesc(m: Int, k: Int, n: Int, weights: inout dnnl_memory_desc_t,
+    private static func primitiveDesc(m: Int, k: Int, n: Int, weights: dnnl_memory_desc_t,
                                       epilogue: LinearEpilogue) -> dnnl_primitive_desc_t {
-        var srcMD = DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1)
-        var dstMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1)
-        var biasMD = DNNL.matrix(rows: 1, cols: n, tag: dnnl_ab)
-        var desc = dnnl_matmul_desc_t()
-        DNNL.check(dnnl_matmul_desc_init(&desc, &srcMD, &weights, &biasMD, &dstMD), "describe a linear layer")
         var attr: dnnl_primitive_attr_t?
         DNNL.check(dnnl_primitive_attr_create(&attr), "create attributes")
         var postOps: dnnl_post_ops_t?
@@ -151,11 +143,12 @@ public final class LinearLayer {
         case .accumulate: DNNL.check(dnnl_post_ops_append_sum(postOps, 1), "add a sum")
         }
         DNNL.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "set post-ops")
-        var pd: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_primitive_desc_create(&pd, &desc, attr, DNNL.context.engine, nil),
-                   "create a linear layer for \(m)×\(k)·\(k)×\(n)")
+        let pd = DNNL.matmulDescriptor(src: DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1), weights: weights,
+                                       bias: DNNL.matrix(rows: 1, cols: n, tag: dnnl_ab),
+                                       dst: DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1), attr: attr,
+                                       "a linear layer for \(m)×\(k)·\(k)×\(n)")
         dnnl_post_ops_destroy(postOps)
         dnnl_primitive_attr_destroy(attr)
-        return pd!
+        return pd
     }
 }

@@ -31,8 +31,8 @@ final class OneDNNInt8Matmul {
         self.k = k
         self.n = n
         let plain = DNNL.matrix(rows: k, cols: n, rowStride: 1, colStride: k, type: dnnl_s8)
-        var any = DNNL.matrix(rows: k, cols: n, tag: dnnl_format_tag_any, type: dnnl_s8)
-        let pd = OneDNNInt8Matmul.primitiveDesc(m: 32, k: k, n: n, codeStride: k, weights: &any)
+        let any = DNNL.matrix(rows: k, cols: n, tag: dnnl_format_tag_any, type: dnnl_s8)
+        let pd = OneDNNInt8Matmul.primitiveDesc(m: 32, k: k, n: n, codeStride: k, weights: any)
         weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
         dnnl_primitive_desc_destroy(pd)
         arranged = DNNL.arrange(UnsafeRawPointer(codes), plain: plain, into: weightsDesc)
@@ -63,11 +63,8 @@ final class OneDNNInt8Matmul {
         if let p = primitives[m] { return p }
         let ctx = DNNL.context
         var weights = weightsDesc
-        let pd = OneDNNInt8Matmul.primitiveDesc(m: m, k: k, n: n, codeStride: codeStride, weights: &weights)
-        var prim: dnnl_primitive_t?
-        DNNL.check(dnnl_primitive_create(&prim, pd), "create an int8 linear primitive")
-        dnnl_primitive_desc_destroy(pd)
-        let p = Primitive(prim!)
+        let pd = OneDNNInt8Matmul.primitiveDesc(m: m, k: k, n: n, codeStride: codeStride, weights: weights)
+        let p = Primitive(DNNL.primitive(of: pd, "an int8 linear layer"))
         var srcMD = DNNL.matrix(rows: m, cols: k, rowStride: codeStride, colStride: 1, type: dnnl_u8)
         var dstMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1, type: dnnl_s32)
         DNNL.check(dnnl_memory_create(&p.src, &srcMD, ctx.engine, nil), "create memory")
@@ -78,14 +75,10 @@ final class OneDNNInt8Matmul {
     }
 
     private static func primitiveDesc(m: Int, k: Int, n: Int, codeStride: Int,
-                                      weights: inout dnnl_memory_desc_t) -> dnnl_primitive_desc_t {
-        var srcMD = DNNL.matrix(rows: m, cols: k, rowStride: codeStride, colStride: 1, type: dnnl_u8)
-        var dstMD = DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1, type: dnnl_s32)
-        var desc = dnnl_matmul_desc_t()
-        DNNL.check(dnnl_matmul_desc_init(&desc, &srcMD, &weights, nil, &dstMD), "describe an int8 linear layer")
-        var pd: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_primitive_desc_create(&pd, &desc, nil, DNNL.context.engine, nil),
-                   "create an int8 linear layer for \(m)×\(k)·\(k)×\(n)")
-        return pd!
+                                      weights: dnnl_memory_desc_t) -> dnnl_primitive_desc_t {
+        DNNL.matmulDescriptor(src: DNNL.matrix(rows: m, cols: k, rowStride: codeStride, colStride: 1, type: dnnl_u8),
+                              weights: weights,
+                              dst: DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1, type: dnnl_s32),
+                              "an int8 linear layer for \(m)×\(k)·\(k)×\(n)")
     }
 }

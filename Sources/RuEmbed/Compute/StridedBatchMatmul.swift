@@ -40,14 +40,8 @@ public final class StridedBatchMatmul {
         var aMD = StridedBatchMatmul.describe([s.batch, s.m, s.k], s.a)
         var bMD = StridedBatchMatmul.describe([s.batch, s.k, s.n], s.b)
         var cMD = StridedBatchMatmul.describe([s.batch, s.m, s.n], s.c)
-        var desc = dnnl_matmul_desc_t()
-        DNNL.check(dnnl_matmul_desc_init(&desc, &aMD, &bMD, nil, &cMD), "describe a batched matmul")
-        var pd: dnnl_primitive_desc_t?
-        DNNL.check(dnnl_primitive_desc_create(&pd, &desc, nil, ctx.engine, nil), "create a batched matmul \(s)")
-        var prim: dnnl_primitive_t?
-        DNNL.check(dnnl_primitive_create(&prim, pd), "create a batched matmul primitive")
-        dnnl_primitive_desc_destroy(pd)
-        primitive = prim!
+        let what = "a batched matmul \(s)"
+        primitive = DNNL.primitive(of: DNNL.matmulDescriptor(src: aMD, weights: bMD, dst: cMD, what), what)
         DNNL.check(dnnl_memory_create(&aMemory, &aMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&bMemory, &bMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&cMemory, &cMD, ctx.engine, nil), "create memory")
