@@ -22,7 +22,8 @@ enum { PANEL = 48, TILE_ROWS = 8 };
 
 MULTIVERSION
 void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *codes, size_t code_stride,
-                         float *scales, int32_t *zero_points) {
+                         float *scales, int32_t *zero_points, int max_code) {
+    const float top = (float)max_code;
     for (size_t r = 0; r < count; r++) {
         const float *row = rows + r * dim;
         float lo = 0, hi = 0;
@@ -30,16 +31,16 @@ void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *c
             lo = fminf(lo, row[j]);
             hi = fmaxf(hi, row[j]);
         }
-        float scale = (hi - lo) / 255.0f;
+        float scale = (hi - lo) / top;
         if (!(scale > 0)) scale = 1;
         int32_t zero = (int32_t)nearbyintf(-lo / scale);
         if (zero < 0) zero = 0;
-        if (zero > 255) zero = 255;
+        if (zero > max_code) zero = max_code;
         float inverse = 1.0f / scale, shift = (float)zero;
         uint8_t *out = codes + r * code_stride;
         for (size_t j = 0; j < dim; j++) {
             float q = nearbyintf(row[j] * inverse) + shift;
-            q = fminf(255.0f, fmaxf(0.0f, q));
+            q = fminf(top, fmaxf(0.0f, q));
             out[j] = (uint8_t)(int32_t)q;
         }
         // The kernel reads whole groups of four codes: the padding multiplies zero weights,

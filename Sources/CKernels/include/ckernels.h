@@ -59,11 +59,12 @@ static inline size_t ck_attend_scratch(size_t n, size_t head_dim) {
 #define RU_EMBED_CKERNELS_INT8_H
 // int8_linear.c: the int8 linear layer of --precision int8.
 
-/// Asymmetric per-row u8 quantisation of activations: x ≈ scale·(code − zero_point).
+/// Asymmetric per-row u8 quantisation of activations: x ≈ scale·(code − zero_point), codes in
+/// 0…max_code (255, or 127 where the products would go through int16 pairs and saturate).
 /// The range always includes 0, so zero is exact; a constant row gets scale 1. Rows of
 /// codes are `code_stride` bytes apart (ck_int8_code_stride(dim)), the padding zeroed.
 void ck_quantize_rows_u8(const float *rows, size_t count, size_t dim, uint8_t *codes, size_t code_stride,
-                         float *scales, int32_t *zero_points);
+                         float *scales, int32_t *zero_points, int max_code);
 
 /// Symmetric per-row int8 weights: w ≈ scale·code with scale = max|w| / 127; also writes
 /// the sum of each row's codes (for the zero-point correction of u8 activations) and their

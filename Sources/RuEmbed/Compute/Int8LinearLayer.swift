@@ -17,8 +17,9 @@ import CKernels
 /// over them). Few rows (one short text) are quantised once and the threads split the panels.
 ///
 /// The kernel needs AVX-512 VNNI. Elsewhere (AVX2, AVX-VNNI, other architectures) the products
-/// come from oneDNN's int8 matmul (`OneDNNInt8Matmul`) and one sweep dequantises them with the
-/// kernel's own code: the same outputs, bit for bit (a test runs both here).
+/// come from oneDNN's int8 matmul (`OneDNNInt8Matmul`) on 7-bit activation codes (see
+/// `activationCodeMax`) and one sweep dequantises them with the kernel's own code: on the same
+/// codes, the kernel's outputs bit for bit (a test runs both here).
 ///
 /// Error per output: with x = s_x·(q_x − z) + e_x and w = s_w·q_w + e_w (|e| ≤ s/2),
 ///     |y − ŷ| ≤ (s_w/2)·‖x‖₁ + (s_x/2)·s_w·‖q_w‖₁ (+ float rounding),
@@ -61,11 +62,20 @@ public final class Int8LinearLayer {
     /// Whether this layer runs ru-embed's kernel (else oneDNN's int8 matmul).
     var usesKernel: Bool { packedWeights != nil }
 
+    /// The largest u8 code of quantised activations. 255 for our VNNI kernel (vpdpbusd sums
+    /// u8·s8 products in int32). oneDNN's int8 matmul without VNNI (AVX2: vpmaddubsw) adds
+    /// pairs of u8·s8 products in saturating int16, and 2·255·127 overflows it: on a Zen 3
+    /// the products came out wrong by 10× the quantisation bound. With codes ≤ 127,
+    /// 2·127·127 < 2^15 and the products are exact, at half the activation resolution.
+    let activationCodeMax: Int32
+
     /// - Parameters:
     ///   - weights: `outputSize` rows of `inputSize` floats (a Linear's `weight`).
     ///   - bias: `outputSize` floats, or nil.
+    ///   - activationCodeMax: tests only: the activations' largest code (default: 255 for the
+    ///     kernel, 127 for oneDNN), so both paths can be compared on the same codes.
     public init(weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inputSize: Int, outputSize: Int,
-                epilogue: LinearEpilogue = .none) {
+                epilogue: LinearEpilogue = .none, activationCodeMax: Int32? = nil) {
         precondition(inputSize > 0 && outputSize > 0)
         self.inputSize = inputSize
         self.outputSize = outputSize
@@ -95,6 +105,7 @@ public final class Int8LinearLayer {
             packedWeights = nil
             oneDNN = OneDNNInt8Matmul(codes: codes, k: inputSize, n: outputSize)
         }
+        self.activationCodeMax = activationCodeMax ?? (packedWeights != nil ? 255 : 127)
         weightCodeL1 = l1
     }
 
@@ -156,7 +167,7 @@ public final class Int8LinearLayer {
     }
 
     private func quantize(rows count: Int, _ input: UnsafePointer<Float>, into ws: Int8Workspace) {
-        ck_quantize_rows_u8(input, count, inputSize, ws.codes, codeStride, ws.scales, ws.zeroPoints)
+        ck_quantize_rows_u8(input, count, inputSize, ws.codes, codeStride, ws.scales, ws.zeroPoints, activationCodeMax)
     }
 
     /// output rows ← (or +=) the workspace's codes of `count` rows through this layer, all panels.
@@ -186,7 +197,7 @@ public final class Int8LinearLayer {
             scales.withUnsafeMutableBufferPointer { scales in
                 zeroPoints.withUnsafeMutableBufferPointer { zeros in
                     let (c, s, z) = (codes.baseAddress!, scales.baseAddress!, zeros.baseAddress!)
-                    ck_quantize_rows_u8(input, m, k, c, stride, s, z)
+                    ck_quantize_rows_u8(input, m, k, c, stride, s, z, activationCodeMax)
                     let e = epilogueDescription(scales: s, zeroPoints: z)
                     Parallel.forRanges(panels) { lo, hi in
                         var e = e
@@ -213,14 +224,14 @@ public final class Int8LinearLayer {
     private func runOneDNN(_ matmul: OneDNNInt8Matmul, rows m: Int, input: UnsafePointer<Float>,
                            output: UnsafeMutablePointer<Float>) {
         reserve(rows: m)
-        let (k, n, stride) = (inputSize, outputSize, codeStride)
+        let (k, n, stride, top) = (inputSize, outputSize, codeStride, activationCodeMax)
         codes.withUnsafeMutableBufferPointer { codes in
             scales.withUnsafeMutableBufferPointer { scales in
                 zeroPoints.withUnsafeMutableBufferPointer { zeros in
                     products.withUnsafeMutableBufferPointer { products in
                         let (c, s, z, p) = (codes.baseAddress!, scales.baseAddress!, zeros.baseAddress!, products.baseAddress!)
                         Parallel.forRanges(m) { lo, hi in
-                            ck_quantize_rows_u8(input + lo * k, hi - lo, k, c + lo * stride, stride, s + lo, z + lo)
+                            ck_quantize_rows_u8(input + lo * k, hi - lo, k, c + lo * stride, stride, s + lo, z + lo, top)
                         }
                         matmul.run(rows: m, codes: c, codeStride: stride, products: p)
                         let e = epilogueDescription(scales: s, zeroPoints: z)
@@ -245,7 +256,7 @@ public final class Int8LinearLayer {
             lo = min(lo, row[j])
             hi = max(hi, row[j])
         }
-        let xScale = (hi - lo) / 255
+        let xScale = (hi - lo) / Float(activationCodeMax)
         return weightScales[n] / 2 * l1 + xScale / 2 * weightScales[n] * weightCodeL1[n]
     }
 }
