@@ -75,10 +75,14 @@ public final class Tokenizer: Sendable {
         preTokenizer = try json["pre_tokenizer"].flatMap { $0 == .null ? nil : try PreTokenizers.make($0) }
 
         var added: [AddedToken] = []
-        for entry in json["added_tokens"]?.arrayValue ?? [] {
+        let addedEntries = json["added_tokens"]?.arrayValue ?? []
+        // The token table below has a slot for every id up to the largest: an id may leave
+        // a gap after the vocabulary, but not ask for more slots than the file justifies.
+        let idLimit = ConfigValues.tokenIDLimit(entries: model.tokenBytes.count + addedEntries.count)
+        for entry in addedEntries {
             let c = try ComponentJSON(entry, family: "added token", defaultType: "AddedToken")
             try c.allow(["id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"])
-            guard let id = try c.int("id") else { throw ToolError("added token without \"id\"") }
+            guard let id = try c.int("id", 0...idLimit) else { throw ToolError("added token without \"id\"") }
             let special = try c.bool("special", default: false)
             added.append(AddedToken(id: UInt32(id), content: UTF8Encoding.scalars(try c.requiredString("content")),
                                     singleWord: try c.bool("single_word", default: false),
