@@ -264,7 +264,7 @@ final class EmbedRunner {
                 embedder.tokenizer.encode($0, maxLength: embedder.maxLength, workspace: workspace, into: &encoding)
             }
             if workspace.truncated != before { truncated += 1 }
-            if let problem = embedder.problem(with: encoding.ids) { throw fail(problem) }
+            if let problem = embedder.problem(with: encoding.ids, skip: skip, fromText: true) { throw fail(problem) }
             batch.append(PendingRecord(id: id, ids: encoding.ids))
             if batch.count >= o.batchSize { try embedBatch(skip: skip) }
         }
@@ -293,7 +293,7 @@ final class EmbedRunner {
             if prompt != metadata["prompt"]?.stringValue { try setPrompt(prompt) }
             for (id, ids) in zip(chunk.ids, chunk.tokenLists()) {
                 record += 1
-                if let problem = embedder.problem(with: ids) { throw ToolError("\(input.name): record \(record) (id \(id)): \(problem)") }
+                if let problem = embedder.problem(with: ids, skip: skip) { throw ToolError("\(input.name): record \(record) (id \(id)): \(problem)") }
                 batch.append(PendingRecord(id: id, ids: ids))
                 if batch.count >= o.batchSize { try embedBatch(skip: skip) }
             }
