@@ -21,9 +21,6 @@ import struct
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "RuEmbedTests", "Fixtures")
 GOOD = os.path.join(ROOT, "models", "deberta-abs")
 OUT = os.path.join(ROOT, "hostile", "models")
-LINK_BASE = os.path.join("..", "..", "..", "models", "deberta-abs")
-FILES = ["config.json", "config_sentence_transformers.json", "model.safetensors", "modules.json",
-         "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json", "1_Pooling"]
 
 cases = []
 
@@ -34,17 +31,21 @@ def load(name):
 
 
 def case(name, files, tools=("ru-embed", "ru-tok"), names=None, stdin="привет\n", args=(), drop=(),
-         expect=None, forbid=None):
+         expect=None, forbid=None, base="deberta-abs"):
     """A folder with `files` (name → bytes, str or JSON value) written, `drop` left out and
-    everything else linked to deberta-abs. `names`: what the one stderr line must contain."""
+    everything else linked to `base`. `names`: what the one stderr line must contain;
+    `expect`: more it must contain (the specific refusal)."""
     folder = os.path.join(OUT, name)
     os.makedirs(folder)
-    for f in FILES:
+    link_base = os.path.join("..", "..", "..", "models", base)
+    for f in sorted(os.listdir(os.path.join(ROOT, "models", base))):
+        if f == "expected.json":
+            continue
         # A file written here (or inside a folder written here) is never a link: writing
         # through a link would change the good fixture.
         if f in drop or any(w == f or w.startswith(f + "/") for w in files):
             continue
-        os.symlink(os.path.join(LINK_BASE, f), os.path.join(folder, f))
+        os.symlink(os.path.join(link_base, f), os.path.join(folder, f))
     for f, content in files.items():
         path = os.path.join(folder, f)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -116,25 +117,44 @@ def main():
     # Item 4 and 10: safetensors headers. Each file is a few bytes: refused while mapping.
     f32 = lambda shape, offsets: {"t": {"dtype": "F32", "shape": shape, "data_offsets": offsets}}
     st = "model.safetensors"
-    case("st-header-length-2p63", {st: safetensors({}, length=1 << 63)}, embed, st)
-    case("st-header-length-max", {st: safetensors({}, length=(1 << 64) - 1)}, embed, st)
-    case("st-header-past-end", {st: safetensors(f32([4], [0, 16]), length=4096)}, embed, st)
-    case("st-header-not-json", {st: safetensors(b"{\"t\": [")}, embed, st)
-    case("st-offsets-1e30", {st: safetensors(b'{"t": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1e30]}}')}, embed, st)
-    case("st-offsets-negative", {st: safetensors(f32([4], [-16, 0]))}, embed, st)
-    case("st-offsets-reversed", {st: safetensors(f32([0], [16, 0]))}, embed, st)
-    case("st-offsets-past-data", {st: safetensors(f32([8], [0, 32]))}, embed, st)
-    case("st-offsets-wrong-size", {st: safetensors(f32([2], [0, 16]))}, embed, st)
-    case("st-shape-1e19", {st: safetensors(b'{"t": {"dtype": "F32", "shape": [1e19, 64], "data_offsets": [0, 16]}}')}, embed, st)
-    case("st-shape-overflow", {st: safetensors(f32([1 << 32, 1 << 32, 4], [0, 16]))}, embed, st)
-    case("st-shape-bytes-overflow", {st: safetensors(f32([1 << 62], [0, 16]))}, embed, st)
-    case("st-shape-fraction", {st: safetensors(f32([2.5, 1.6], [0, 16]))}, embed, st)
-    case("st-shape-negative", {st: safetensors(f32([-4, -1], [0, 16]))}, embed, st)
-    case("st-shape-string", {st: safetensors(f32(["4"], [0, 16]))}, embed, st)
+    case("st-header-length-2p63", {st: safetensors({}, length=1 << 63)}, embed, st, expect="header length")
+    case("st-header-length-max", {st: safetensors({}, length=(1 << 64) - 1)}, embed, st, expect="header length")
+    case("st-header-past-end", {st: safetensors(f32([4], [0, 16]), length=4096)}, embed, st, expect="header length")
+    case("st-header-not-json", {st: safetensors(b"{\"t\": [")}, embed, st, expect="not valid JSON")
+    offsets = "data_offsets"
+    case("st-offsets-1e30", {st: safetensors(b'{"t": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1e30]}}')}, embed, st, expect=offsets)
+    case("st-offsets-negative", {st: safetensors(f32([4], [-16, 0]))}, embed, st, expect=offsets)
+    case("st-offsets-reversed", {st: safetensors(f32([0], [16, 0]))}, embed, st, expect=offsets)
+    case("st-offsets-past-data", {st: safetensors(f32([8], [0, 32]))}, embed, st, expect=offsets)
+    case("st-offsets-wrong-size", {st: safetensors(f32([2], [0, 16]))}, embed, st, expect=offsets)
+    notint = "is not an integer"
+    case("st-shape-1e19", {st: safetensors(b'{"t": {"dtype": "F32", "shape": [1e19, 64], "data_offsets": [0, 16]}}')}, embed, st, expect=notint)
+    case("st-shape-overflow", {st: safetensors(f32([1 << 32, 1 << 32, 4], [0, 16]))}, embed, st, expect="more elements")
+    case("st-shape-bytes-overflow", {st: safetensors(f32([1 << 62], [0, 16]))}, embed, st, expect="more bytes")
+    case("st-shape-fraction", {st: safetensors(f32([2.5, 1.6], [0, 16]))}, embed, st, expect=notint)
+    case("st-shape-negative", {st: safetensors(f32([-4, -1], [0, 16]))}, embed, st, expect=notint)
+    case("st-shape-string", {st: safetensors(f32(["4"], [0, 16]))}, embed, st, expect=notint)
     case("st-overlap", {st: safetensors({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-                                         "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})}, embed, st)
-    case("st-dtype-unknown", {st: safetensors({"t": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}})}, embed, st)
-    case("st-too-short", {st: b"\x10\0\0"}, embed, st)
+                                         "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})}, embed, st, expect="overlap")
+    case("st-dtype-unknown", {st: safetensors({"t": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}})}, embed, st, expect="F64")
+    case("st-too-short", {st: b"\x10\0\0"}, embed, st, expect="too short")
+
+    # Whole models whose one defect used to be accepted: the second shard of deberta-rel
+    # with its header changed (the data as it was). A fractional dimension (64.4) was read
+    # as 64; a tensor sharing bytes with another loaded as that other tensor.
+    shard = "model-00002-of-00002.safetensors"
+    with open(os.path.join(ROOT, "models", "deberta-rel", shard), "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    weights = data[8 + n:]
+    norm = "deberta.encoder.layer.1.output.LayerNorm."
+    fraction = json.loads(json.dumps(header))
+    fraction[norm + "bias"]["shape"] = [fraction[norm + "bias"]["shape"][0] + 0.4]
+    case("st-shard-shape-fraction", {shard: safetensors(fraction, weights)}, embed, shard, base="deberta-rel", expect=notint)
+    overlap = json.loads(json.dumps(header))
+    overlap[norm + "bias"]["data_offsets"] = overlap[norm + "weight"]["data_offsets"]
+    case("st-shard-overlap", {shard: safetensors(overlap, weights)}, embed, shard, base="deberta-rel", expect="overlap")
 
     # Item 4 and 6: config.json numbers. Each must be refused naming config.json.
     cj = "config.json"
@@ -184,8 +204,8 @@ def main():
     case("tok-added-id-4e9", {tj: tiny_tokenizer(added_tokens=t["added_tokens"] + [added(4_000_000_000)])}, names=tj)
     case("tok-added-id-negative", {tj: tiny_tokenizer(added_tokens=t["added_tokens"] + [added(-1)])}, names=tj)
     case("tok-added-id-fraction", {tj: tiny_tokenizer(added_tokens=t["added_tokens"] + [added(6.5)])}, names=tj)
-    vocab = dict(t["model"]["vocab"], big=4_000_000_000)
-    case("tok-vocab-id-4e9", {tj: tiny_tokenizer(model=dict(t["model"], vocab=vocab))}, names=tj)
+    vocab = dict(t["model"]["vocab"], big=3_999_999_999)
+    case("tok-vocab-id-4e9-1", {tj: tiny_tokenizer(model=dict(t["model"], vocab=vocab))}, names=tj)
     case("tok-processor-id-1e30", {tj: tiny_tokenizer(post_processor={"type": "BertProcessing", "sep": ["[SEP]", 1e30], "cls": ["[CLS]", 1]})}, names=tj)
     case("tok-template-id-negative", {tj: tiny_tokenizer(post_processor={
         "type": "TemplateProcessing",
