@@ -71,19 +71,26 @@ import Testing
                         tokenizer.encode($0, maxLength: maxLength, specialTokensAsText: splitSpecial, workspace: whole, into: &expected)
                     }
                     let w = EncodeWorkspace()
-                    var got = Encoding()
-                    var scalars: [UInt32] = []
-                    var replaced = 0
-                    let ok = text.withUnsafeBytes {
-                        tokenizer.encode(utf8: $0, prompt: prompt, lossy: lossy, replaced: &replaced, maxLength: maxLength,
-                                         specialTokensAsText: splitSpecial, workspace: w, scalars: &scalars, into: &got,
-                                         prefixBytes: LongTextTests.prefixBytes)
+                    // The first prefix from a few bytes (cut right at the last tokens kept,
+                    // then grown) to the tools' own choice.
+                    for firstPrefix in [7, 60, 250, nil] {
+                        var got = Encoding()
+                        var scalars: [UInt32] = []
+                        var replaced = 0
+                        let before = (w.truncated, w.prefixEncodes)
+                        let ok = text.withUnsafeBytes {
+                            tokenizer.encode(utf8: $0, prompt: prompt, lossy: lossy, replaced: &replaced, maxLength: maxLength,
+                                             specialTokensAsText: splitSpecial, workspace: w, scalars: &scalars, into: &got,
+                                             prefixBytes: LongTextTests.prefixBytes, firstPrefix: firstPrefix)
+                        }
+                        let place = "\(name), \(kind), max \(maxLength), split special \(splitSpecial), first prefix \(firstPrefix ?? 0)"
+                        #expect(ok)
+                        #expect(got == expected, "\(place)")
+                        #expect(w.truncated - before.0 == whole.truncated && replaced == wholeReplaced, "\(place)")
+                        let prefix = w.prefixEncodes - before.1
+                        #expect(scalars.count < all.count / 2 || prefix == 0, "\(place): the whole text was held")
+                        usedPrefix += prefix
                     }
-                    #expect(ok)
-                    #expect(got == expected, "\(name), \(kind), max \(maxLength), split special \(splitSpecial)")
-                    #expect(w.truncated == whole.truncated && replaced == wholeReplaced, "\(name), \(kind)")
-                    #expect(scalars.count < all.count / 2 || w.prefixEncodes == 0, "\(name), \(kind): the whole text was held")
-                    usedPrefix += w.prefixEncodes
                 }
             }
         }

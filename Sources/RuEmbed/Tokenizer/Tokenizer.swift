@@ -219,10 +219,13 @@ public final class Tokenizer: Sendable {
     /// pre-tokenizer, and texts with no such cuts take the whole text.
     public func encode(utf8 text: UnsafeRawBufferPointer, prompt: [UInt32], lossy: Bool, replaced: inout Int,
                        maxLength: Int?, specialTokensAsText: Bool = false, workspace w: EncodeWorkspace,
-                       scalars: inout [UInt32], into out: inout Encoding, prefixBytes: Int = Tokenizer.prefixBytes) -> Bool {
+                       scalars: inout [UInt32], into out: inout Encoding, prefixBytes: Int = Tokenizer.prefixBytes,
+                       firstPrefix: Int? = nil) -> Bool {
         if let maxLength, prefixSafe, text.count > 2 * prefixBytes {
             let room = max(0, maxLength - addedTokenCount)
-            var want = max(prefixBytes, room * 64)
+            // 64 bytes a token is ample for most text: one try, rarely a second. (Tests
+            // start smaller, to cut near the last kept token and grow.)
+            var want = max(firstPrefix ?? max(prefixBytes, room * 64), 1)
             while want * 2 < text.count {
                 let cut = Tokenizer.sequenceStart(text, at: want)
                 var prefixReplaced = 0
