@@ -248,23 +248,25 @@ final class EmbedRunner {
                 guard let text = value[o.textField]?.stringValue else { throw fail("field \"\(o.textField)\" is missing or not a string") }
                 jsonText = text
             }
-            scalars.removeAll(keepingCapacity: true)
-            scalars.append(contentsOf: promptScalars)
-            if let jsonText {
-                scalars.append(contentsOf: jsonText.unicodeScalars.lazy.map(\.value))
-            } else {
-                var decoded: [UInt32] = []
-                var replaced = 0
-                let ok = textBytes.withUnsafeBytes { TextDecoding.scalars($0, lossy: false, into: &decoded, replaced: &replaced) }
-                guard ok else { throw fail("invalid UTF-8") }
-                scalars.append(contentsOf: decoded)
-            }
             let before = workspace.truncated
-            scalars.withUnsafeBufferPointer {
-                embedder.tokenizer.encode($0, maxLength: embedder.maxLength, workspace: workspace, into: &encoding)
+            if let jsonText {
+                scalars.removeAll(keepingCapacity: true)
+                scalars.append(contentsOf: promptScalars)
+                scalars.append(contentsOf: jsonText.unicodeScalars.lazy.map(\.value))
+                scalars.withUnsafeBufferPointer {
+                    embedder.tokenizer.encode($0, maxLength: embedder.maxLength, workspace: workspace, into: &encoding)
+                }
+            } else {
+                // From the bytes: a long line cut to max_length is never held whole as scalars.
+                var replaced = 0
+                let ok = textBytes.withUnsafeBytes {
+                    embedder.tokenizer.encode(utf8: $0, prompt: promptScalars, lossy: false, replaced: &replaced,
+                                              maxLength: embedder.maxLength, workspace: workspace, scalars: &scalars, into: &encoding)
+                }
+                guard ok else { throw fail("invalid UTF-8") }
             }
             if workspace.truncated != before { truncated += 1 }
-            if let problem = embedder.problem(with: encoding.ids) { throw fail(problem) }
+            if let problem = embedder.problem(with: encoding.ids, skip: skip, fromText: true) { throw fail(problem) }
             batch.append(PendingRecord(id: id, ids: encoding.ids))
             if batch.count >= o.batchSize { try embedBatch(skip: skip) }
         }
@@ -293,7 +295,7 @@ final class EmbedRunner {
             if prompt != metadata["prompt"]?.stringValue { try setPrompt(prompt) }
             for (id, ids) in zip(chunk.ids, chunk.tokenLists()) {
                 record += 1
-                if let problem = embedder.problem(with: ids) { throw ToolError("\(input.name): record \(record) (id \(id)): \(problem)") }
+                if let problem = embedder.problem(with: ids, skip: skip) { throw ToolError("\(input.name): record \(record) (id \(id)): \(problem)") }
                 batch.append(PendingRecord(id: id, ids: ids))
                 if batch.count >= o.batchSize { try embedBatch(skip: skip) }
             }

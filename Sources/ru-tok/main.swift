@@ -493,23 +493,24 @@ final class Runner {
             return decodeIDs(ids, ids.count, into: result)
         }
 
-        // The text's scalars, after the prompt.
-        scalars.removeAll(keepingCapacity: true)
+        let truncatedBefore = workspace.truncated
         if let jsonText {
+            // The text's scalars, after the prompt.
+            scalars.removeAll(keepingCapacity: true)
             scalars.append(contentsOf: setup.promptScalars)
             scalars.append(contentsOf: jsonText.unicodeScalars.lazy.map(\.value))
+            scalars.withUnsafeBufferPointer {
+                setup.tokenizer.encode($0, maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
+                                       workspace: workspace, into: &encoding)
+            }
         } else {
-            var decoded: [UInt32] = []
-            swap(&decoded, &scalars)
-            let ok = textBytes.withUnsafeBytes { TextDecoding.scalars($0, lossy: o.lossy, into: &decoded, replaced: &result.replaced) }
-            swap(&decoded, &scalars)
+            // From the bytes: a long line cut to the maximum length is never held whole as scalars.
+            let ok = textBytes.withUnsafeBytes {
+                setup.tokenizer.encode(utf8: $0, prompt: setup.promptScalars, lossy: o.lossy, replaced: &result.replaced,
+                                       maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
+                                       workspace: workspace, scalars: &scalars, into: &encoding)
+            }
             if !ok { result.error = "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)"; return result }
-            if !setup.promptScalars.isEmpty { scalars.insert(contentsOf: setup.promptScalars, at: 0) }
-        }
-        let truncatedBefore = workspace.truncated
-        scalars.withUnsafeBufferPointer {
-            setup.tokenizer.encode($0, maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
-                                   workspace: workspace, into: &encoding)
         }
         result.truncated = workspace.truncated != truncatedBefore
         result.ids = encoding.ids

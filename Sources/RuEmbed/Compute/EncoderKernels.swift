@@ -141,6 +141,10 @@ public enum EncoderKernels {
     /// One vector per text from its token states (`states` [tokens × dim], texts packed):
     /// the pooling modes concatenated, skipping the first `skip` tokens of each text (the
     /// prompt, when the Pooling module excludes it) as sentence-transformers does.
+    ///
+    /// A text with no token left to pool (empty, or all prompt) has no vector: it gets zeros
+    /// in every mode rather than a read outside its span. Callers refuse such records first
+    /// (`SentenceEmbedder.problem(with:skip:)`), so the zeros never reach a stream.
     @_optimize(speed)
     public static func pool(states: UnsafePointer<Float>, dim: Int, texts: [(start: Int, count: Int)],
                             modes: [PoolingMode], skip: Int, into out: UnsafeMutablePointer<Float>) {
@@ -151,20 +155,21 @@ public enum EncoderKernels {
             for (m, mode) in modes.enumerated() {
                 let o = out + t * width + m * dim
                 o.initialize(repeating: 0, count: dim)
+                guard end > first else { continue }
                 switch mode {
                 case .cls:
                     // The first token after the prompt; the very first when the prompt fills the text.
                     let row = skip > 0 && text.count > skip ? text.start + skip : text.start
                     o.update(from: states + row * dim, count: dim)
                 case .lastToken:
-                    if end > first { o.update(from: states + (end - 1) * dim, count: dim) }
+                    o.update(from: states + (end - 1) * dim, count: dim)
                 case .max:
                     o.initialize(repeating: -Float.infinity, count: dim)
                     for r in first..<end { for j in 0..<dim { o[j] = Swift.max(o[j], states[r * dim + j]) } }
                 case .mean, .meanSqrtLen:
                     for r in first..<end { for j in 0..<dim { o[j] += states[r * dim + j] } }
-                    let n = Float(Swift.max(end - first, 0))
-                    let divisor = Swift.max(mode == .mean ? n : n.squareRoot(), 1e-9)
+                    let n = Float(end - first)
+                    let divisor = mode == .mean ? n : n.squareRoot()
                     for j in 0..<dim { o[j] /= divisor }
                 }
             }

@@ -42,7 +42,10 @@ public final class SafetensorsArchive {
         var files: [String] = []
         var seen = Set<String>()
         for (_, value) in map {
-            guard let shard = value.stringValue else { throw ToolError("\(index): a weight_map value is not a file name") }
+            // A shard is a file beside the index: no path leads out of the model folder.
+            guard let shard = value.stringValue, !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
+                throw ToolError("\(index): weight_map value \(value.serialized) is not a file name in the model folder")
+            }
             if seen.insert(shard).inserted { files.append(folder + "/" + shard) }
         }
         return files
@@ -66,7 +69,7 @@ public final class SafetensorsArchive {
     public func floats(_ name: String, shape: [Int]) throws -> TensorData {
         let t = try tensor(name)
         guard t.shape == shape else {
-            throw ToolError("\(basename(t.file)): tensor \"\(name)\" has shape \(t.shape), expected \(shape)")
+            throw ToolError("\(t.file): tensor \"\(name)\" has shape \(t.shape), expected \(shape)")
         }
         switch t.dtype {
         case .f32:
@@ -105,8 +108,11 @@ public final class SafetensorsArchive {
             throw ToolError("\(path): cannot map the file: \(String(cString: strerror(errno)))")
         }
         mappings.append(Mapping(path: path, base: base, size: size))
-        let headerLength = Int(UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
-        guard headerLength > 0, 8 + headerLength <= size else { throw ToolError("\(path): bad safetensors header length \(headerLength)") }
+        // The length is a u64 from the file: compared as UInt64 before it becomes an Int,
+        // so 2^63 or more is a bad length, not a trap.
+        let rawLength = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
+        guard rawLength > 0, rawLength <= UInt64(size - 8) else { throw ToolError("\(path): bad safetensors header length \(rawLength)") }
+        let headerLength = Int(rawLength)
         let header: JSONValue
         do { header = try JSONValue.parse(UnsafeRawBufferPointer(start: base + 8, count: headerLength)) } catch {
             throw ToolError("\(path): the safetensors header is not valid JSON: \(error)")
@@ -114,24 +120,51 @@ public final class SafetensorsArchive {
         guard case .object(let entries) = header else { throw ToolError("\(path): the safetensors header is not an object") }
         let dataStart = UnsafeRawPointer(base) + 8 + headerLength
         let dataSize = size - 8 - headerLength
+        var spans: [(begin: Int, end: Int, name: String)] = []
         for (name, entry) in entries where name != "__metadata__" {
-            guard let dtypeName = entry["dtype"]?.stringValue else { throw ToolError("\(path): tensor \"\(name)\" has no dtype") }
+            func bad(_ problem: String) -> ToolError { ToolError("\(path): tensor \"\(name)\" \(problem)") }
+            guard let dtypeName = entry["dtype"]?.stringValue else { throw bad("has no dtype") }
             guard let dtype = TensorInfo.DType(rawValue: dtypeName) else {
-                throw ToolError("\(path): tensor \"\(name)\" has dtype \(dtypeName); F32, F16 and BF16 are supported")
+                throw bad("has dtype \(dtypeName); F32, F16 and BF16 are supported")
             }
-            guard let shape = entry["shape"]?.arrayValue?.compactMap({ $0.numberValue.map { Int($0) } }),
-                  let offsets = entry["data_offsets"]?.arrayValue?.compactMap({ $0.numberValue.map { Int($0) } }),
-                  offsets.count == 2 else { throw ToolError("\(path): tensor \"\(name)\" has no valid shape or data_offsets") }
+            // Shapes and offsets by the one rule for numbers in model files (whole numbers,
+            // no fractions, no 1e30), and every product checked: the tensor's byte count
+            // must be exactly its span of the data, which lies inside the file.
+            guard let dims = entry["shape"]?.arrayValue else { throw bad("has no \"shape\" list") }
+            var shape: [Int] = []
+            var count = 1
+            for d in dims {
+                guard let n = ConfigValues.integer(d, 0...Int.max) else {
+                    throw bad("has shape \(JSONValue.array(dims).serialized): \(ConfigValues.notInteger(d, 0...Int.max))")
+                }
+                let (product, overflow) = count.multipliedReportingOverflow(by: n)
+                guard !overflow else { throw bad("has shape \(JSONValue.array(dims).serialized), more elements than a file can hold") }
+                shape.append(n)
+                count = product
+            }
             let elementSize = dtype == .f32 ? 4 : 2
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] <= dataSize, offsets[1] - offsets[0] == count * elementSize else {
-                throw ToolError("\(path): tensor \"\(name)\" has data_offsets \(offsets) that do not fit its shape \(shape) or the file")
+            let (byteCount, overflow) = count.multipliedReportingOverflow(by: elementSize)
+            guard !overflow else { throw bad("has shape \(shape), more bytes than a file can hold") }
+            guard let offsets = entry["data_offsets"]?.arrayValue, offsets.count == 2,
+                  let begin = ConfigValues.integer(offsets[0], 0...dataSize),
+                  let end = ConfigValues.integer(offsets[1], begin...dataSize) else {
+                throw bad("has data_offsets \(entry["data_offsets"]?.serialized ?? "(none)") that are not [begin, end] with 0 ≤ begin ≤ end ≤ \(dataSize), the data's size")
             }
-            if dtype == .f32 && (Int(bitPattern: dataStart + offsets[0]) % 4 != 0) {
-                throw ToolError("\(path): tensor \"\(name)\" is not 4-byte aligned")
+            guard end - begin == byteCount else {
+                throw bad("has data_offsets [\(begin), \(end)] (\(end - begin) bytes) that do not fit its shape \(shape) of \(dtypeName) (\(byteCount) bytes)")
             }
+            if dtype == .f32 && (Int(bitPattern: dataStart + begin) % 4 != 0) {
+                throw bad("is not 4-byte aligned")
+            }
+            guard tensors[name] == nil else { throw bad("is listed twice (here or in another shard)") }
+            spans.append((begin, end, name))
             tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape, file: path,
-                                       base: dataStart + offsets[0], byteCount: count * elementSize)
+                                       base: dataStart + begin, byteCount: byteCount)
+        }
+        // Tensors may not share bytes: one tensor's weights read as another's are no model.
+        spans.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        for (a, b) in zip(spans, spans.dropFirst()) where b.begin < a.end {
+            throw ToolError("\(path): tensors \"\(a.name)\" and \"\(b.name)\" overlap (data_offsets [\(a.begin), \(a.end)] and [\(b.begin), \(b.end)])")
         }
     }
 

@@ -54,11 +54,23 @@ public final class SentenceEmbedder {
         return tokenizer.isSpecial(last) ? ids.count - 1 : ids.count
     }
 
-    /// Why `ids` cannot go through the model, or nil when they can.
-    public func problem(with ids: [UInt32]) -> String? {
+    /// Why `ids` cannot go through the model, or nil when they can. `skip` is the prompt's
+    /// pooled-out tokens (`pooledPromptTokens`); `fromText` says the ids were just made by
+    /// this folder's own tokenizer (not read from a token stream), which changes what an id
+    /// outside the vocabulary means.
+    public func problem(with ids: [UInt32], skip: Int = 0, fromText: Bool = false) -> String? {
         let c = model.config
+        // Zero tokens have no vector in any pooling mode (CLS has no first token, mean
+        // divides by zero, max is −inf): sentence-transformers cannot embed them either.
+        if ids.count <= skip {
+            return ids.isEmpty
+                ? "no tokens: an empty record has no vector (the tokenizer adds no special tokens)"
+                : "no tokens after the prompt's \(skip): nothing to pool"
+        }
         if let bad = ids.first(where: { Int($0) >= c.vocabSize }) {
-            return "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): was the stream made with another tokenizer?"
+            return fromText
+                ? "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): the model folder's tokenizer.json does not fit its config.json vocab_size"
+                : "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): was the stream made with another tokenizer?"
         }
         if c.positionBiasedInput && ids.count > c.maxPositions {
             return "\(ids.count) tokens, more than the model's \(c.maxPositions) positions (tokenize with --max-length \(c.maxPositions))"

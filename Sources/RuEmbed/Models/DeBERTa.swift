@@ -45,26 +45,22 @@ public final class DebertaModel {
             guard modelType == "deberta" else {
                 throw ToolError("\(path): model_type \"\(modelType)\" (architecture \(architecture)) is not supported: ru-embed runs DeBERTa-v1 (model_type \"deberta\")")
             }
-            func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
-                if let v = json[key]?.numberValue { return Int(v) }
-                if let fallback { return fallback }
-                throw ToolError("\(path): no \"\(key)\"")
-            }
-            func bool(_ key: String, _ fallback: Bool) -> Bool {
-                if case .bool(let b)? = json[key] { return b }
-                return fallback
-            }
-            vocabSize = try int("vocab_size")
-            hiddenSize = try int("hidden_size")
-            embeddingSize = try int("embedding_size", hiddenSize)
-            layers = try int("num_hidden_layers")
-            heads = try int("num_attention_heads")
-            intermediateSize = try int("intermediate_size")
-            maxPositions = try int("max_position_embeddings", 512)
-            typeVocabSize = try int("type_vocab_size", 0)
-            positionBiasedInput = bool("position_biased_input", true)
-            relativeAttention = bool("relative_attention", false)
-            let maxRelative = try int("max_relative_positions", -1)
+            // Every number through the one rule (ConfigValues): bounds wide enough for any
+            // real checkpoint, narrow enough that no product of them overflows or allocates
+            // before the weights' shapes (which come from the files) have been checked.
+            let v = ConfigValues(json, path: path)
+            vocabSize = try v.int("vocab_size", 1...(1 << 24))
+            hiddenSize = try v.int("hidden_size", 1...(1 << 16))
+            embeddingSize = try v.int("embedding_size", 1...(1 << 16), default: hiddenSize)
+            layers = try v.int("num_hidden_layers", 0...1024)
+            heads = try v.int("num_attention_heads", 1...hiddenSize)
+            intermediateSize = try v.int("intermediate_size", 1...(1 << 18))
+            maxPositions = try v.int("max_position_embeddings", 1...(1 << 20), default: 512)
+            typeVocabSize = try v.int("type_vocab_size", 0...(1 << 16), default: 0)
+            positionBiasedInput = try v.bool("position_biased_input", default: true)
+            relativeAttention = try v.bool("relative_attention", default: false)
+            // transformers: a value below 1 means "max_position_embeddings".
+            let maxRelative = try v.int("max_relative_positions", Int(Int32.min)...(1 << 20), default: -1)
             maxRelativePositions = maxRelative < 1 ? maxPositions : maxRelative
             // "c2p|p2c" (older configs) or ["c2p", "p2c"] (transformers 5).
             var types: [String] = []
@@ -80,15 +76,19 @@ public final class DebertaModel {
             positionToContent = types.contains("p2c")
             // The scale counts pos_att_type even without relative_attention, as transformers does.
             positionAttentionTypes = types.count
-            layerNormEps = Float(json["layer_norm_eps"]?.numberValue ?? 1e-7)
-            let act = json["hidden_act"]?.stringValue ?? "gelu"
+            // ≤ 0 (or NaN) makes LayerNorm divide by a square root of ≤ 0: NaN vectors. An eps
+            // below Float's smallest normal is 0 once converted, so it is refused too.
+            layerNormEps = Float(try v.double("layer_norm_eps", default: 1e-7, bounds: "in [1e-30, 1]") { $0 >= 1e-30 && $0 <= 1 })
+            let act = try v.string("hidden_act") ?? "gelu"
             switch act {
             case "gelu": activation = .geluErf
             case "gelu_new", "gelu_pytorch_tanh": activation = .geluTanh
             default: throw ToolError("\(path): hidden_act \"\(act)\" is not supported (gelu, gelu_new are)")
             }
-            if bool("talking_head", false) { throw ToolError("\(path): talking_head is not supported") }
-            guard hiddenSize % heads == 0 else { throw ToolError("\(path): hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(heads)") }
+            if try v.bool("talking_head", default: false) { throw ToolError("\(path): talking_head is not supported") }
+            guard hiddenSize % heads == 0 else {
+                throw ToolError("\(path): \"hidden_size\": \(hiddenSize) is not a multiple of num_attention_heads \(heads)")
+            }
         }
 
         public var headDim: Int { hiddenSize / heads }
@@ -168,12 +168,15 @@ public final class DebertaModel {
         let relativeTable = c.relativeAttention ? try floats("encoder.rel_embeddings.weight", [2 * span, h]) : nil
         var built: [Layer] = []
         // One buffer for every layer's regrouped in_proj (each layer overwrites all of it):
-        // a fresh 7 MB array per layer cost page faults and zeroing at every load.
-        var regrouped = [Float](repeating: 0, count: 3 * h * h)
+        // a fresh 7 MB array per layer cost page faults and zeroing at every load. Made once
+        // the first in_proj's shape is checked: its size then comes from the file, not from
+        // a hidden_size in config.json that nothing backs.
+        var regrouped: [Float] = []
         for l in 0..<c.layers {
             let p = "encoder.layer.\(l)."
             // in_proj rows per head are [q_h, k_h, v_h]; regroup into Q, K, V blocks, Q scaled.
             let inProj = try floats(p + "attention.self.in_proj.weight", [3 * h, h])
+            if regrouped.isEmpty { regrouped = [Float](repeating: 0, count: 3 * h * h) }
             let qBias = try vector(p + "attention.self.q_bias", h)
             let vBias = try vector(p + "attention.self.v_bias", h)
             var fusedBias = [Float](repeating: 0, count: 3 * h)

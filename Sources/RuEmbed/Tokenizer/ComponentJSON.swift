@@ -62,12 +62,13 @@ struct ComponentJSON {
         return s
     }
 
-    func int(_ key: String) throws -> Int? {
+    /// A whole number in `range`, by the one rule for numbers in model files (ConfigValues).
+    func int(_ key: String, _ range: ClosedRange<Int> = 0...999_999_999_999_999) throws -> Int? {
         guard let v = value(key) else { return nil }
-        guard let d = v.numberValue, d == d.rounded(), d >= 0, d < 1e15 else {
-            throw ToolError("\(place): \"\(key)\" must be a non-negative integer")
+        guard let n = ConfigValues.integer(v, range) else {
+            throw ToolError("\(place): \"\(key)\": \(ConfigValues.notInteger(v, range))")
         }
-        return Int(d)
+        return n
     }
 
     func requiredArray(_ key: String) throws -> [JSONValue] {

@@ -39,8 +39,12 @@ public final class EncodeWorkspace {
     var splits: [AddedTokenMatcher.Split] = []
     var normalizedSplits: [AddedTokenMatcher.Split] = []
     var modelTokens: [ModelToken] = []
+    /// Scalars of a part of a long text being checked (`Tokenizer.encode(utf8:...)`).
+    var scratchScalars: [UInt32] = []
     /// Records cut to the maximum length.
     public var truncated = 0
+    /// Texts tokenized by a prefix (`Tokenizer.encode(utf8:...)`), for tests.
+    var prefixEncodes = 0
     public init() {}
     /// Characters dropped because a BPE without `unk_token` had no symbol for them.
     public var droppedUnknown: Int { model.droppedUnknown }
@@ -63,6 +67,10 @@ public final class Tokenizer: Sendable {
     public let configuredMaxLength: Int?
     let truncateLeft: Bool
     private let specialIDs: Set<UInt32>
+    /// Whether a long text cut to a maximum length may be tokenized by a prefix (see
+    /// `encode(utf8:...)`), and how many scalars before a cut its effects may reach.
+    let prefixSafe: Bool
+    let prefixMargin: Int
 
     /// Parses the text of a `tokenizer.json`.
     public init(json: JSONValue) throws {
@@ -75,10 +83,14 @@ public final class Tokenizer: Sendable {
         preTokenizer = try json["pre_tokenizer"].flatMap { $0 == .null ? nil : try PreTokenizers.make($0) }
 
         var added: [AddedToken] = []
-        for entry in json["added_tokens"]?.arrayValue ?? [] {
+        let addedEntries = json["added_tokens"]?.arrayValue ?? []
+        // The token table below has a slot for every id up to the largest: an id may leave
+        // a gap after the vocabulary, but not ask for more slots than the file justifies.
+        let idLimit = ConfigValues.tokenIDLimit(entries: model.tokenBytes.count + addedEntries.count)
+        for entry in addedEntries {
             let c = try ComponentJSON(entry, family: "added token", defaultType: "AddedToken")
             try c.allow(["id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"])
-            guard let id = try c.int("id") else { throw ToolError("added token without \"id\"") }
+            guard let id = try c.int("id", 0...idLimit) else { throw ToolError("added token without \"id\"") }
             let special = try c.bool("special", default: false)
             added.append(AddedToken(id: UInt32(id), content: UTF8Encoding.scalars(try c.requiredString("content")),
                                     singleWord: try c.bool("single_word", default: false),
@@ -124,6 +136,9 @@ public final class Tokenizer: Sendable {
             configuredMaxLength = nil
             truncateLeft = false
         }
+        prefixSafe = !truncateLeft && (preTokenizer?.splitsAtSpaces ?? false) && (normalizer?.keepsLettersAndSpaces ?? true)
+        let longestAdded = (rawMatcher.patterns + normalizedMatcher.patterns).map(\.count).max() ?? 0
+        prefixMargin = 256 + 2 * longestAdded + 2 * (preTokenizer?.reach ?? 1)
     }
 
     public convenience init(contentsOf bytes: [UInt8]) throws {
@@ -146,6 +161,13 @@ public final class Tokenizer: Sendable {
     /// - specialTokensAsText: special tokens written in the text are split as plain text.
     public func encode(_ text: UnsafeBufferPointer<UInt32>, maxLength: Int? = nil, specialTokensAsText: Bool = false,
                        workspace w: EncodeWorkspace, into out: inout Encoding) {
+        tokenize(text, specialTokensAsText: specialTokensAsText, workspace: w, into: &out)
+        finish(&out, maxLength: maxLength, workspace: w)
+    }
+
+    /// The tokens of the text before truncation and the post-processor.
+    private func tokenize(_ text: UnsafeBufferPointer<UInt32>, specialTokensAsText: Bool, workspace w: EncodeWorkspace,
+                          into out: inout Encoding) {
         out.removeAll()
         splitAndNormalize(text, specialTokensAsText: specialTokensAsText, workspace: w)
         preTokenizer?.preTokenize(&w.pieces)
@@ -164,6 +186,10 @@ public final class Tokenizer: Sendable {
                 }
             }
         }
+    }
+
+    /// Truncation to `maxLength` (special tokens included), then the post-processor.
+    private func finish(_ out: inout Encoding, maxLength: Int?, workspace w: EncodeWorkspace) {
         if let maxLength {
             let room = max(0, maxLength - addedTokenCount)
             if out.count > room {
@@ -172,6 +198,125 @@ public final class Tokenizer: Sendable {
             }
         }
         postProcessor?.process(&out, vocabulary: vocabulary)
+    }
+
+    /// Encodes the UTF-8 `text` after the scalars `prompt` (offsets count the prompt's
+    /// scalars first): the same tokens, offsets and truncation as decoding the whole text
+    /// and calling `encode(_:maxLength:...)`, without holding the whole text as scalars
+    /// when it will be cut to `maxLength` anyway. Returns false for invalid UTF-8 when not
+    /// `lossy`; `replaced` counts the U+FFFD put in over the whole text.
+    ///
+    /// A long text (over `prefixBytes` × 2) is tokenized by a prefix that ends just before a
+    /// space that follows a letter (P). Tokens are kept only up to an earlier letter + space
+    /// cut B, at least `prefixMargin` scalars before P, and only when more than the room
+    /// for text lies before B; else the prefix doubles. Why the tokens before B are those
+    /// of the whole text: the pre-tokenizer ends a piece at every letter + space
+    /// (`splitsAtSpaces`), so pieces before B are cut the same with or without the text after
+    /// P; the normalizer acts within a few scalars and keeps letters and spaces
+    /// (`keepsLettersAndSpaces`, so no Replace); an added token or a Split literal seen or
+    /// missed at P changes the text within its length of P, inside the margin; the model
+    /// tokenizes each piece alone. Truncation from the left, tokenizers without such a
+    /// pre-tokenizer, and texts with no such cuts take the whole text.
+    public func encode(utf8 text: UnsafeRawBufferPointer, prompt: [UInt32], lossy: Bool, replaced: inout Int,
+                       maxLength: Int?, specialTokensAsText: Bool = false, workspace w: EncodeWorkspace,
+                       scalars: inout [UInt32], into out: inout Encoding, prefixBytes: Int = Tokenizer.prefixBytes,
+                       firstPrefix: Int? = nil) -> Bool {
+        if let maxLength, prefixSafe, text.count > 2 * prefixBytes {
+            let room = max(0, maxLength - addedTokenCount)
+            // 64 bytes a token is ample for most text: one try, rarely a second. (Tests
+            // start smaller, to cut near the last kept token and grow.)
+            var want = max(firstPrefix ?? max(prefixBytes, room * 64), 1)
+            while want * 2 < text.count {
+                let cut = Tokenizer.sequenceStart(text, at: want)
+                var prefixReplaced = 0
+                guard TextDecoding.scalars(UnsafeRawBufferPointer(rebasing: text[..<cut]), lossy: lossy, into: &w.scratchScalars,
+                                           replaced: &prefixReplaced) else { return false }
+                scalars.removeAll(keepingCapacity: true)
+                scalars.append(contentsOf: prompt)
+                scalars.append(contentsOf: w.scratchScalars)
+                if let kept = stableTokens(scalars, after: prompt.count, room: room, specialTokensAsText: specialTokensAsText,
+                                           workspace: w, into: &out) {
+                    // The rest of the text is still checked (strict) or counted (lossy).
+                    var restReplaced = 0
+                    guard Tokenizer.scan(text, from: cut, lossy: lossy, replaced: &restReplaced, scratch: &w.scratchScalars) else { return false }
+                    replaced += prefixReplaced + restReplaced
+                    // More than `room` tokens lie before B: the whole text is cut too.
+                    out.truncate(to: kept, fromLeft: false)
+                    finish(&out, maxLength: maxLength, workspace: w)
+                    w.prefixEncodes += 1
+                    return true
+                }
+                want *= 2
+            }
+        }
+        guard TextDecoding.scalars(text, lossy: lossy, into: &w.scratchScalars, replaced: &replaced) else { return false }
+        scalars.removeAll(keepingCapacity: true)
+        scalars.append(contentsOf: prompt)
+        scalars.append(contentsOf: w.scratchScalars)
+        w.scratchScalars = []
+        scalars.withUnsafeBufferPointer {
+            encode($0, maxLength: maxLength, specialTokensAsText: specialTokensAsText, workspace: w, into: &out)
+        }
+        return true
+    }
+
+    /// Texts up to twice this many bytes are tokenized whole (tests pass less).
+    public static let prefixBytes = 1 << 16
+
+    /// Tokenizes `scalars` up to the last letter + space cut P and returns how many leading
+    /// tokens end at or before an earlier cut B (≥ prefixMargin before P), when that is more
+    /// than `room`; nil when the prefix is too short to tell.
+    private func stableTokens(_ scalars: [UInt32], after promptCount: Int, room: Int, specialTokensAsText: Bool,
+                              workspace w: EncodeWorkspace, into out: inout Encoding) -> Int? {
+        func isCut(_ i: Int) -> Bool { i > promptCount && scalars[i] == 0x20 && Tokenizer.isPlainLetter(scalars[i - 1]) }
+        guard var p = scalars.indices.last else { return nil }
+        while p > promptCount && !isCut(p) { p -= 1 }
+        guard p > promptCount else { return nil }
+        var b = p - prefixMargin
+        while b > promptCount && !isCut(b) { b -= 1 }
+        guard b > promptCount else { return nil }
+        scalars.withUnsafeBufferPointer {
+            tokenize(UnsafeBufferPointer(rebasing: $0[..<p]), specialTokensAsText: specialTokensAsText, workspace: w, into: &out)
+        }
+        var kept = 0
+        while kept < out.count && Int(out.ends[kept]) <= b { kept += 1 }
+        return kept > room ? kept : nil
+    }
+
+    /// Letters that every supported normalizer keeps a letter and every supported
+    /// pre-tokenizer ends a piece after when a space follows: ASCII letters and digits, and
+    /// the Russian alphabet.
+    @inline(__always)
+    static func isPlainLetter(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x401, 0x410...0x44F, 0x451: true
+        default: false
+        }
+    }
+
+    /// A position at or before `i` where a UTF-8 sequence (or an invalid byte) starts, so
+    /// decoding both sides apart gives what decoding the whole gives, lossy counts included.
+    static func sequenceStart(_ text: UnsafeRawBufferPointer, at i: Int) -> Int {
+        var k = min(i, text.count)
+        // At most 3 continuation bytes follow a lead byte; past that they are stray bytes,
+        // each replaced on its own whichever side it lands.
+        for _ in 0..<4 where k > 0 && k < text.count && text[k] & 0xC0 == 0x80 { k -= 1 }
+        return k
+    }
+
+    /// Checks (strict) or counts the replacements in (lossy) `text[start...]`, a piece at a
+    /// time, keeping nothing.
+    static func scan(_ text: UnsafeRawBufferPointer, from start: Int, lossy: Bool, replaced: inout Int,
+                     scratch: inout [UInt32]) -> Bool {
+        var i = start
+        while i < text.count {
+            let end = i + (1 << 20) >= text.count ? text.count : max(sequenceStart(text, at: i + (1 << 20)), i + 1)
+            guard TextDecoding.scalars(UnsafeRawBufferPointer(rebasing: text[i..<end]), lossy: lossy, into: &scratch,
+                                       replaced: &replaced) else { return false }
+            i = end
+        }
+        scratch = []
+        return true
     }
 
     /// Convenience for tests and small jobs.

@@ -42,28 +42,53 @@ public struct TokenizerConfig {
 
         var prompts: [(name: String, text: String)] = []
         var defaultName: String? = nil
-        var length: Int? = nil
+        // The length and where it came from (file and key), for the check below.
+        var length: (value: Int, source: String)? = nil
         if let modelFolder {
-            let config = try TokenizerConfig.readJSONIfPresent(modelFolder + "/config_sentence_transformers.json")
-            if case .object(let pairs)? = config?["prompts"] {
-                for (name, value) in pairs {
-                    guard let text = value.stringValue else { throw ToolError("\(modelFolder)/config_sentence_transformers.json: prompt \"\(name)\" is not a string") }
-                    prompts.append((name, text))
+            let path = modelFolder + "/config_sentence_transformers.json"
+            if let config = try TokenizerConfig.readJSONIfPresent(path).map({ ConfigValues($0, path: path) }) {
+                if let p = config.value("prompts") {
+                    guard case .object(let pairs) = p else { throw config.error("prompts", "not an object of name: text") }
+                    for (name, value) in pairs {
+                        guard let text = value.stringValue else { throw ToolError("\(path): prompt \"\(name)\" is not a string") }
+                        prompts.append((name, text))
+                    }
+                }
+                defaultName = try config.string("default_prompt_name")
+                // sentence-transformers refuses a default that names no prompt; so do we, as
+                // bad data in the file rather than a usage error at the first record.
+                if let name = defaultName, !prompts.contains(where: { $0.name == name }) {
+                    throw config.error("default_prompt_name", "\(JSONValue.string(name).serialized) names no prompt of \"prompts\"")
                 }
             }
-            defaultName = config?["default_prompt_name"]?.stringValue
-            if let n = try TokenizerConfig.readJSONIfPresent(modelFolder + "/sentence_bert_config.json")?["max_seq_length"]?.numberValue {
-                length = Int(n)
+            let bertPath = modelFolder + "/sentence_bert_config.json"
+            if let bert = try TokenizerConfig.readJSONIfPresent(bertPath).map({ ConfigValues($0, path: bertPath) }),
+               let n = try bert.optionalInt("max_seq_length", TokenizerConfig.lengthBounds) {
+                length = (n, "\(bertPath): \"max_seq_length\"")
             }
         }
-        if length == nil { length = tokenizer.configuredMaxLength }
-        if length == nil, let n = try TokenizerConfig.readJSONIfPresent(beside + "/tokenizer_config.json")?["model_max_length"]?.numberValue, n < 1e6 {
-            length = Int(n)
+        if length == nil, let n = tokenizer.configuredMaxLength { length = (n, "\(tokenizerFile): truncation \"max_length\"") }
+        let tokenizerConfigPath = beside + "/tokenizer_config.json"
+        if length == nil, let config = try TokenizerConfig.readJSONIfPresent(tokenizerConfigPath).map({ ConfigValues($0, path: tokenizerConfigPath) }) {
+            // transformers writes int(1e30) for "no limit": any value from a million on is that.
+            if let v = config.value("model_max_length"), let d = v.numberValue, d >= 1e6 {
+            } else if let n = try config.optionalInt("model_max_length", TokenizerConfig.lengthBounds) {
+                length = (n, "\(tokenizerConfigPath): \"model_max_length\"")
+            }
+        }
+        // A length that leaves no room for text after the special tokens would make every
+        // record its special tokens alone (or nothing): bad data in the file that says it.
+        if let length, length.value < tokenizer.addedTokenCount + 1 {
+            throw ToolError("\(length.source): \(length.value) leaves no room for text: the tokenizer adds \(tokenizer.addedTokenCount) special tokens")
         }
         self.prompts = prompts
         defaultPromptName = defaultName
-        maxLength = length
+        maxLength = length?.value
     }
+
+    /// Lengths a configuration file may set: a million tokens is far beyond any model's
+    /// positions (transformers' "no limit" is 1e30, read as no length).
+    static let lengthBounds = 1...999_999
 
     /// The text of the prompt called `name`; a usage error listing the known ones otherwise.
     public func prompt(named name: String) throws -> String {

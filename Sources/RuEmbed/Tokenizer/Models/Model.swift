@@ -51,16 +51,18 @@ enum Models {
         var maxID = -1
         var entries: [(key: [UInt8], id: Int)] = []
         entries.reserveCapacity(pairs.count)
+        // The table by id has a slot up to the largest id: bounded by the entries listed.
+        let idLimit = ConfigValues.tokenIDLimit(entries: pairs.count)
         for (key, value) in pairs {
-            guard let d = value.numberValue, d >= 0, d == d.rounded(), d < 4e9 else {
-                throw ToolError("\(c.place): vocab id of \(JSONValue.string(key).serialized) is not a non-negative integer")
+            guard let id = ConfigValues.integer(value, 0...idLimit) else {
+                throw ToolError("\(c.place): vocab id of \(JSONValue.string(key).serialized): \(ConfigValues.notInteger(value, 0...idLimit))")
             }
             let bytes = Array(key.utf8)
-            if table.insert(bytes, UInt32(d)) != nil {
+            if table.insert(bytes, UInt32(id)) != nil {
                 throw ToolError("\(c.place): vocab has the token \(JSONValue.string(key).serialized) twice")
             }
-            entries.append((bytes, Int(d)))
-            maxID = max(maxID, Int(d))
+            entries.append((bytes, id))
+            maxID = max(maxID, id)
         }
         var tokens = [[UInt8]](repeating: [], count: maxID + 1)
         for e in entries { tokens[e.id] = e.key }

@@ -1,6 +1,15 @@
 /// A normalizer rewrites text before it is split, keeping each scalar's alignment.
 public protocol Normalizer: Sendable {
     func normalize(_ text: inout NormalizedText)
+    /// Leaves letters and U+0020 spaces where they are and acts within a few scalars (case,
+    /// Unicode forms, accents, cleaning; Prepend and Strip only at the ends of a text): the
+    /// normalized text before a letter + space does not depend on what follows. Replace can
+    /// remove or make spaces and letters anywhere, so it is not.
+    var keepsLettersAndSpaces: Bool { get }
+}
+
+extension Normalizer {
+    public var keepsLettersAndSpaces: Bool { true }
 }
 
 enum Normalizers {
@@ -41,6 +50,7 @@ enum Normalizers {
 
 struct SequenceNormalizer: Normalizer {
     let steps: [Normalizer]
+    var keepsLettersAndSpaces: Bool { steps.allSatisfy(\.keepsLettersAndSpaces) }
     func normalize(_ text: inout NormalizedText) {
         for step in steps { step.normalize(&text) }
     }
@@ -89,6 +99,7 @@ struct StripNormalizer: Normalizer {
 struct ReplaceNormalizer: Normalizer {
     let pattern: [UInt32]
     let content: [UInt32]
+    var keepsLettersAndSpaces: Bool { false }
     func normalize(_ text: inout NormalizedText) {
         guard !pattern.isEmpty, text.count >= pattern.count else { return }
         var out = NormalizedText()

@@ -92,6 +92,8 @@ enum GPT2Pattern {
 struct ByteLevelPreTokenizer: PreTokenizer {
     let addPrefixSpace: Bool
     let useRegex: Bool
+    /// With the GPT-2 pattern, a letter followed by a space always ends a piece.
+    var splitsAtSpaces: Bool { useRegex }
 
     func preTokenize(_ list: inout PieceList) {
         var out = PieceList()

@@ -2,6 +2,16 @@
 /// the model then tokenizes each piece on its own. Decided tokens pass through untouched.
 public protocol PreTokenizer: Sendable {
     func preTokenize(_ list: inout PieceList)
+    /// Always ends a piece between a letter and a following U+0020 (whatever comes after):
+    /// what lets a long text be tokenized by a prefix (`Tokenizer.encode(utf8:...)`).
+    var splitsAtSpaces: Bool { get }
+    /// How far (in scalars) text after a position can change the pieces before it.
+    var reach: Int { get }
+}
+
+extension PreTokenizer {
+    public var splitsAtSpaces: Bool { false }
+    public var reach: Int { 1 }
 }
 
 /// How the matches of a pattern become pieces (the Rust library's `SplitDelimiterBehavior`).
@@ -163,6 +173,9 @@ enum PreTokenizers {
 
 struct SequencePreTokenizer: PreTokenizer {
     let steps: [PreTokenizer]
+    // Each step only cuts pieces further: one step's boundaries survive the others.
+    var splitsAtSpaces: Bool { steps.contains { $0.splitsAtSpaces } }
+    var reach: Int { steps.map(\.reach).max() ?? 1 }
     func preTokenize(_ list: inout PieceList) {
         for step in steps { step.preTokenize(&list) }
     }

@@ -1,5 +1,6 @@
 /// `\w+|[^\w\s]+` with Rust regex's Unicode classes; whitespace is dropped.
 struct WhitespacePreTokenizer: PreTokenizer {
+    var splitsAtSpaces: Bool { true }
     func preTokenize(_ list: inout PieceList) {
         PreTokenizers.split(&list, behavior: .removed, invert: true) { text, range, spans in
             PreTokenizers.scannedMatches(text, range, &spans) { i in
@@ -24,6 +25,7 @@ struct WhitespacePreTokenizer: PreTokenizer {
 
 /// Splits on White_Space, dropping it.
 struct WhitespaceSplitPreTokenizer: PreTokenizer {
+    var splitsAtSpaces: Bool { true }
     func preTokenize(_ list: inout PieceList) {
         PreTokenizers.split(&list, behavior: .removed) { text, range, spans in
             PreTokenizers.scalarMatches(text, range, &spans) { UnicodeClasses.isWhitespace($0) }
@@ -33,6 +35,7 @@ struct WhitespaceSplitPreTokenizer: PreTokenizer {
 
 /// BERT: split on whitespace (dropped), then every punctuation character on its own.
 struct BertPreTokenizer: PreTokenizer {
+    var splitsAtSpaces: Bool { true }
     func preTokenize(_ list: inout PieceList) {
         PreTokenizers.split(&list, behavior: .removed) { text, range, spans in
             PreTokenizers.scalarMatches(text, range, &spans) { UnicodeClasses.isWhitespace($0) }
@@ -64,6 +67,17 @@ struct SplitPreTokenizer: PreTokenizer {
     let pattern: Pattern
     let behavior: SplitBehavior
     let invert: Bool
+
+    /// The GPT-2 pattern never matches across a letter followed by a space; isolated or
+    /// removed matches keep that cut.
+    var splitsAtSpaces: Bool {
+        if case .gpt2 = pattern { return !invert && (behavior == .isolated || behavior == .removed) }
+        return false
+    }
+    var reach: Int {
+        if case .literal(let needle) = pattern { return max(needle.count, 1) }
+        return 1
+    }
 
     init(_ c: ComponentJSON, behavior: SplitBehavior) throws {
         guard let p = c.value("pattern") else { throw ToolError("\(c.place): \"pattern\" is missing") }
@@ -116,6 +130,8 @@ struct MetaspacePreTokenizer: PreTokenizer {
     enum Prepend: String { case always, first, never }
     let replacement: UInt32
     let prepend: Prepend
+    /// Spaces become ▁ and pieces are cut before every ▁.
+    var splitsAtSpaces: Bool { split }
     let split: Bool
 
     init(_ c: ComponentJSON) throws {

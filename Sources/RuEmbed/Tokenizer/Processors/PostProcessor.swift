@@ -34,8 +34,8 @@ enum PostProcessors {
     /// ["<s>", 0]
     static func token(_ c: ComponentJSON, _ key: String) throws -> UInt32 {
         guard let pair = c.value(key)?.arrayValue, pair.count == 2, pair[0].stringValue != nil,
-              let id = pair[1].numberValue, id >= 0, id == id.rounded() else {
-            throw ToolError("\(c.place): \"\(key)\" must be [token, id]")
+              let id = ConfigValues.integer(pair[1], 0...Int(UInt32.max)) else {
+            throw ToolError("\(c.place): \"\(key)\" must be [token, id] with a token id of 0...\(UInt32.max)")
         }
         return UInt32(id)
     }
@@ -110,8 +110,15 @@ struct TemplateProcessor: PostProcessor {
         var specials: [String: [UInt32]] = [:]
         if case .object(let pairs)? = c.value("special_tokens") {
             for (name, value) in pairs {
-                guard let ids = value["ids"]?.arrayValue?.compactMap({ $0.numberValue.map { UInt32($0) } }) else {
+                let idRange = 0...Int(UInt32.max)
+                guard let list = value["ids"]?.arrayValue else {
                     throw ToolError("\(c.place): special token \(JSONValue.string(name).serialized) has no \"ids\"")
+                }
+                let ids = try list.map { v in
+                    guard let id = ConfigValues.integer(v, idRange) else {
+                        throw ToolError("\(c.place): special token \(JSONValue.string(name).serialized): id \(ConfigValues.notInteger(v, idRange))")
+                    }
+                    return UInt32(id)
                 }
                 specials[name] = ids
             }
