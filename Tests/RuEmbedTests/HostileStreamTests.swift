@@ -166,7 +166,8 @@ import Testing
             let writer = VectorStreamWriter(output: sink.output, dtype: dtype, dim: 3)
             try writer.append(id: "ok", vector: [1, 2, 3])
             let message = HostileStreamTests.refusal { try writer.append(id: "bad", vector: [1, bad, 3], place: "in.tsv: line 2") }
-            #expect(message == "in.tsv: line 2: value 2 is \(bad); vector streams hold finite values only")
+            let shown = bad.isNaN ? "NaN" : bad > 0 ? "+infinity" : "-infinity"
+            #expect(message == "in.tsv: line 2: value 2 is \(shown); vector streams hold finite values only")
             try writer.finish()
             #expect(try T.readAll(try sink.written()).flatMap(\.ids) == ["ok"], "the record before it, not the bad one")
         }
@@ -284,6 +285,25 @@ import Testing
         #expect(r.status == 2)
         #expect(r.stderr.hasPrefix("ru-vec: \(path): row 1: a record of 17000000 f32 values"), "\(r.stderr)")
         #expect(r.stdout.isEmpty)
+    }
+
+    /// The writer is ru-embed's last guard: a model that makes NaN vectors (here a NaN
+    /// LayerNorm bias) fails on the first record, naming it, and writes no vector.
+    @Test func embedNeverWritesANaNVector() throws {
+        let folder = T.temporaryDirectory().appendingPathComponent("nan-model")
+        try FileManager.default.copyItem(atPath: ModelFixtures.folder("deberta-abs"), toPath: folder.path)
+        let weights = folder.appendingPathComponent("model.safetensors")
+        var bytes = Array(try Data(contentsOf: weights))
+        let headerLength = bytes.withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        let header = try bytes[8..<8 + headerLength].withUnsafeBytes { try JSONValue.parse($0) }
+        let offsets = header["embeddings.LayerNorm.bias"]!["data_offsets"]!.arrayValue!.map { Int($0.numberValue!) }
+        for i in 8 + headerLength + offsets[0]..<8 + headerLength + offsets[1] { bytes[i] = 0xFF }   // NaN
+        try Data(bytes).write(to: weights)
+        let r = try EmbedCLITests.embed(["--model", folder.path], stdin: EmbedCLITests.lines(["один", "два"]))
+        #expect(r.status == 2)
+        #expect(r.stderr == "ru-embed: <stdin>: line 1: value 1 is NaN; vector streams hold finite values only\n")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(try T.readAll(r.stdout).isEmpty)
     }
 
     // MARK: Token streams are recognised by any frame they may start with

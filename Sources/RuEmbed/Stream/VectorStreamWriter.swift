@@ -122,7 +122,7 @@ public final class VectorStreamWriter {
             ToolError("\(place() ?? "\(writer.output.name): record \(records + 1)"): \(message)")
         }
         if let j = Self.firstNonFinite(vector) {
-            throw refuse("value \(j + 1) is \(vector[j]); vector streams hold finite values only")
+            throw refuse("value \(j + 1) is \(vector[j].isNaN ? "NaN" : vector[j] > 0 ? "+infinity" : "-infinity"); vector streams hold finite values only")
         }
         if dtype == .f16, let j = vector.firstIndex(where: { !Float16($0).isFinite }) {
             throw refuse("value \(j + 1) (\(vector[j])) is beyond the f16 range (±65504)")
