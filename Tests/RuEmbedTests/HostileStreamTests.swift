@@ -256,13 +256,23 @@ import Testing
         #expect(tokenChunks.flatMap { $0.tokenLists() } == (0..<8).map { [UInt32($0)] })
     }
 
-    @Test func importOfAHugeIDFailsCleanly() throws {
+    /// A 70 MB id: each writer refuses it naming the line, after writing the records before.
+    @Test func aHugeIDFailsCleanlyInEveryWriter() throws {
         let dir = T.temporaryDirectory()
         let path = dir.appendingPathComponent("big.tsv").path
         var tsv = Data("small\t1\t2\n".utf8)
         tsv.append(Data(repeating: UInt8(ascii: "x"), count: 70_000_000))
         tsv.append(Data("\t3\t4\n".utf8))
         try tsv.write(to: URL(fileURLWithPath: path))
+        let model = ModelFixtures.folder("deberta-abs")
+        for (tool, arguments, record) in [("ru-embed", ["--model", model, "--tsv", path], "a record of 64 f32 values"),
+                                          ("ru-tok", ["--model", model, "--tsv", path], "a record of ")] {
+            let r = try T.run(tool, arguments)
+            #expect(r.status == 2)
+            #expect(r.stderr.hasPrefix("\(tool): \(path): line 2: \(record)") && r.stderr.contains("with a 70000000-byte id"), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1)
+            #expect(try T.readAll(r.stdout).flatMap(\.ids) == ["small"], "the record before it is written")
+        }
         let out = dir.appendingPathComponent("out.vec").path
         let r = try T.run("ru-vec", ["import", "--from", "tsv", "-o", out, path])
         #expect(r.status == 2)
