@@ -104,6 +104,12 @@ struct RuEmbedCommand: ParsableCommand {
 struct PendingRecord {
     var id: String
     var ids: [UInt32]
+    /// Where it came from, for errors: `file: line N` or `file: record N`.
+    var file: String
+    var unit: StaticString
+    var number: Int
+
+    var place: String { "\(file): \(unit) \(number)" }
 }
 
 final class EmbedRunner {
@@ -155,15 +161,10 @@ final class EmbedRunner {
         let paths = o.inputs.isEmpty ? ["-"] : o.inputs
         for path in paths {
             let input = try ByteInput.open(path)
-            var head = [UInt8]()
-            head.reserveCapacity(4)
-            var buffer = [UInt8](repeating: 0, count: 4)
-            while head.count < 4 {
-                let n = try buffer.withUnsafeMutableBytes { try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(4 - head.count)])) }
-                if n == 0 { break }
-                head += buffer[0..<n]
-            }
-            if head == [0x28, 0xB5, 0x2F, 0xFD] {
+            // Token streams are told from text by their first bytes: any frame kind a stream
+            // may start with (zstd, skippable, or a raw chunk from `zstd -dc`).
+            let head = try input.readHead()
+            if ChunkFormat.startsStream(head) {
                 try embedTokenStream(input: input, head: head)
             } else {
                 try embedText(input: input, head: head)
@@ -267,7 +268,8 @@ final class EmbedRunner {
             }
             if workspace.truncated != before { truncated += 1 }
             if let problem = embedder.problem(with: encoding.ids, skip: skip, fromText: true) { throw fail(problem) }
-            batch.append(PendingRecord(id: id, ids: encoding.ids))
+            if let problem = writer.problem(id: id) { throw fail(problem) }
+            batch.append(PendingRecord(id: id, ids: encoding.ids, file: input.name, unit: "line", number: number))
             if batch.count >= o.batchSize { try embedBatch(skip: skip) }
         }
     }
@@ -280,7 +282,7 @@ final class EmbedRunner {
         }
         if o.tsv || o.jsonl { throw ToolError.usage("\(input.name): a token stream, not --tsv or --jsonl text") }
         // The reader wants the whole stream from its first byte: put the bytes read back in front.
-        let reader = VectorStreamReader(input: try PrefixedInput.make(input, head))
+        let reader = VectorStreamReader(input: try input.restoringHead(head))
         var warnedDigest = false
         var record = 0
         while let chunk = try reader.next() {
@@ -296,7 +298,8 @@ final class EmbedRunner {
             for (id, ids) in zip(chunk.ids, chunk.tokenLists()) {
                 record += 1
                 if let problem = embedder.problem(with: ids, skip: skip) { throw ToolError("\(input.name): record \(record) (id \(id)): \(problem)") }
-                batch.append(PendingRecord(id: id, ids: ids))
+                if let problem = writer.problem(id: id) { throw ToolError("\(input.name): record \(record): \(problem)") }
+                batch.append(PendingRecord(id: id, ids: ids, file: input.name, unit: "record", number: record))
                 if batch.count >= o.batchSize { try embedBatch(skip: skip) }
             }
             try embedBatch(skip: skip)
@@ -333,7 +336,13 @@ final class EmbedRunner {
             for (k, r) in batch.enumerated() {
                 let row = v.baseAddress! + k * full
                 if o.truncateDim != nil && normalize { SentenceEmbedder.normalize(row, dim) }
-                try writer.append(id: r.id, vector: UnsafeBufferPointer(start: row, count: dim))
+                do {
+                    try writer.append(id: r.id, vector: UnsafeBufferPointer(start: row, count: dim), place: r.place)
+                } catch {
+                    // The records before it are written, as for any bad record; this one is not.
+                    try writer.finish()
+                    throw error
+                }
                 tokens += r.ids.count
             }
         }
@@ -393,59 +402,6 @@ final class RecordLines {
         var end = range.upperBound
         if end > range.lowerBound && pending[end - 1] == 0x0D { end -= 1 }
         return Array(pending[range.lowerBound..<end])
-    }
-}
-
-/// A ByteInput that first yields bytes already read, then the rest of another input:
-/// a pipe fed by a thread, so a stream reader sees one unbroken input without the whole
-/// standard input being stored anywhere.
-enum PrefixedInput {
-    static func make(_ input: ByteInput, _ head: [UInt8]) throws -> ByteInput {
-        if input.isRegularFile && input.name != "<stdin>" {
-            // A file can simply be opened again from its start.
-            return try ByteInput.open(input.name)
-        }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ToolError("cannot create a pipe: \(String(cString: strerror(errno)))") }
-        let source = input.fd, writeEnd = fds[1]
-        let job = CopyJob(head: head, source: source, destination: writeEnd)
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(job).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let job = Unmanaged<CopyJob>.fromOpaque(raw!).takeRetainedValue()
-            job.run()
-            return nil
-        }, context)
-        pthread_detach(thread)
-        return ByteInput(fd: fds[0], name: input.name, ownsDescriptor: true)
-    }
-
-    final class CopyJob {
-        let head: [UInt8], source: Int32, destination: Int32
-        init(head: [UInt8], source: Int32, destination: Int32) {
-            self.head = head; self.source = source; self.destination = destination
-        }
-        func run() {
-            defer { close(destination) }
-            guard writeAll(head) else { return }
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                guard writeAll(Array(buffer[0..<n])) else { return }
-            }
-        }
-        func writeAll(_ bytes: [UInt8]) -> Bool {
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { write(destination, $0.baseAddress! + done, $0.count - done) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
     }
 }
 

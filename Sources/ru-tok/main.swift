@@ -291,11 +291,11 @@ final class Runner {
         }
         let reader = RecordReader(paths: o.inputs, separator: o.nulSeparated ? 0 : UInt8(ascii: "\n"),
                                   prefetchedStandardInput: prefetched)
-        let writer = o.format == .stream && !o.decode ? ChunkWriter(output: output) : nil
         var metadata = StreamMetadata()
         metadata["tokenizer_digest"] = .string(setup.digest)
         metadata["prompt"] = .string(setup.promptText)
         metadata["max_length"] = setup.maxLength.map { .number(Double($0)) } ?? .null
+        let writer = o.format == .stream && !o.decode ? TokenStreamWriter(output: output, metadata: metadata) : nil
 
         var globalNumber = 0
         while true {
@@ -319,32 +319,33 @@ final class Runner {
             globalNumber += count
 
             // In input order: stop at the first bad record, after everything before it.
-            var chunkIDs: [String] = []
-            var chunkLists: [[UInt32]] = []
             for (k, r) in results.enumerated() {
+                let record = batch.records[k]
+                let place = { "\(record.file): \(self.o.nulSeparated ? "record" : "line") \(record.number)" }
                 if let error = r.error {
-                    if let writer, !chunkIDs.isEmpty { try writer.write(Chunk.tokens(ids: chunkIDs, lists: chunkLists, metadata: metadata)) }
+                    try writer?.flush()
                     try output.flush()
-                    let record = batch.records[k]
-                    throw ToolError("\(record.file): \(o.nulSeparated ? "record" : "line") \(record.number): \(error)")
+                    throw ToolError("\(place()): \(error)")
                 }
                 records += 1
                 tokens += r.ids.count
                 replaced += r.replaced
                 if r.truncated { truncated += 1 }
                 if let unk = setup.tokenizer.model.unknownTokenID { unknownTokens += r.ids.lazy.filter { $0 == unk }.count }
-                if writer != nil {
-                    chunkIDs.append(r.id)
-                    chunkLists.append(r.ids)
-                    if chunkIDs.count >= ChunkFormat.writerMaxRecords {
-                        try writer!.write(Chunk.tokens(ids: chunkIDs, lists: chunkLists, metadata: metadata))
-                        chunkIDs.removeAll(); chunkLists.removeAll()
+                if let writer {
+                    do {
+                        try writer.append(id: r.id, tokens: r.ids, place: place())
+                    } catch {
+                        // What came before the refused record is still written, as for a bad one.
+                        try writer.flush()
+                        try output.flush()
+                        throw error
                     }
                 } else {
                     try output.write(r.text)
                 }
             }
-            if let writer, !chunkIDs.isEmpty { try writer.write(Chunk.tokens(ids: chunkIDs, lists: chunkLists, metadata: metadata)) }
+            try writer?.flush()
             try output.flush()
         }
         try output.flush()
@@ -364,48 +365,24 @@ final class Runner {
         }
     }
 
-    static let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
-
-    /// The path of a token stream to decode, when the single input is one (standard input is
-    /// copied to a temporary file first); nil otherwise, with what was read of standard input
-    /// in `prefetched`.
-    func tokenStreamInput(prefetched: inout [UInt8]) throws -> String? {
+    /// The token stream to decode, from its first byte, when the single input is one; nil
+    /// otherwise, with what was read of standard input in `prefetched`.
+    func tokenStreamInput(prefetched: inout [UInt8]) throws -> ByteInput? {
         let paths = o.inputs.isEmpty ? ["-"] : o.inputs
         guard paths.count == 1 else { return nil }
         let input = try ByteInput.open(paths[0])
-        var head = [UInt8](repeating: 0, count: 1 << 16)
-        var n = 0
-        while n < 4 {
-            let got = try head.withUnsafeMutableBytes { try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[n...])) }
-            if got == 0 { break }
-            n += got
-        }
-        head.removeLast(head.count - n)
-        guard head.starts(with: Runner.zstdMagic) else {
+        // The same test as ru-embed's: any frame kind a stream may start with.
+        let head = try input.readHead()
+        guard ChunkFormat.startsStream(head) else {
             if paths[0] == "-" { prefetched = head }
             return nil
         }
-        if paths[0] != "-" { return paths[0] }
-        var template = Array("/tmp/ru-tok-decode-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw ToolError("cannot create a temporary file for the token stream") }
-        let path = String(cString: template)
-        let spool = ByteOutput(fd: fd, name: path, capacity: 1 << 20, ownsDescriptor: true)
-        try spool.write(head)
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let got = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
-            if got == 0 { break }
-            try chunk.withUnsafeBytes { try spool.write(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
-        }
-        try spool.flush()
-        return path
+        return try input.restoringHead(head)
     }
 
     /// Writes `id<TAB>text` (or JSONL) for every record of a token stream.
-    func decodeStream(_ path: String) throws {
-        defer { if path.hasPrefix("/tmp/ru-tok-decode-") { unlink(path) } }
-        let reader = try VectorStreamReader(path: path)
+    func decodeStream(_ input: ByteInput) throws {
+        let reader = VectorStreamReader(input: input)
         while let chunk = try reader.next() {
             guard chunk.kind == .tokens else { throw ToolError("\(reader.name): a vector stream, not a token stream") }
             if let digest = chunk.metadata["tokenizer_digest"]?.stringValue, digest != setup.digest {

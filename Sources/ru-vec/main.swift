@@ -361,8 +361,10 @@ struct Cat: ParsableCommand {
                         values = chunk.floats()
                         try values.withUnsafeMutableBufferPointer { v in
                             if options.normalize { VectorMath.normalizeRows(v.baseAddress!, count: chunk.count, dim: chunk.dim) }
+                            let first = reader.records - chunk.count
                             for i in 0..<chunk.count {
-                                try writer.append(id: chunk.ids[i], vector: UnsafeBufferPointer(rebasing: v[i * chunk.dim..<(i + 1) * chunk.dim]))
+                                try writer.append(id: chunk.ids[i], vector: UnsafeBufferPointer(rebasing: v[i * chunk.dim..<(i + 1) * chunk.dim]),
+                                                  place: StreamPosition(file: reader.name, frame: reader.frames, record: first + i + 1).description)
                             }
                         }
                     }
@@ -433,7 +435,7 @@ struct Import: ParsableCommand {
                     if options.normalize {
                         vector.withUnsafeMutableBufferPointer { VectorMath.normalizeRows($0.baseAddress!, count: 1, dim: $0.count) }
                     }
-                    try writer!.append(id: id ?? String(record), vector: vector)
+                    try writer!.append(id: id ?? String(record), vector: vector, place: place)
                 }
                 switch format {
                 case .jsonl: try VectorTextImport.jsonl(input, emit)

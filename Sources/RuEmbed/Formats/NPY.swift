@@ -51,8 +51,21 @@ public enum NPY {
         guard let shapeField = field("shape"), shapeField.first == "(", let end = shapeField.firstIndex(of: ")") else {
             throw ToolError("\(name): .npy header without shape")
         }
-        let shape = shapeField[shapeField.index(after: shapeField.startIndex)..<end]
-            .split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }.compactMap { Int($0) }
+        let fields = shapeField[shapeField.index(after: shapeField.startIndex)..<end]
+            .split(separator: ",").map { $0.trimmingSpaces }.filter { !$0.isEmpty }
+        // Every extent a non-negative integer whose product (the element count) fits an Int:
+        // the readers size their loops and reads from these.
+        var elements = 1
+        var shape: [Int] = []
+        for field in fields {
+            guard let extent = Int(field), extent >= 0 else {
+                throw ToolError("\(name): bad .npy shape (\(fields.joined(separator: ", ")))")
+            }
+            let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
+            guard !overflow else { throw ToolError("\(name): .npy shape (\(fields.joined(separator: ", "))) is too large") }
+            elements = product
+            shape.append(extent)
+        }
         return Header(descr: descr, fortranOrder: fortran, shape: shape)
     }
 }

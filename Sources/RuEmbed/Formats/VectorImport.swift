@@ -73,7 +73,9 @@ public enum VectorBinaryImport {
 
         func read(_ n: Int) throws -> [UInt8] {
             var out: [UInt8] = []
-            out.reserveCapacity(n)
+            // Sizes come from headers the input declares: memory grows with the bytes that
+            // really arrive, never with what a header claims.
+            out.reserveCapacity(min(n, 1 << 20))
             while out.count < n {
                 if start == end {
                     start = 0
@@ -120,10 +122,14 @@ public enum VectorBinaryImport {
                 return Float(Float16(bitPattern: bigEndian ? UInt16(bigEndian: bits) : UInt16(littleEndian: bits)))
             }
         }
+        // The element count fits an Int (NPY.readHeader); the bytes may not.
+        let (rowBytes, rowOverflow) = cols.multipliedReportingOverflow(by: size)
+        let (allBytes, allOverflow) = rowBytes.multipliedReportingOverflow(by: rows)
+        guard !rowOverflow, !allOverflow else { throw ToolError("\(input.name): .npy shape \(shape) is too large") }
         if header.fortranOrder && rows > 1 {
             // Column-major: the whole array must be read before the first row is known.
-            let data = try bytes.read(rows * cols * size)
-            guard data.count == rows * cols * size else { throw ToolError("\(input.name): truncated .npy data") }
+            let data = try bytes.read(allBytes)
+            guard data.count == allBytes else { throw ToolError("\(input.name): truncated .npy data") }
             try data.withUnsafeBytes { p in
                 for r in 0..<rows {
                     let vector = try checked((0..<cols).map { value(p, $0 * rows + r) }, place: "\(input.name): row \(r + 1)")
@@ -134,8 +140,8 @@ public enum VectorBinaryImport {
         }
         for r in 0..<rows {
             let place = "\(input.name): row \(r + 1)"
-            let data = try bytes.read(cols * size)
-            guard data.count == cols * size else { throw ToolError("\(place): truncated .npy data") }
+            let data = try bytes.read(rowBytes)
+            guard data.count == rowBytes else { throw ToolError("\(place): truncated .npy data") }
             let vector = try data.withUnsafeBytes { p in try checked((0..<cols).map { value(p, $0) }, place: place) }
             try emit(nil, vector, place)
         }

@@ -62,10 +62,76 @@ public final class ByteInput {
         }
     }
 
+    /// Reads `count` bytes, fewer only when the input ends first: the first bytes of an input,
+    /// to decide what it is (`ChunkFormat.startsStream`).
+    public func readHead(_ count: Int = ChunkFormat.sniffBytes) throws -> [UInt8] {
+        var head = [UInt8](repeating: 0, count: count)
+        var n = 0
+        while n < count {
+            let got = try head.withUnsafeMutableBytes { try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[n...])) }
+            if got == 0 { break }
+            n += got
+        }
+        head.removeLast(count - n)
+        return head
+    }
+
     /// True when the input is a regular file, which can be opened again and read twice.
     public var isRegularFile: Bool {
         var info = stat()
         return fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+}
+
+extension ByteInput {
+    /// This input from its first byte again, after `head` was read from it to sniff it: a
+    /// regular file is opened again; a pipe or terminal becomes a pipe fed by a thread with
+    /// `head` and then the rest, so a stream reader sees one unbroken input (and its name)
+    /// without standard input being stored anywhere.
+    public func restoringHead(_ head: [UInt8]) throws -> ByteInput {
+        if isRegularFile && name != "<stdin>" { return try ByteInput.open(name) }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ToolError("cannot create a pipe: \(errnoDescription())") }
+        let job = HeadCopy(head: head, source: fd, destination: fds[1], keepAlive: self)
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(job).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let job = Unmanaged<HeadCopy>.fromOpaque(raw!).takeRetainedValue()
+            job.run()
+            return nil
+        }, context)
+        pthread_detach(thread)
+        return ByteInput(fd: fds[0], name: name, ownsDescriptor: true)
+    }
+
+    private final class HeadCopy {
+        let head: [UInt8], source: Int32, destination: Int32
+        /// The input whose descriptor is read: kept open while the copy runs.
+        let keepAlive: ByteInput
+        init(head: [UInt8], source: Int32, destination: Int32, keepAlive: ByteInput) {
+            self.head = head; self.source = source; self.destination = destination; self.keepAlive = keepAlive
+        }
+        func run() {
+            defer { close(destination) }
+            guard writeAll(head[...]) else { return }
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(source, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                guard writeAll(buffer[0..<n]) else { return }
+            }
+        }
+        func writeAll(_ bytes: ArraySlice<UInt8>) -> Bool {
+            var done = 0
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { write(destination, $0.baseAddress! + done, $0.count - done) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
     }
 }
 

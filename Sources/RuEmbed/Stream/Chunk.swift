@@ -110,8 +110,17 @@ public struct Chunk: Sendable {
             guard payload.count == expected else {
                 throw ChunkDecodeError("sizes do not add up: \(count) records of \(dim) \(dtype) need \(expected) payload bytes, the chunk has \(payload.count)")
             }
-            if dtype == .int8 {
+            // A vector stream never carries a non-finite value (docs/FORMAT.md): what a
+            // reader passes on decodes to finite floats, whatever the element type.
+            switch dtype {
+            case .f32, .f16:
+                if let record = firstNonFiniteRecord() {
+                    throw ChunkDecodeError("a value is not finite (NaN or infinity); vector streams hold finite values only", record: record)
+                }
+            case .int8:
                 _ = try Int8Calibration(metadata: metadata, dim: dim)
+            case .binary, .u32:
+                break
             }
         case .tokens:
             guard payload.count >= 4 * count, payload.count % 4 == 0 else {
@@ -123,6 +132,32 @@ public struct Chunk: Sendable {
             }
             guard 4 * (count + total) == payload.count else {
                 throw ChunkDecodeError("sizes do not add up: token lengths sum to \(total), the payload holds \(payload.count / 4 - count) ids")
+            }
+        }
+    }
+
+    /// The first record (0-based) of an f32 or f16 payload holding a NaN or an infinity.
+    /// One branch-free pass that the compiler vectorises: an exponent of all ones plus one
+    /// carries into the sign bit, so OR-ing `(bits & exponent) + lowest exponent bit` over
+    /// the payload sets the sign bit exactly when some value is not finite. Only then are
+    /// the records searched.
+    func firstNonFiniteRecord() -> Int? {
+        payload.withUnsafeBytes { raw -> Int? in
+            switch dtype {
+            case .f32:
+                let words = raw.bindMemory(to: UInt32.self)
+                var acc: UInt32 = 0
+                for w in words { acc |= (UInt32(littleEndian: w) & 0x7F80_0000) &+ 0x0080_0000 }
+                guard acc & 0x8000_0000 != 0 else { return nil }
+                return words.firstIndex { UInt32(littleEndian: $0) & 0x7F80_0000 == 0x7F80_0000 }.map { $0 / dim }
+            case .f16:
+                let halves = raw.bindMemory(to: UInt16.self)
+                var acc: UInt16 = 0
+                for h in halves { acc |= (UInt16(littleEndian: h) & 0x7C00) &+ 0x0400 }
+                guard acc & 0x8000 != 0 else { return nil }
+                return halves.firstIndex { UInt16(littleEndian: $0) & 0x7C00 == 0x7C00 }.map { $0 / dim }
+            default:
+                return nil
             }
         }
     }
@@ -224,7 +259,18 @@ public struct Int8Calibration: Sendable {
         }
         if count == 0 { lo = [Float](repeating: 0, count: dim); hi = lo }
         starts = lo
-        steps = zip(lo, hi).map { ($1 - $0) / 255 }
+        // (hi − lo) overflows to infinity when the values span more than Float's range, and
+        // start + 255 × step can pass it: finite input must always get a calibration the
+        // readers accept (finite starts and steps, finite decoded values).
+        steps = zip(lo, hi).map { lo, hi in
+            let step = (hi - lo) / 255
+            if step.isFinite && (lo + 255 * step).isFinite { return step }
+            // The widest step whose last code still decodes to a float; larger values clamp
+            // to code 127, as values beyond the range always do.
+            var safe = min(hi / 255 - lo / 255, .greatestFiniteMagnitude / 255)
+            while safe > 0 && !(lo + 255 * safe).isFinite { safe = safe.nextDown }
+            return safe
+        }
     }
 
     init(metadata: StreamMetadata, dim: Int) throws {
@@ -238,6 +284,20 @@ public struct Int8Calibration: Sendable {
         }
         self.starts = starts
         self.steps = steps
+        if let problem = problem { throw ChunkDecodeError(problem) }
+    }
+
+    /// Why this calibration cannot be in a stream, or nil: every start must be finite, every
+    /// step finite and ≥ 0, and the largest value it decodes to, start + 255 × step, finite,
+    /// so no int8 code decodes to a NaN or an infinity.
+    public var problem: String? {
+        for j in starts.indices {
+            let start = starts[j], step = steps[j]
+            if !start.isFinite { return "int8 calibration: start of dimension \(j + 1) is \(start), not finite" }
+            if !(step.isFinite && step >= 0) { return "int8 calibration: step of dimension \(j + 1) is \(step), not a finite number ≥ 0" }
+            if !(start + 255 * step).isFinite { return "int8 calibration: dimension \(j + 1) decodes past the float range (start \(start), step \(step))" }
+        }
+        return nil
     }
 
     public var json: JSONValue {

@@ -14,6 +14,8 @@ public enum ChunkFormat {
     public static let writerMaxBytes = 8 << 20
     public static let writerMaxRecords = 65_536
     /// Readers refuse frames that declare or decompress to more than this (bomb guard).
+    /// Writers hold every chunk they write to the same bound (a chunk, header to payload,
+    /// is at most this many bytes), so nothing a tool writes is refused by a reader.
     public static let readerMaxBytes = 64 << 20
 
     /// Flags in the low 16 bits may be ignored by a reader that does not know them;
@@ -27,6 +29,34 @@ public enum ChunkFormat {
 
     static func align(_ n: Int) -> Int {
         (n + payloadAlignment - 1) / payloadAlignment * payloadAlignment
+    }
+
+    /// The size of a chunk with these sections, or nil when it overflows (sizes given by a
+    /// writer's caller are checked before anything is encoded).
+    public static func chunkSize(extensionBytes: Int, idsBytes: Int, payloadBytes: Int) -> Int? {
+        let (head, o1) = headerSize.addingReportingOverflow(extensionBytes)
+        let (withIDs, o2) = head.addingReportingOverflow(idsBytes)
+        guard !o1, !o2, withIDs <= Int.max - payloadAlignment else { return nil }
+        let (total, o3) = align(withIDs).addingReportingOverflow(payloadBytes)
+        return o3 ? nil : total
+    }
+
+    /// Bytes to look at before deciding whether an input is a stream (`startsStream`).
+    public static let sniffBytes = 8
+
+    /// True when `head`, the first bytes of an input (up to `sniffBytes`, fewer only when the
+    /// input is that short), begin a stream: a zstd frame, a skippable frame or a raw chunk,
+    /// the three frame kinds a stream may start with. A skippable frame counts even when text
+    /// follows it: no text starts with its magic (`5? 2A 4D 18`), and the stream reader then
+    /// reports what comes after it as not a frame. A prefix of the chunk magic that the input
+    /// ends inside is a (truncated) stream too: text never starts with the byte 0x89.
+    public static func startsStream(_ head: some Collection<UInt8>) -> Bool {
+        let bytes = Array(head.prefix(sniffBytes))
+        if bytes.count >= 4 {
+            let magic = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+            if magic == zstdMagic || magic & skippableMagicMask == skippableMagic { return true }
+        }
+        return !bytes.isEmpty && bytes.count <= magic.count && Array(magic.prefix(bytes.count)) == bytes
     }
 }
 

@@ -113,7 +113,7 @@ public final class VectorStreamReader {
 
     private func garbageError() -> ToolError {
         frames == 0
-            ? StreamPosition(file: name).error("not a vector stream (bad magic at byte 0)")
+            ? StreamPosition(file: name).error("not a vector stream (bad magic at byte \(compressedBytes))")
             : StreamPosition(file: name).error("trailing garbage after frame \(frames) at byte \(compressedBytes)")
     }
 
@@ -194,10 +194,14 @@ public final class VectorStreamReader {
         }
         let h = UnsafeRawBufferPointer(rebasing: buffer[start..<start + ChunkFormat.headerSize])
         let headerSize = Int(h.loadLE(UInt16.self, at: 14))
-        let sum = UInt64(max(headerSize, ChunkFormat.headerSize)) + UInt64(h.loadLE(UInt32.self, at: 28))
-            + h.loadLE(UInt64.self, at: 32)
-        let payload = h.loadLE(UInt64.self, at: 40)
-        guard sum < UInt64(maxChunkBytes), payload < UInt64(maxChunkBytes) else {
+        let ids = h.loadLE(UInt64.self, at: 32), payload = h.loadLE(UInt64.self, at: 40)
+        // Each field alone is bounded before they are added: ids_len and payload_len are
+        // 64-bit and a sum of them can wrap.
+        guard ids < UInt64(maxChunkBytes), payload < UInt64(maxChunkBytes) else {
+            throw position.error("chunk larger than the limit of \(maxChunkBytes) bytes")
+        }
+        let sum = UInt64(max(headerSize, ChunkFormat.headerSize)) + UInt64(h.loadLE(UInt32.self, at: 28)) + ids
+        guard sum < UInt64(maxChunkBytes) else {
             throw position.error("chunk larger than the limit of \(maxChunkBytes) bytes")
         }
         let total = ChunkFormat.align(Int(sum)) + Int(payload)
