@@ -305,6 +305,20 @@ import Testing
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
     }
 
+    @Test func aLinkPlantedAsTheBlobsFolderIsRefused() throws {
+        let box = try HubSandbox()
+        let repo = fresh()
+        let storage = "\(box.cache)/\(folderName(repo))"
+        try FileManager.default.createDirectory(atPath: storage, withIntermediateDirectories: true)
+        let elsewhere = box.dir.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: storage + "/blobs", withDestinationPath: elsewhere.path)
+        let r = try box.run("ru-tok", ["--model", repo, "--format", "ids"])
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("ru-tok: \(storage)/blobs: not a folder"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path).isEmpty)
+    }
+
     @Test func aCacheDirTagLinkIsNotFollowed() throws {
         let box = try HubSandbox()
         try FileManager.default.createDirectory(atPath: box.cache, withIntermediateDirectories: true)

@@ -46,6 +46,8 @@ public final class HubClient {
             throw ToolError("model '\(id)': the repository has no safetensors weights\(formats.isEmpty ? "" : " (it has \(formats.prefix(3).joined(separator: ", ")))"); only safetensors are read")
         }
         try FileSystem.makeDirectories(cache.storage(id) + "/blobs")
+        // The model's folders are real folders, not links planted to lead the download elsewhere.
+        try FileSystem.requireFolders(from: cache.root, to: cache.storage(id) + "/blobs")
         cache.writeCacheDirTag()
         try cache.writeRef(id, commit: commit)
         let folder = cache.snapshot(id, commit: commit)
@@ -118,6 +120,8 @@ public final class HubClient {
         }
         let blob = cache.blob(id, etag: meta.etag)
         let lock = FileLock(path: cache.lock(id, etag: meta.etag))
+        try FileSystem.makeDirectories(FileSystem.parent(lock.path))
+        try FileSystem.requireFolders(from: cache.root, to: FileSystem.parent(lock.path))
         try lock.acquire(waiting: {
             if reporting != .quiet { warn("waiting for another process downloading \(id.repo)/\(path) (\(lock.path))") }
         })
