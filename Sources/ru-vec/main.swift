@@ -166,11 +166,15 @@ struct Export: ParsableCommand {
         ToolRuntime.start("ru-vec")
         try ToolRuntime.run {
             let records = try VectorRecords(path: file)
-            let target = try output.map { try AtomicFileOutput(path: $0) }
-            let idsTarget = try ids.map { try AtomicFileOutput(path: $0) }
+            let target = try output.map { try OutputFile(path: $0) }
+            let idsTarget = try ids.map { try OutputFile(path: $0) }
             do {
                 let out = target?.output ?? ByteOutput.standardOutput
                 if format == .npy || format == .fvecs { try ToolRuntime.checkBinaryOutput(out, force: false) }
+                if format == .npy, let target, !target.isSeekable {
+                    // Checked before writing: the header is rewritten at the end with the row count.
+                    throw ToolError("\(target.path): --to npy needs a file it can seek in (the header is rewritten once the row count is known), not a pipe")
+                }
                 var rows = 0
                 var dim = 0
                 if format == .npy {
@@ -270,9 +274,9 @@ struct StreamOutputOptions: ParsableArguments {
     var elementType: ElementType? { dtype.flatMap(ElementType.init(name:)) }
 
     /// Opens the destination; `finish` commits a file output or flushes standard output.
-    func open() throws -> (ByteOutput, AtomicFileOutput?) {
+    func open() throws -> (ByteOutput, OutputFile?) {
         if let output {
-            let file = try AtomicFileOutput(path: output)
+            let file = try OutputFile(path: output)
             return (file.output, file)
         }
         try ToolRuntime.checkBinaryOutput(ByteOutput.standardOutput, force: force)

@@ -39,4 +39,19 @@ import Testing
         #expect(none.digest(of: file, keyBeforeReading: key, bytes: bytes) == SHA256.hex(bytes))
         #expect(none.digest(of: file, keyBeforeReading: key, bytes: [9]) == SHA256.hex([9]))
     }
+
+    @Test func aLinkPlantedAsTheCacheFileIsNotWrittenThrough() throws {
+        let folder = TestSupport.temporaryDirectory()
+        let victim = folder.appendingPathComponent("victim").path
+        try "precious\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        let cacheFile = folder.appendingPathComponent("digests").path
+        try FileManager.default.createSymbolicLink(atPath: cacheFile, withDestinationPath: victim)
+        let file = folder.appendingPathComponent("t.json").path
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let cache = DigestCache(file: cacheFile)
+        let key = try DigestCache.key([file])
+        #expect(cache.digest(of: file, keyBeforeReading: key, bytes: Array("x".utf8)) == SHA256.hex(Array("x".utf8)))
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        #expect(cache.lookup(key) == nil)
+    }
 }

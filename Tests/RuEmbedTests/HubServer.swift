@@ -115,7 +115,8 @@ struct HubSandbox {
         private let group = DispatchGroup()
 
         init(tool: String, arguments: [String], environment: [String: String], stdin: Data) throws {
-            process.executableURL = URL(fileURLWithPath: TestSupport.tool(tool))
+            // A built tool by name, or any program by absolute path (unshare, to run a tool in a namespace).
+            process.executableURL = URL(fileURLWithPath: tool.hasPrefix("/") ? tool : TestSupport.tool(tool))
             process.arguments = arguments
             process.environment = environment
             // stdin from a file, not a pipe: a tool that fails before reading its input must not

@@ -251,17 +251,105 @@ import Testing
     }
 
     @Test func diskFullIsNamedAndLeavesNoPartialFile() throws {
+        // The blobs folder on a 4 KiB tmpfs, in a user and mount namespace of its own
+        // (unshare -rm: no privilege needed where user namespaces are allowed). The first small
+        // file takes the one page; the next finds the disk full. What is left is listed from
+        // inside the namespace, before the tmpfs goes with it.
         let box = try HubSandbox()
         let repo = fresh()
         let blobs = "\(box.cache)/\(folderName(repo))/blobs"
         try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
-        // Writes to /dev/full fail with ENOSPC, as on a full disk.
-        try FileManager.default.createSymbolicLink(atPath: "\(blobs)/\(Self.blobOfModel).incomplete", withDestinationPath: "/dev/full")
-        let r = try box.run("ru-tok", ["--model", repo])
+        let script = "mount -t tmpfs -o size=4k tmpfs \"$1\" || exit 99; shift; \"$@\"; rc=$?; echo; ls -A \"$BLOBS\"; exit $rc"
+        let r = try box.run("/usr/bin/unshare", ["-rm", "sh", "-c", script, "sh", blobs, TestSupport.tool("ru-tok"), "--model", repo],
+                            env: ["BLOBS": blobs])
+        guard r.status != 99 && !r.stderr.contains("unshare:") else { return }   // no namespaces here: nothing to test with
         #expect(r.status == 2)
         #expect(r.stderr.contains("disk full") && r.stderr.contains("HF_HUB_CACHE"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: "\(blobs)/\(Self.blobOfModel)"))
-        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(blobs)/\(Self.blobOfModel).incomplete")) == nil)
+        #expect(r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+        #expect(!r.lines.contains { $0.hasSuffix(".incomplete") || $0 == Self.blobOfModel }, "\(r.lines) \(r.stderr)")
+    }
+
+    // MARK: Things planted in the cache
+
+    @Test func aLinkPlantedAtTheIncompleteNameIsNotFollowed() throws {
+        let box = try HubSandbox()
+        let repo = fresh()
+        let blobs = "\(box.cache)/\(folderName(repo))/blobs"
+        try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
+        let victim = box.dir.appendingPathComponent("victim").path
+        try "precious\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        let partial = "\(blobs)/\(Self.blobOfModel).incomplete"
+        try FileManager.default.createSymbolicLink(atPath: partial, withDestinationPath: victim)
+        let r = try box.run("ru-tok", ["--model", repo, "--format", "ids"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n", "the download wrote through the link")
+        let blob = "\(blobs)/\(Self.blobOfModel)"
+        var info = stat()
+        #expect(lstat(blob, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG, "the blob is not a regular file")
+        #expect(SHA256.hex(Array(try Data(contentsOf: URL(fileURLWithPath: blob)))) == Self.blobOfModel)
+        #expect(lstat(partial, &info) != 0)
+    }
+
+    @Test func aLinkPlantedAsALockFileIsRefused() throws {
+        let box = try HubSandbox()
+        let repo = fresh()
+        let lock = "\(box.cache)/.locks/\(folderName(repo))/\(Self.blobOfModel).lock"
+        try FileManager.default.createDirectory(atPath: FileSystem.parent(lock), withIntermediateDirectories: true)
+        let victim = box.dir.appendingPathComponent("victim").path
+        try "precious\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        chmod(victim, 0o600)
+        try FileManager.default.createSymbolicLink(atPath: lock, withDestinationPath: victim)
+        let r = try box.run("ru-tok", ["--model", repo, "--format", "ids"])
+        #expect(r.status == 2)
+        #expect(r.stderr == "ru-tok: \(lock): not a regular file (a link or something else put there by another program): remove it and run again\n", "\(r.stderr)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+    }
+
+    @Test func aLinkPlantedAsTheBlobsFolderIsRefused() throws {
+        let box = try HubSandbox()
+        let repo = fresh()
+        let storage = "\(box.cache)/\(folderName(repo))"
+        try FileManager.default.createDirectory(atPath: storage, withIntermediateDirectories: true)
+        let elsewhere = box.dir.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: storage + "/blobs", withDestinationPath: elsewhere.path)
+        let r = try box.run("ru-tok", ["--model", repo, "--format", "ids"])
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("ru-tok: \(storage)/blobs: not a folder"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path).isEmpty)
+    }
+
+    @Test func aCacheDirTagLinkIsNotFollowed() throws {
+        let box = try HubSandbox()
+        try FileManager.default.createDirectory(atPath: box.cache, withIntermediateDirectories: true)
+        let elsewhere = box.dir.appendingPathComponent("created-through-link").path
+        try FileManager.default.createSymbolicLink(atPath: box.cache + "/CACHEDIR.TAG", withDestinationPath: elsewhere)
+        let r = try box.run("ru-tok", ["--model", fresh(), "--format", "ids"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: elsewhere), "CACHEDIR.TAG was written through a link")
+    }
+
+    @Test func aBlobThatIsALinkOutOfTheCacheIsNotRead() throws {
+        let box = try HubSandbox()
+        let repo = fresh()
+        #expect(try box.run("ru-tok", ["--model", repo, "--format", "ids"]).status == 0)
+        // Someone with write access to the cache swaps a blob for a link leading out of it.
+        let blob = "\(box.cache)/\(folderName(repo))/blobs/\(Self.blobOfModel)"
+        let outside = box.dir.appendingPathComponent("outside.safetensors").path
+        try FileManager.default.moveItem(atPath: blob, toPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: blob, withDestinationPath: outside)
+        for env in [["HF_HUB_OFFLINE": "1"], [:]] {
+            let r = try box.run("ru-tok", ["--model", repo, "--format", "ids"], env: env)
+            #expect(r.status == 2, "\(env)")
+            #expect(r.stderr == "ru-tok: \(blob): not a regular file: the Hugging Face cache holds something a download did not make; remove it and run again\n", "\(r.stderr)")
+        }
+        // A snapshot entry that is a link anywhere but blobs/: refused the same way.
+        let pointer = "\(box.cache)/\(folderName(repo))/snapshots/\(box.server.commit)/model.safetensors"
+        unlink(pointer)
+        try FileManager.default.createSymbolicLink(atPath: pointer, withDestinationPath: outside)
+        let r = try box.run("ru-tok", ["--model", repo, "--format", "ids"], env: ["HF_HUB_OFFLINE": "1"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("\(pointer): a link to \(outside), not to the model's blobs/"), "\(r.stderr)")
     }
 
     @Test func waitsForALockHeldByPython() throws {

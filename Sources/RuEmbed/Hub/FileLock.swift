@@ -19,10 +19,22 @@ final class FileLock {
     func acquire(waiting: () -> Void) throws {
         try FileSystem.makeDirectories(FileSystem.parent(path))
         var created = true
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o664)
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o664)
         if fd < 0 && errno == EEXIST {
+            // An existing lock file is used only when it is a regular file: a link planted at the
+            // name is not followed (O_NOFOLLOW), and a FIFO or device is not opened at all (opening
+            // some devices does something). It is refused rather than replaced: removing a lock
+            // file others may be waiting on would let two downloads run at once.
             created = false
-            fd = open(path, O_RDWR | O_CLOEXEC)
+            var info = stat()
+            if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFREG { throw notALockFile() }
+            fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            if fd < 0 && errno == ELOOP { throw notALockFile() }
+            if fd >= 0 && (fstat(fd, &info) != 0 || (info.st_mode & S_IFMT) != S_IFREG) {
+                close(fd)
+                fd = -1
+                throw notALockFile()
+            }
         }
         guard fd >= 0 else { throw FileSystem.error(path, errno) }
         // Group-writable as huggingface_hub makes them, so users sharing a cache can wait on them.
@@ -33,6 +45,10 @@ final class FileLock {
         while flock(fd, LOCK_EX) != 0 {
             guard errno == EINTR else { throw lockError() }
         }
+    }
+
+    private func notALockFile() -> ToolError {
+        ToolError("\(path): not a regular file (a link or something else put there by another program): remove it and run again")
     }
 
     private func lockError() -> ToolError {

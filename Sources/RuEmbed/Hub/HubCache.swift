@@ -46,22 +46,19 @@ public struct HubCache: Sendable {
         let path = ref(id, revision: id.revision)
         if let text = try? readSmallFile(path), text == commit { return }
         try FileSystem.makeDirectories(FileSystem.parent(path))
-        let temporary = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
-        try FileSystem.writeFile(temporary, Array(commit.utf8))
-        guard rename(temporary, path) == 0 else {
-            let e = errno
-            unlink(temporary)
-            throw FileSystem.error(path, e)
-        }
+        try SafeFile.replace(path, with: Array(commit.utf8))
     }
 
     /// Points snapshots/<commit>/<path> at blobs/<etag> with a relative symlink
     /// (`../../blobs/<etag>`, one more `../` per folder level of `path`).
+    /// symlink(2) never follows what is at `pointer`; the folders above it are checked to be real
+    /// folders, so a link planted at snapshots/<commit> cannot send the new link elsewhere.
     public func link(_ id: HubModelID, commit: String, path: String, etag: String) throws {
         let pointer = snapshot(id, commit: commit) + "/" + path
         let depth = path.split(separator: "/").count - 1
         let target = String(repeating: "../", count: depth + 2) + "blobs/" + etag
         try FileSystem.makeDirectories(FileSystem.parent(pointer))
+        try FileSystem.requireFolders(from: storage(id), to: FileSystem.parent(pointer))
         unlink(pointer)
         if symlink(target, pointer) != 0 {
             let e = errno
@@ -72,14 +69,62 @@ public struct HubCache: Sendable {
     }
 
     /// The tag that tells backup tools to skip the cache (huggingface_hub writes the same bytes).
+    /// Created O_EXCL | O_NOFOLLOW: whatever already has the name (a tag, or a link planted
+    /// there) is left alone and never written through.
     public func writeCacheDirTag() {
         let path = root + "/CACHEDIR.TAG"
-        if access(path, F_OK) == 0 { return }
+        var info = stat()
+        if lstat(path, &info) == 0 { return }
         let text = "Signature: 8a477f597d28d172789f06886806bc55\n"
             + "# This file is a cache directory tag created by huggingface_hub.\n"
             + "# For information about cache directory tags, see:\n"
             + "#\thttps://bford.info/cachedir/\n"
-        try? FileSystem.writeFile(path, Array(text.utf8))
+        guard let fd = try? SafeFile.createNew(path, mode: 0o666) else { return }
+        try? FileSystem.writeAll(fd, Array(text.utf8), path: path)
+        close(fd)
+    }
+
+    /// Checks what a snapshot folder holds before a model is read from it. huggingface_hub makes
+    /// each file a relative link `../../blobs/<etag>` (one more `../` per folder level), and each
+    /// blob a regular file; it also writes plain files where links are not possible. Anything
+    /// else — a link leading elsewhere (outside the cache, to a device, to another link) — was
+    /// not made by a download and is refused, so the tools never read through it.
+    public func checkSnapshot(_ id: HubModelID, folder: String) throws {
+        func visit(_ dir: String, depth: Int) throws {
+            guard let names = FileSystem.listFolder(dir) else { throw FileSystem.error(dir, errno) }
+            for name in names {
+                let path = dir + "/" + name
+                var info = stat()
+                guard lstat(path, &info) == 0 else { throw FileSystem.error(path, errno) }
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR:
+                    guard depth < 8 else { throw refused(path, "folders nested too deep") }
+                    try visit(path, depth: depth + 1)
+                case S_IFREG:
+                    continue
+                case S_IFLNK:
+                    let target = FileSystem.readLink(path) ?? ""
+                    let prefix = String(repeating: "../", count: depth + 2) + "blobs/"
+                    let blobName = target.hasPrefix(prefix) ? String(target.dropFirst(prefix.utf8.count)) : ""
+                    guard !blobName.isEmpty, !blobName.contains("/"), blobName != ".", blobName != ".." else {
+                        throw refused(path, "a link to \(target), not to the model's blobs/")
+                    }
+                    var blobInfo = stat()
+                    let blobPath = storage(id) + "/blobs/" + blobName
+                    if lstat(blobPath, &blobInfo) == 0 && (blobInfo.st_mode & S_IFMT) != S_IFREG {
+                        throw refused(blobPath, "not a regular file")
+                    }
+                default:
+                    throw refused(path, "neither a file, a folder nor a link to a blob")
+                }
+            }
+        }
+        try FileSystem.requireFolders(from: storage(id), to: folder)
+        try visit(folder, depth: 0)
+    }
+
+    private func refused(_ path: String, _ why: String) -> ToolError {
+        ToolError("\(path): \(why): the Hugging Face cache holds something a download did not make; remove it and run again")
     }
 }
 
@@ -187,11 +232,76 @@ enum FileSystem {
         if mkdir(path, 0o777) != 0 && errno != EEXIST { throw error(path, errno) }
     }
 
-    static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-        guard fd >= 0 else { throw error(path, errno) }
-        defer { close(fd) }
-        try writeAll(fd, bytes, path: path)
+    /// Checks that every folder from `root` (excluded: the cache itself may be a link the user
+    /// made) down to `path` is a real folder, not a link planted to lead elsewhere.
+    static func requireFolders(from root: String, to path: String) throws {
+        guard path.hasPrefix(root + "/") else { return }
+        var current = root
+        for part in path.dropFirst(root.utf8.count + 1).split(separator: "/") {
+            current += "/" + part
+            var info = stat()
+            guard lstat(current, &info) == 0 else { throw error(current, errno) }
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw ToolError("\(current): not a folder (a link or a file put there by something else than a download): remove it and run again")
+            }
+        }
+    }
+
+    /// The names in a folder, without `.` and `..`; nil when it cannot be read.
+    static func listFolder(_ path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// True when `path` is a regular file (not following a link). Anything else at the name is
+    /// removed (a folder is not: unlink fails on it and the caller's next step reports it).
+    static func removeUnlessRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        if (info.st_mode & S_IFMT) == S_IFREG { return true }
+        unlink(path)
+        return false
+    }
+
+    /// Opens a download's `.incomplete` file to append to it (read-write: a resumed prefix is
+    /// hashed through the same descriptor). What an interrupted run left is resumed only when it
+    /// is a regular file of this user with a single link; anything else — a symbolic link (which
+    /// O_NOFOLLOW refuses to open), a FIFO, a device, a hard link to some other file, another
+    /// user's file — is removed and a fresh file created with O_EXCL, so nothing planted at the
+    /// name is ever written through. Called with the blob's lock held.
+    static func openPartialDownload(_ path: String) throws -> Int32 {
+        for _ in 0..<3 {
+            var info = stat()
+            if lstat(path, &info) == 0 {
+                if (info.st_mode & S_IFMT) == S_IFREG {
+                    // O_NONBLOCK: should a FIFO be swapped in after the lstat, open does not wait.
+                    let fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                    if fd >= 0 {
+                        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+                            && info.st_uid == geteuid() && info.st_nlink == 1 {
+                            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+                            return fd
+                        }
+                        close(fd)
+                    } else if errno != ELOOP && errno != ENOENT && errno != ENXIO {
+                        throw error(path, errno)
+                    }
+                }
+                if unlink(path) != 0 && errno != ENOENT { throw error(path, errno) }
+            } else if errno != ENOENT {
+                throw error(path, errno)
+            }
+            let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
+            if fd >= 0 { return fd }
+            if errno != EEXIST { throw error(path, errno) }
+        }
+        throw ToolError("\(path): something keeps putting files at this name while the download holds its lock")
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {

@@ -46,6 +46,8 @@ public final class HubClient {
             throw ToolError("model '\(id)': the repository has no safetensors weights\(formats.isEmpty ? "" : " (it has \(formats.prefix(3).joined(separator: ", ")))"); only safetensors are read")
         }
         try FileSystem.makeDirectories(cache.storage(id) + "/blobs")
+        // The model's folders are real folders, not links planted to lead the download elsewhere.
+        try FileSystem.requireFolders(from: cache.root, to: cache.storage(id) + "/blobs")
         cache.writeCacheDirTag()
         try cache.writeRef(id, commit: commit)
         let folder = cache.snapshot(id, commit: commit)
@@ -57,6 +59,7 @@ public final class HubClient {
         for path in missing {
             try fetch(id, commit: commit, path: path)
         }
+        try cache.checkSnapshot(id, folder: folder)
         let lacking = ModelFiles.missing(in: folder)
         guard lacking.isEmpty else {
             throw ToolError("model '\(id)': the repository at \(commit) lacks \(lacking.joined(separator: ", "))")
@@ -117,11 +120,15 @@ public final class HubClient {
         }
         let blob = cache.blob(id, etag: meta.etag)
         let lock = FileLock(path: cache.lock(id, etag: meta.etag))
+        try FileSystem.makeDirectories(FileSystem.parent(lock.path))
+        try FileSystem.requireFolders(from: cache.root, to: FileSystem.parent(lock.path))
         try lock.acquire(waiting: {
             if reporting != .quiet { warn("waiting for another process downloading \(id.repo)/\(path) (\(lock.path))") }
         })
         defer { lock.release() }
-        if access(blob, F_OK) != 0 {
+        // Blobs are regular files: anything else at the name (a link planted to point outside
+        // the cache, a FIFO) is removed and the file downloaded.
+        if !FileSystem.removeUnlessRegularFile(blob) {
             try downloadBlob(id, path: path, meta: meta, blob: blob)
         } else if reporting == .lines {
             warn("\(id.repo)/\(path): already in the cache (\(meta.etag))")
@@ -138,18 +145,24 @@ public final class HubClient {
         var attempt = 0
         while true {
             attempt += 1
-            var have = FileSystem.fileSize(partial) ?? 0
-            if let size = meta.size, have > size { have = 0 }
+            // Opened before anything is measured: sizes come from this descriptor, never from a
+            // name that could be swapped for a link between a stat and an open.
+            let fd = try FileSystem.openPartialDownload(partial)
+            defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw FileSystem.error(partial, errno) }
+            var have = Int64(info.st_size)
+            if let size = meta.size, have > size {
+                have = 0
+                if ftruncate(fd, 0) != 0 { throw FileSystem.error(partial, errno) }
+            }
             if let size = meta.size, let free = FileSystem.freeSpace(FileSystem.parent(blob)), free < size - have {
+                if have == 0 { unlink(partial) }   // the empty file just opened: leave nothing behind
                 throw ToolError("model '\(id)': \(path): disk full: it needs \(DownloadProgress.bytes(size - have)) more and \(FileSystem.parent(blob)) has \(DownloadProgress.bytes(free)) free; free some space or move the cache (HF_HUB_CACHE)")
             }
-            let fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC, 0o666)
-            guard fd >= 0 else { throw FileSystem.error(partial, errno) }
-            defer { close(fd) }
-            if (FileSystem.fileSize(partial) ?? 0) != have && ftruncate(fd, off_t(have)) != 0 { throw FileSystem.error(partial, errno) }
             if lseek(fd, off_t(have), SEEK_SET) < 0 { throw FileSystem.error(partial, errno) }
             var hasher = SHA256.Hasher()
-            if sha256 != nil && have > 0 { try Self.hashPrefix(partial, count: have, into: &hasher) }
+            if sha256 != nil && have > 0 { try Self.hashPrefix(fd, partial, count: have, into: &hasher) }
 
             let progress = DownloadProgress(reporting: reporting, label: "\(id.repo)/\(path)", total: meta.size, initial: have)
             var headers = ["Accept-Encoding": "identity"]
@@ -196,7 +209,7 @@ public final class HubClient {
                 if rangeSatisfied {
                     // The partial file is already whole (or longer): check it from scratch.
                     hasher = SHA256.Hasher()
-                    if sha256 != nil { try Self.hashPrefix(partial, count: have, into: &hasher) }
+                    if sha256 != nil { try Self.hashPrefix(fd, partial, count: have, into: &hasher) }
                 }
             } catch let e as HTTP.NetworkError {
                 progress.abandon()
@@ -206,7 +219,8 @@ public final class HubClient {
                     usleep(UInt32(200_000 * attempt))
                     continue
                 }
-                let kept = FileSystem.fileSize(partial) ?? 0
+                var now = stat()
+                let kept = fstat(fd, &now) == 0 ? Int64(now.st_size) : 0
                 throw ToolError("model '\(id)': downloading \(path): \(e.message)" + (kept > 0 ? " (\(DownloadProgress.bytes(kept)) kept in \(partial); the next run resumes)" : ""))
             } catch let e as ToolError where e.message.contains("disk full") {
                 progress.abandon()
@@ -351,14 +365,13 @@ public final class HubClient {
         return Int64(range[..<dash])
     }
 
-    static func hashPrefix(_ path: String, count: Int64, into hasher: inout SHA256.Hasher) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileSystem.error(path, errno) }
-        defer { close(fd) }
+    /// Hashes the first `count` bytes of the open partial file (read with pread: the write
+    /// position stays where it is).
+    static func hashPrefix(_ fd: Int32, _ path: String, count: Int64, into hasher: inout SHA256.Hasher) throws {
         var left = count
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while left > 0 {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, Int(min(Int64($0.count), left))) }
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(min(Int64($0.count), left)), off_t(count - left)) }
             if n < 0 { if errno == EINTR { continue }; throw FileSystem.error(path, errno) }
             if n == 0 { break }
             buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }

@@ -111,17 +111,23 @@ public struct HubModelID: Sendable, Equatable, CustomStringConvertible {
     public var description: String { revision == "main" ? repo : "\(repo)@\(revision)" }
 }
 
-/// Reads a whole (small) file as UTF-8.
-func readSmallFile(_ path: String) throws -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+/// Reads a whole (small) file as UTF-8: refs, the token file, a snapshot's JSON. Anything in the
+/// cache may have been put there by someone else, so only a regular file is read (O_NONBLOCK:
+/// a FIFO planted at refs/main does not hang the tool; fstat then refuses it) and only up to
+/// `limit` bytes (a link to /dev/zero or a huge file is an error, not unbounded memory).
+func readSmallFile(_ path: String, limit: Int = 16 << 20) throws -> String {
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
     guard fd >= 0 else { throw ToolError("\(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { throw ToolError("\(path): not a regular file") }
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 { if errno == EINTR { continue }; throw ToolError("\(path): \(String(cString: strerror(errno)))") }
         if n == 0 { break }
+        guard bytes.count + n <= limit else { throw ToolError("\(path): larger than \(limit) bytes") }
         bytes.append(contentsOf: buffer[0..<n])
     }
     return String(decoding: bytes, as: UTF8.self)

@@ -52,6 +52,7 @@ public enum ModelLocator {
         let settings = options.settings ?? HubSettings.fromEnvironment()
         let cache = HubCache(root: settings.cacheDirectory)
         if let folder = cache.completeSnapshot(id) {
+            try cache.checkSnapshot(id, folder: folder)
             if options.verbose { ToolRuntime.warn("model \(id): \(folder) (cache)") }
             return folder
         }

@@ -75,33 +75,3 @@ public final class ByteOutput {
         }
     }
 }
-
-/// Writes a whole file through a temporary sibling and renames it into place on success,
-/// so a failed run never leaves a half-written file under the name the user asked for.
-public final class AtomicFileOutput {
-    public let path: String
-    private let temporaryPath: String
-    public let output: ByteOutput
-
-    public init(path: String) throws {
-        self.path = path
-        temporaryPath = path + ".tmp-\(getpid())"
-        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw ToolError("\(path): cannot create: \(errnoDescription())") }
-        output = ByteOutput(fd: fd, name: path, capacity: 1 << 20, ownsDescriptor: true)
-    }
-
-    public func commit() throws {
-        try output.flush()
-        if fsync(output.fd) != 0 && errno != EINVAL {
-            throw ToolError("\(path): sync failed: \(errnoDescription())")
-        }
-        if rename(temporaryPath, path) != 0 {
-            throw ToolError("\(path): cannot rename into place: \(errnoDescription())")
-        }
-    }
-
-    public func discard() {
-        unlink(temporaryPath)
-    }
-}

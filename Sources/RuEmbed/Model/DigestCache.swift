@@ -25,9 +25,10 @@ struct DigestCache {
         return key
     }
 
-    /// The digest recorded for `key`, if any.
+    /// The digest recorded for `key`, if any. Only a regular file of this user counts as the
+    /// cache (see `openForAppending`): digests from anything else are not trusted.
     func lookup(_ key: String) -> String? {
-        guard let path = file, let text = try? TokenizerConfig.readFile(path) else { return nil }
+        guard let path = file, Self.isOwnRegularFile(path), let text = try? TokenizerConfig.readFile(path) else { return nil }
         for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: "\t")
             if parts.count == 2 && parts[0] == key { return String(parts[1]) }
@@ -39,8 +40,28 @@ struct DigestCache {
     func store(_ key: String, _ digest: String) {
         guard let path = file else { return }
         let line = key + "\t" + digest + "\n"
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        if fd >= 0 { _ = line.withCString { write(fd, $0, strlen($0)) }; close(fd) }
+        guard let fd = Self.openForAppending(path) else { return }
+        _ = line.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// Opens the cache file to append, creating it if absent, as the hub cache's files are
+    /// opened: never through a link (O_NOFOLLOW), never a FIFO or device (O_NONBLOCK, then
+    /// fstat), and only a file of this user with one link. Anything else: no cache this run.
+    static func openForAppending(_ path: String) -> Int32? {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == geteuid(), info.st_nlink == 1 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    static func isOwnRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && info.st_uid == geteuid()
     }
 
     /// SHA-256 (hex) of one file whose bytes the caller has read, given the file's key taken
