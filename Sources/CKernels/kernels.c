@@ -34,7 +34,8 @@ void ck_normalize_rows(float *rows, size_t count, size_t dim) {
 
 MULTIVERSION
 void ck_quantize_rows(const float *rows, size_t count, size_t dim, int8_t *codes,
-                      float *scales, float *bounds) {
+                      float *scales, float *bounds, int max_code) {
+    const float top = (float)max_code;
     for (size_t r = 0; r < count; r++) {
         const float *row = rows + r * dim;
         int8_t *out = codes + r * dim;
@@ -46,17 +47,17 @@ void ck_quantize_rows(const float *rows, size_t count, size_t dim, int8_t *codes
             bounds[r] = 0;
             continue;
         }
-        float inverse = 127.0f / max_abs;
+        float inverse = top / max_abs;
         int32_t l1 = 0;
         for (size_t j = 0; j < dim; j++) {
             // nearbyintf rounds to nearest even in the default rounding mode and vectorises.
             float q = nearbyintf(row[j] * inverse);
-            q = fminf(127.0f, fmaxf(-127.0f, q));
+            q = fminf(top, fmaxf(-top, q));
             int32_t code = (int32_t)q;
             out[j] = (int8_t)code;
             l1 += code < 0 ? -code : code;
         }
-        float scale = max_abs / 127.0f;
+        float scale = max_abs / top;
         scales[r] = scale;
         bounds[r] = scale * (float)l1;
     }

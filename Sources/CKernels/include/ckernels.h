@@ -13,10 +13,11 @@ float ck_dot(const float *a, const float *b, size_t n);
 /// Scales each of `count` rows of `dim` floats to unit L2 norm; all-zero rows stay zero.
 void ck_normalize_rows(float *rows, size_t count, size_t dim);
 
-/// Symmetric per-row int8 quantisation: codes = round(x / s), s = max|x| / 127.
+/// Symmetric per-row int8 quantisation: codes = round(x / s), s = max|x| / max_code
+/// (127, or 63 where the product would go through saturating int16 pairs).
 /// Writes s to scales[r] and s * sum|code| to bounds[r] (the error-bound term).
 void ck_quantize_rows(const float *rows, size_t count, size_t dim, int8_t *codes,
-                      float *scales, float *bounds);
+                      float *scales, float *bounds, int max_code);
 
 /// The first i in [start, count) whose upper bound on the true score,
 ///   scales[i] * (approx[i] * query_scale + half_l1) + bounds[i] * half_query_scale + margin,

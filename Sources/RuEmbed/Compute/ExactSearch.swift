@@ -46,6 +46,13 @@ public final class ExactSearch {
     /// Documents scored in f32 by the int8 screen (for --verbose and the tests).
     public private(set) var exactScores = 0
 
+    /// The screen's largest int8 code. oneDNN's s8·s8 matmul without VNNI (AVX2) shifts one
+    /// side to u8 (+128) and adds pairs of products in saturating int16: with codes up to 127,
+    /// 2·255·127 overflows it and the "rigorous" bound no longer held (on a Zen 3 the search
+    /// missed true neighbours). With codes ≤ 63, 2·191·63 < 2^15: exact products, a bound
+    /// twice as wide (more candidates rescored in f32), the results still exact.
+    static let screenCodeMax: Int32 = ck_int8_has_vnni() != 0 ? 127 : 63
+
     /// `queries` holds `queryCount` rows of `dim` floats (not necessarily normalised).
     public init(queries: [Float], dim: Int, k: Int, method: Method = .int8Screened) {
         precondition(dim > 0 && k > 0 && queries.count % dim == 0)
@@ -65,7 +72,7 @@ public final class ExactSearch {
         if method == .int8Screened {
             var bounds = [Float](repeating: 0, count: n)
             normalized.withUnsafeBufferPointer { q in
-                ck_quantize_rows(q.baseAddress!, n, dim, &codes, &scales, &bounds)
+                ck_quantize_rows(q.baseAddress!, n, dim, &codes, &scales, &bounds, ExactSearch.screenCodeMax)
                 for i in 0..<n { l1[i] = (0..<dim).reduce(0) { $0 + abs(q[i * dim + $1]) } }
             }
         }
@@ -134,7 +141,7 @@ public final class ExactSearch {
                 blockBounds.withUnsafeMutableBufferPointer { bounds in
                     let (c, s, b) = (codes.baseAddress!, scales.baseAddress!, bounds.baseAddress!)
                     Parallel.forRanges(count) { lo, hi in
-                        ck_quantize_rows(block + lo * dim, hi - lo, dim, c + lo * dim, s + lo, b + lo)
+                        ck_quantize_rows(block + lo * dim, hi - lo, dim, c + lo * dim, s + lo, b + lo, ExactSearch.screenCodeMax)
                     }
                 }
             }
