@@ -148,7 +148,8 @@ public final class OutputFile {
             // Keep the owner and group where we may (root may; others may keep the group when
             // they belong to it); failing that the file becomes ours, as any rewrite would.
             if fchown(fd, info.st_uid, info.st_gid) != 0 { _ = fchown(fd, uid_t.max, info.st_gid) }
-            finalMode = info.st_mode & 0o7777
+            // Permission bits only: an output file never inherits set-user/group-ID bits.
+            finalMode = info.st_mode & 0o777
         } else {
             finalMode = 0o666 & ~SafeFile.currentUmask()
         }
