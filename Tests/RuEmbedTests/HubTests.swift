@@ -290,6 +290,33 @@ import Testing
         #expect(lstat(partial, &info) != 0)
     }
 
+    @Test func whatIsPlantedAtAPartialNameIsReplacedNotWrittenThrough() throws {
+        let dir = TestSupport.temporaryDirectory().path
+        let victim = dir + "/victim"
+        try "precious\n".write(toFile: victim, atomically: false, encoding: .utf8)
+        let partial = dir + "/blob.incomplete"
+        func plant(_ make: () -> Int32) throws -> Int32 {
+            unlink(partial)
+            #expect(make() == 0)
+            let fd = try FileSystem.openPartialDownload(partial)
+            var info = stat()
+            #expect(fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && info.st_nlink == 1 && info.st_size == 0)
+            #expect(write(fd, "x", 1) == 1)
+            return fd
+        }
+        // A link, a hard link to another file, a FIFO (opening it to write would block): each
+        // replaced by a fresh empty file; the victim never written.
+        close(try plant { symlink(victim, partial) })
+        close(try plant { link(victim, partial) })
+        close(try plant { mkfifo(partial, 0o600) })
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+        // What an interrupted run of ours left is resumed.
+        let fd = try FileSystem.openPartialDownload(partial)
+        var info = stat()
+        #expect(fstat(fd, &info) == 0 && info.st_size == 1)
+        close(fd)
+    }
+
     @Test func aLinkPlantedAsALockFileIsRefused() throws {
         let box = try HubSandbox()
         let repo = fresh()

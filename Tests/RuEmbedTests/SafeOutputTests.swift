@@ -123,11 +123,31 @@ import Testing
         #expect(fileType(fifo) == S_IFIFO, "the FIFO was replaced")
         #expect(names(in: dir) == ["in.vec", "pipe"])
 
+        // A link to the FIFO (as /dev/stdout is to a pipe): written through, the link kept.
+        let link = dir.appendingPathComponent("pipe-link").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: fifo)
+        let viaLink = try T.run("ru-vec", ["export", "--to", "tsv", "-o", link, input])
+        #expect(viaLink.status == 0, "\(viaLink.stderr)")
+        let m = read(fd, &got, got.count)
+        #expect(m > 0 && String(decoding: got[0..<max(m, 0)], as: UTF8.self) == tsv)
+        #expect(fileType(link) == S_IFLNK && fileType(fifo) == S_IFIFO)
+        unlink(link)
+
         // npy rewrites its header at the end: refused before anything is written.
         let npy = try T.run("ru-vec", ["export", "--to", "npy", "-o", fifo, input])
         #expect(npy.status == 2)
         #expect(npy.stderr.contains("\(fifo): --to npy needs a file it can seek in"), "\(npy.stderr)")
         #expect(read(fd, &got, got.count) <= 0)
+    }
+
+    @Test func theToolsOwnStdoutByName() throws {
+        // /proc/self/fd/1 (like /dev/stdout) when stdout is a pipe: its link leads to
+        // `pipe:[N]`, which only the descriptor reaches.
+        let dir = T.temporaryDirectory()
+        let (input, tsv) = try sample(in: dir)
+        let r = try T.run("ru-vec", ["export", "--to", "tsv", "-o", "/proc/self/fd/1", input])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.text == tsv)
     }
 
     @Test func aDeviceStaysADevice() throws {

@@ -72,9 +72,12 @@ public enum SafeFile {
 /// - a FIFO, a character or block device, a terminal (`-o /dev/stdout`, `/dev/null`, a named
 ///   pipe a reader waits on): opened and written in place, never replaced by a regular file;
 /// - a directory: refused (one line, exit 2);
+/// - /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N: that descriptor, in place;
 /// - a symbolic link: followed, as zstd, cp and a shell's `>` follow a link the user named
 ///   themselves; the file it leads to is then written by the rules above (a regular file is
-///   replaced by rename in *its* folder, so the link stays a link). A dangling link is refused.
+///   replaced by rename in *its* folder, so the link stays a link; a FIFO or device is written
+///   through the link). A dangling link is refused rather than created through: its target
+///   may be anywhere, and creating it was not asked for by name.
 ///   What is never followed is a link at the temporary name: that name is random and created
 ///   with O_EXCL | O_NOFOLLOW.
 public final class OutputFile {
@@ -89,14 +92,32 @@ public final class OutputFile {
 
     public init(path: String) throws {
         self.path = path
+        if let descriptor = Self.namedDescriptor(path) {
+            // /dev/stdout, /dev/fd/N, /proc/self/fd/N: the descriptor itself, written where it
+            // stands (a pipe, a terminal, or the file a shell opened with `>`), as a shell would.
+            let fd = fcntl(descriptor, F_DUPFD_CLOEXEC, 3)
+            guard fd >= 0 else { throw FileSystem.error(path, errno) }
+            destination = path
+            finalMode = 0
+            temporary = nil
+            output = ByteOutput(fd: fd, name: path, capacity: 1 << 20, ownsDescriptor: true)
+            return
+        }
         var target = path
         var info = stat()
+        var throughLink = false
         if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK {
-            guard let real = realpath(path, nil) else {
+            guard stat(path, &info) == 0 else {
                 throw ToolError("\(path): a symbolic link to nothing (\(errnoDescription())): name the file itself")
             }
-            target = String(cString: real)
-            free(real)
+            if (info.st_mode & S_IFMT) == S_IFREG {
+                // Replaced in the folder of the file the link leads to, so the link stays.
+                guard let real = realpath(path, nil) else { throw FileSystem.error(path, errno) }
+                target = String(cString: real)
+                free(real)
+            } else {
+                throughLink = true   // a FIFO or device behind the link: opened through it, in place
+            }
         }
         let exists = lstat(target, &info) == 0
         if !exists && errno != ENOENT { throw FileSystem.error(path, errno) }
@@ -107,7 +128,7 @@ public final class OutputFile {
             // Written in place. O_NOFOLLOW: lstat saw no link here; a link swapped in since is refused.
             // No O_CREAT or O_TRUNC: a device or FIFO is used as it is; O_NOCTTY: a terminal
             // named here does not become our controlling terminal.
-            let fd = open(target, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)
+            let fd = open(target, O_WRONLY | (throughLink ? 0 : O_NOFOLLOW) | O_NOCTTY | O_CLOEXEC)
             guard fd >= 0 else { throw FileSystem.error(path, errno) }
             var now = stat()
             if fstat(fd, &now) != 0 || (now.st_mode & S_IFMT) == S_IFREG {
@@ -127,7 +148,8 @@ public final class OutputFile {
             // Keep the owner and group where we may (root may; others may keep the group when
             // they belong to it); failing that the file becomes ours, as any rewrite would.
             if fchown(fd, info.st_uid, info.st_gid) != 0 { _ = fchown(fd, uid_t.max, info.st_gid) }
-            finalMode = info.st_mode & 0o7777
+            // Permission bits only: an output file never inherits set-user/group-ID bits.
+            finalMode = info.st_mode & 0o777
         } else {
             finalMode = 0o666 & ~SafeFile.currentUmask()
         }
@@ -135,6 +157,21 @@ public final class OutputFile {
         temporary = temporaryPath
         PendingTemporaryFiles.add(temporaryPath)
         output = ByteOutput(fd: fd, name: path, capacity: 1 << 20, ownsDescriptor: true)
+    }
+
+    /// The descriptor `path` names when it is /dev/stdout, /dev/stderr, /dev/fd/N or
+    /// /proc/self/fd/N (their links lead to names like `pipe:[1234]` that cannot be reopened
+    /// by path resolution alone, and a temporary file next to them makes no sense).
+    static func namedDescriptor(_ path: String) -> Int32? {
+        switch path {
+        case "/dev/stdout": return 1
+        case "/dev/stderr": return 2
+        default:
+            for prefix in ["/dev/fd/", "/proc/self/fd/"] where path.hasPrefix(prefix) {
+                if let n = Int32(path.dropFirst(prefix.utf8.count)), n >= 0 { return n }
+            }
+            return nil
+        }
     }
 
     /// False for a FIFO, a terminal or a socket: nothing written can be rewritten (a .npy header).
