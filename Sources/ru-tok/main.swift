@@ -474,7 +474,8 @@ final class Runner {
             }
             if o.decode {
                 guard let list = value["ids"]?.arrayValue else { result.error = "no \"ids\" array"; return result }
-                return decodeIDs(list.compactMap { $0.numberValue.map { UInt32(clamping: Int($0)) } }, list.count, into: result)
+                // Token ids by the config rule: 1e30 or 2.5 is "not an id", never a trap.
+                return decodeIDs(list.compactMap { ConfigValues.integer($0, 0...Int(UInt32.max)).map { UInt32($0) } }, list.count, into: result)
             }
             guard let text = value[o.textField]?.stringValue else {
                 result.error = "field \"\(o.textField)\" is missing or not a string"

@@ -79,6 +79,14 @@ struct HostileModelCase: Sendable, CustomTestStringConvertible {
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
 
+    /// ru-tok --decode --jsonl: an id of 1e30 is "not an id" (exit 2), not a trap converting it.
+    @Test func hugeIDToDecodeIsRefused() throws {
+        let folder = ModelFixtures.folder("deberta-abs")
+        let r = try HostileModelTests.run("ru-tok", ["--model", folder, "--decode", "--jsonl"], input: "{\"ids\": [1e30, 2]}\n")
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("input.txt: line 1") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+
     /// Pooling itself never reads outside a text's span: an empty span pools to zeros in
     /// every mode (max would otherwise be −inf, CLS a row past the states).
     @Test(arguments: PoolingMode.allCases)
