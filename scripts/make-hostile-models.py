@@ -192,6 +192,15 @@ def main():
     case("prompts-not-object", {cst: {"prompts": ["query: "], "default_prompt_name": None}}, names=cst)
     case("prompt-not-string", {cst: {"prompts": {"query": 7}}}, names=cst)
 
+    # The Pooling module's config and modules.json: values of the wrong kind.
+    pc = "1_Pooling/config.json"
+    case("pooling-include-prompt-string", {pc: {"embedding_dimension": 64, "pooling_mode": "mean", "include_prompt": "no"}}, embed, pc)
+    case("pooling-mode-number", {pc: {"embedding_dimension": 64, "pooling_mode": ["mean", 1]}}, embed, pc)
+    case("pooling-2x-flag-string", {pc: {"word_embedding_dimension": 64, "pooling_mode_mean_tokens": "true"}}, embed, pc)
+    modules = load("modules.json")
+    modules[1]["path"] = 1
+    case("modules-path-number", {"modules.json": modules}, embed, "modules.json")
+
     # tokenizer_config.json model_max_length (read when nothing else sets a length).
     tc = "tokenizer_config.json"
     case("tokcfg-max-negative", {tc: {"model_max_length": -5}}, names=tc, drop=(sb,))

@@ -250,21 +250,17 @@ final class EmbedRunner {
                 jsonText = text
             }
             let before = workspace.truncated
-            if let jsonText {
-                scalars.removeAll(keepingCapacity: true)
-                scalars.append(contentsOf: promptScalars)
-                scalars.append(contentsOf: jsonText.unicodeScalars.lazy.map(\.value))
-                scalars.withUnsafeBufferPointer {
-                    embedder.tokenizer.encode($0, maxLength: embedder.maxLength, workspace: workspace, into: &encoding)
-                }
+            // From the UTF-8 (of the line, or of the JSON string): a long text cut to
+            // max_length is never held whole as scalars.
+            var replaced = 0
+            func encode(_ utf8: UnsafeRawBufferPointer) -> Bool {
+                embedder.tokenizer.encode(utf8: utf8, prompt: promptScalars, lossy: false, replaced: &replaced,
+                                          maxLength: embedder.maxLength, workspace: workspace, scalars: &scalars, into: &encoding)
+            }
+            if var jsonText {
+                _ = jsonText.withUTF8 { encode(UnsafeRawBufferPointer($0)) } // valid: it is a String
             } else {
-                // From the bytes: a long line cut to max_length is never held whole as scalars.
-                var replaced = 0
-                let ok = textBytes.withUnsafeBytes {
-                    embedder.tokenizer.encode(utf8: $0, prompt: promptScalars, lossy: false, replaced: &replaced,
-                                              maxLength: embedder.maxLength, workspace: workspace, scalars: &scalars, into: &encoding)
-                }
-                guard ok else { throw fail("invalid UTF-8") }
+                guard textBytes.withUnsafeBytes(encode) else { throw fail("invalid UTF-8") }
             }
             if workspace.truncated != before { truncated += 1 }
             if let problem = embedder.problem(with: encoding.ids, skip: skip, fromText: true) { throw fail(problem) }

@@ -451,7 +451,8 @@ final class Runner {
             }
             if o.decode {
                 guard let list = value["ids"]?.arrayValue else { result.error = "no \"ids\" array"; return result }
-                return decodeIDs(list.compactMap { $0.numberValue.map { UInt32(clamping: Int($0)) } }, list.count, into: result)
+                // Token ids by the config rule: 1e30 or 2.5 is "not an id", never a trap.
+                return decodeIDs(list.compactMap { ConfigValues.integer($0, 0...Int(UInt32.max)).map { UInt32($0) } }, list.count, into: result)
             }
             guard let text = value[o.textField]?.stringValue else {
                 result.error = "field \"\(o.textField)\" is missing or not a string"
@@ -471,23 +472,18 @@ final class Runner {
         }
 
         let truncatedBefore = workspace.truncated
-        if let jsonText {
-            // The text's scalars, after the prompt.
-            scalars.removeAll(keepingCapacity: true)
-            scalars.append(contentsOf: setup.promptScalars)
-            scalars.append(contentsOf: jsonText.unicodeScalars.lazy.map(\.value))
-            scalars.withUnsafeBufferPointer {
-                setup.tokenizer.encode($0, maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
-                                       workspace: workspace, into: &encoding)
-            }
-        } else {
-            // From the bytes: a long line cut to the maximum length is never held whole as scalars.
-            let ok = textBytes.withUnsafeBytes {
-                setup.tokenizer.encode(utf8: $0, prompt: setup.promptScalars, lossy: o.lossy, replaced: &result.replaced,
-                                       maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
-                                       workspace: workspace, scalars: &scalars, into: &encoding)
-            }
-            if !ok { result.error = "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)"; return result }
+        // From the UTF-8 (of the line, or of the JSON string): a long text cut to the maximum
+        // length is never held whole as scalars.
+        func encode(_ utf8: UnsafeRawBufferPointer) -> Bool {
+            setup.tokenizer.encode(utf8: utf8, prompt: setup.promptScalars, lossy: o.lossy, replaced: &result.replaced,
+                                   maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
+                                   workspace: workspace, scalars: &scalars, into: &encoding)
+        }
+        if var jsonText {
+            _ = jsonText.withUTF8 { encode(UnsafeRawBufferPointer($0)) } // valid: it is a String
+        } else if !textBytes.withUnsafeBytes(encode) {
+            result.error = "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)"
+            return result
         }
         result.truncated = workspace.truncated != truncatedBefore
         result.ids = encoding.ids

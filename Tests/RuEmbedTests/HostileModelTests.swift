@@ -79,6 +79,40 @@ struct HostileModelCase: Sendable, CustomTestStringConvertible {
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
 
+    /// A FIFO planted as the weights: refused as not a regular file, not waited on forever
+    /// (run under timeout(1), so a regression fails instead of hanging the suite).
+    @Test func fifoAsWeightsIsRefused() throws {
+        let dir = TestSupport.temporaryDirectory()
+        let good = ModelFixtures.folder("deberta-abs")
+        for name in try FileManager.default.contentsOfDirectory(atPath: good) where name != "model.safetensors" {
+            try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent(name).path, withDestinationPath: good + "/" + name)
+        }
+        #expect(mkfifo(dir.appendingPathComponent("model.safetensors").path, 0o600) == 0)
+        let input = try TestSupport.write(Data("привет\n".utf8), name: "input.txt")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["20", TestSupport.tool("ru-embed"), "--model", dir.path, input]
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CACHE_HOME"] = TestSupport.privateCache
+        process.environment = environment
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 2, "\(stderr)")
+        #expect(stderr.contains("model.safetensors: not a regular file"), "\(stderr)")
+    }
+
+    /// ru-tok --decode --jsonl: an id of 1e30 is "not an id" (exit 2), not a trap converting it.
+    @Test func hugeIDToDecodeIsRefused() throws {
+        let folder = ModelFixtures.folder("deberta-abs")
+        let r = try HostileModelTests.run("ru-tok", ["--model", folder, "--decode", "--jsonl"], input: "{\"ids\": [1e30, 2]}\n")
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("input.txt: line 1") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+
     /// Pooling itself never reads outside a text's span: an empty span pools to zeros in
     /// every mode (max would otherwise be −inf, CLS a row past the states).
     @Test(arguments: PoolingMode.allCases)

@@ -98,6 +98,23 @@ import Testing
         #expect((usedPrefix > 0) == tokenizer.prefixSafe, "\(name): prefix used \(usedPrefix) times, safe \(tokenizer.prefixSafe)")
     }
 
+    /// A maximum length from --max-length may be anything: Int.max leaves the text whole
+    /// (no product of it overflows).
+    @Test func hugeMaximumLengthTakesTheWholeText() throws {
+        let (_, tokenizer) = LongTextTests.tokenizers.first { $0.0 == "deberta-abs" }!
+        let text = LongTextTests.texts[0].1
+        var scalars: [UInt32] = []
+        var replaced = 0
+        var out = Encoding()
+        let w = EncodeWorkspace()
+        let ok = text.withUnsafeBytes {
+            tokenizer.encode(utf8: $0, prompt: [], lossy: false, replaced: &replaced, maxLength: Int.max, workspace: w,
+                             scalars: &scalars, into: &out, prefixBytes: LongTextTests.prefixBytes)
+        }
+        #expect(ok && w.prefixEncodes == 0 && w.truncated == 0)
+        #expect(out == tokenizer.encode(String(decoding: text, as: UTF8.self)))
+    }
+
     /// Strict decoding still refuses invalid UTF-8 after the prefix.
     @Test func invalidUTF8AfterThePrefixIsStillRefused() throws {
         let (_, tokenizer) = LongTextTests.tokenizers.first { $0.0 == "deberta-abs" }!

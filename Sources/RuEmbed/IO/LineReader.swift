@@ -41,7 +41,9 @@ public final class LineReader {
                 end -= start
                 start = 0
             }
-            if end == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
+            // Doubling in place: a temporary array of the same size would make a long line
+            // cost a third more at the moment of growing.
+            if end == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
             let got = try buffer.withUnsafeMutableBytes { p in
                 try input.read(into: UnsafeMutableRawBufferPointer(rebasing: p[end...]))
             }

@@ -97,11 +97,15 @@ public final class SafetensorsArchive {
     }
 
     private func map(_ path: String) throws {
-        let fd = open(path, O_RDONLY)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw ToolError("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
-        fstat(fd, &st)
+        // Mapped, so a regular file: a FIFO planted as the weights would block the open's
+        // reader forever, a directory or device has no size to map.
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw ToolError("\(path): not a regular file")
+        }
         let size = Int(st.st_size)
         guard size >= 8 else { throw ToolError("\(path): too short for a safetensors file") }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {

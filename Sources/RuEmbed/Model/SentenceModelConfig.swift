@@ -36,7 +36,7 @@ public struct SentenceModelConfig: Sendable {
         var sawTransformer = false
         for module in modules {
             guard let type = module["type"]?.stringValue else { throw ToolError("\(modulesPath): a module without \"type\"") }
-            let path = module["path"]?.stringValue ?? ""
+            let path = try ConfigValues(module, path: modulesPath).string("path") ?? ""
             let sub = path.isEmpty ? folder : folder + "/" + path
             switch type.split(separator: ".").last.map(String.init) ?? type {
             case "Transformer":
@@ -57,11 +57,17 @@ public struct SentenceModelConfig: Sendable {
 
     private mutating func readPooling(_ path: String) throws {
         let json = try SafetensorsArchive.readJSON(path)
-        if let include = json["include_prompt"], case .bool(let b) = include { includePrompt = b }
-        if let mode = json["pooling_mode"] {
+        // Values by the one rule for model files: a key of the wrong kind is bad data, not
+        // a silently different pooling.
+        let v = ConfigValues(json, path: path)
+        includePrompt = try v.bool("include_prompt", default: true)
+        if let mode = v.value("pooling_mode") {
             // 6.x: a name or a list of names.
-            let names = mode.arrayValue?.compactMap(\.stringValue) ?? mode.stringValue.map { [$0] } ?? []
-            guard !names.isEmpty else { throw ToolError("\(path): \"pooling_mode\" is neither a name nor a list of names") }
+            let list = mode.arrayValue ?? [mode]
+            let names = list.compactMap(\.stringValue)
+            guard !names.isEmpty, names.count == list.count else {
+                throw v.error("pooling_mode", "\(mode.serialized) is neither a name nor a list of names")
+            }
             pooling = try names.map { name in
                 guard let m = PoolingMode(rawValue: name) else {
                     throw ToolError("\(path): pooling mode \"\(name)\" is not supported (cls, max, mean, mean_sqrt_len_tokens, lasttoken are)")
@@ -78,7 +84,7 @@ public struct SentenceModelConfig: Sendable {
         ]
         var modes: [PoolingMode] = []
         for (key, mode) in keys {
-            guard let value = json[key], case .bool(true) = value else { continue }
+            guard try v.bool(key, default: false) else { continue }
             guard let mode else { throw ToolError("\(path): \(key) is not supported") }
             modes.append(mode)
         }

@@ -225,7 +225,9 @@ public final class Tokenizer: Sendable {
             let room = max(0, maxLength - addedTokenCount)
             // 64 bytes a token is ample for most text: one try, rarely a second. (Tests
             // start smaller, to cut near the last kept token and grow.)
-            var want = max(firstPrefix ?? max(prefixBytes, room * 64), 1)
+            // (`room` comes from --max-length too: no product that can overflow.)
+            let generous = room < text.count / 64 ? room * 64 : text.count
+            var want = max(firstPrefix ?? max(prefixBytes, generous), 1)
             while want * 2 < text.count {
                 let cut = Tokenizer.sequenceStart(text, at: want)
                 var prefixReplaced = 0
@@ -249,11 +251,9 @@ public final class Tokenizer: Sendable {
                 want *= 2
             }
         }
-        guard TextDecoding.scalars(text, lossy: lossy, into: &w.scratchScalars, replaced: &replaced) else { return false }
-        scalars.removeAll(keepingCapacity: true)
-        scalars.append(contentsOf: prompt)
-        scalars.append(contentsOf: w.scratchScalars)
-        w.scratchScalars = []
+        // The whole text: decoded in place, the prompt put in front (one copy of the scalars).
+        guard TextDecoding.scalars(text, lossy: lossy, into: &scalars, replaced: &replaced) else { return false }
+        if !prompt.isEmpty { scalars.insert(contentsOf: prompt, at: 0) }
         scalars.withUnsafeBufferPointer {
             encode($0, maxLength: maxLength, specialTokensAsText: specialTokensAsText, workspace: w, into: &out)
         }
