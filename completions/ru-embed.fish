@@ -91,7 +91,7 @@ complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_opti
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" truncate-dim' -l 'truncate-dim' -d 'Keep the first N dimensions (then normalise again).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" precision' -l 'precision' -d 'Arithmetic of the encoder: f32, or int8 (VNNI products, several times faster, vectors at a cosine of about 0.99 to f32; see docs/EMBED.md).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" batch-size' -l 'batch-size' -d 'Texts per forward pass (1: one at a time).' -rfka ''
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" threads' -l 'threads' -d 'Threads for the model (default: all cores).' -rfka ''
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" threads' -l 'threads' -d 'Threads for the model (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" progress' -l 'progress' -d 'Show progress on standard error (default: when it is a terminal).'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" no-progress' -l 'no-progress' -d 'Show progress on standard error (default: when it is a terminal).'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" v verbose' -l 'verbose' -s 'v' -d 'Print a summary on standard error at the end.'

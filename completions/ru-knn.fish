@@ -83,7 +83,7 @@ complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options 
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" jsonl' -l 'jsonl' -d 'One JSON object per query instead of TSV lines.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" batch' -l 'batch' -d 'Queries scored per pass over the corpus.' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" block' -l 'block' -d 'Corpus vectors per matrix product.' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" threads' -l 'threads' -d 'Threads (default: all cores).' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j).' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" no-screen' -l 'no-screen' -d 'Score every document with f32 products instead of screening with int8 first (same results, slower).'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" verbose' -l 'verbose' -d 'Report corpus size and how many documents the int8 screen let through on stderr.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" version' -l 'version' -d 'Show the version.'

@@ -92,7 +92,7 @@ complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options 
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" decode' -l 'decode' -d 'Turn ids back into text: the input is a token stream (writes id<TAB>text) or lines of space-separated ids (as --format ids writes).'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" keep-special-tokens' -l 'keep-special-tokens' -d 'With --decode: keep special tokens in the text.'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" split-special-tokens' -l 'split-special-tokens' -d 'Treat special tokens written in the text as plain text.'
-complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" threads' -l 'threads' -d 'Worker threads (default: all cores). Output order is input order.' -rfka ''
+complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" threads' -l 'threads' -d 'Worker threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j). Output order is input order.' -rfka ''
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" lossy' -l 'lossy' -d 'Replace invalid UTF-8 with U+FFFD instead of stopping.'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" v verbose' -l 'verbose' -s 'v' -d 'Print counts on standard error at the end, and where the model was found (one line per downloaded file when standard error is not a terminal).'
 complete -c 'ru-tok' -n '__ru-tok_should_offer_completions_for_flags_or_options "ru-tok" force' -l 'force' -d 'Write a binary stream even to a terminal.'

@@ -67,7 +67,7 @@ struct RuEmbedCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: ArgumentHelp("Texts per forward pass (1: one at a time).", valueName: "n"))
     var batchSize = 32
 
-    @Option(help: "Threads for the model (default: all cores).")
+    @Option(help: "Threads for the model (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).")
     var threads: Int?
 
     @Flag(inversion: .prefixedNo, help: "Show progress on standard error (default: when it is a terminal).")
@@ -137,7 +137,7 @@ final class EmbedRunner {
 
     func run() throws {
         try ToolRuntime.checkBinaryOutput(output, force: o.force)
-        if let threads = o.threads { Parallel.setThreads(threads) }
+        Parallel.share(explicitThreads: o.threads)
         showProgress = o.progress ?? (isatty(2) == 1)
         let folder = try ModelLocator.resolve(o.model)
         let precision = Precision(rawValue: o.precision)!
@@ -175,7 +175,8 @@ final class EmbedRunner {
         if o.verbose {
             let seconds = monotonicSeconds() - started
             ToolRuntime.warn("\(texts) texts, \(tokens) tokens, \(truncated) truncated to \(embedder.maxLength.map(String.init) ?? "-") tokens, "
-                + "\(NumberFormat.fixed(seconds, decimals: 2)) s, \(Int((Double(tokens) / max(seconds, 1e-9)).rounded())) tokens/s"
+                + "\(NumberFormat.fixed(seconds, decimals: 2)) s, \(Int((Double(tokens) / max(seconds, 1e-9)).rounded())) tokens/s, "
+                + "\(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s")"
                 + (o.precision == Precision.int8.rawValue
                     ? (Int8LinearLayer.kernelAvailable ? " (int8: AVX-512 VNNI kernel)" : " (int8: oneDNN's int8 matmul, no AVX-512 VNNI here)")
                     : ""))
@@ -324,6 +325,7 @@ final class EmbedRunner {
                 packTokens += batch[end].ids.count
                 end += 1
             }
+            Parallel.rebalance() // other tools may have started or ended since the last pass
             embedder.embed(batch[start..<end].map(\.ids), skip: skip, normalize: normalize && o.truncateDim == nil, into: &vectors)
             start = end
         }

@@ -48,7 +48,7 @@ struct RuKnn: ParsableCommand {
     @Option(help: "Corpus vectors per matrix product.")
     var block: Int = 8192
 
-    @Option(help: "Threads (default: all cores).")
+    @Option(help: "Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j).")
     var threads: Int?
 
     @Flag(help: "Score every document with f32 products instead of screening with int8 first (same results, slower).")
@@ -69,7 +69,7 @@ struct RuKnn: ParsableCommand {
 
     func run() throws {
         ToolRuntime.start("ru-knn")
-        if let threads { Parallel.setThreads(threads) }
+        Parallel.share(explicitThreads: threads)
         try ToolRuntime.run {
             let queryRecords = try VectorRecords(path: queries)
             queryRecords.reader.input.beforeWaiting = { try ByteOutput.standardOutput.flush() }
@@ -96,6 +96,8 @@ struct RuKnn: ParsableCommand {
                     while try corpus.next({ _, _ in }) != nil {}
                     return
                 }
+                // Per pass, not per block: the search keeps its matmuls, made for one thread count.
+                Parallel.rebalance(force: true)
                 let search = ExactSearch(queries: queryValues, dim: queryValues.count / n, k: k,
                                          method: noScreen ? .f32 : .int8Screened)
                 // f32 vectors flagged normalized are used as they are; others are normalised here.

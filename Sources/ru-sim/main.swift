@@ -26,7 +26,7 @@ struct RuSim: ParsableCommand {
     @Flag(help: "Compare every record of A with every record of B.")
     var cross = false
 
-    @Option(help: "Threads for the matrix products of --cross (default: all cores).")
+    @Option(help: "Threads for the matrix products of --cross (default: all cores, shared out between the ru-* tools running at once).")
     var threads: Int?
 
     @Argument(help: "The first stream (`-`: standard input).")
@@ -42,7 +42,7 @@ struct RuSim: ParsableCommand {
 
     func run() throws {
         ToolRuntime.start("ru-sim")
-        if let threads { Parallel.setThreads(threads) }
+        Parallel.share(explicitThreads: threads)
         try ToolRuntime.run {
             let left = try VectorRecords(path: a)
             let right = try VectorRecords(path: b)

@@ -78,7 +78,7 @@ struct RuTok: ParsableCommand {
     @Flag(name: .customLong("split-special-tokens"), help: "Treat special tokens written in the text as plain text.")
     var splitSpecialTokens = false
 
-    @Option(help: "Worker threads (default: all cores). Output order is input order.")
+    @Option(help: "Worker threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j). Output order is input order.")
     var threads: Int?
 
     @Flag(help: "Replace invalid UTF-8 with U+FFFD instead of stopping.")
@@ -279,7 +279,7 @@ final class Runner {
 
     func run() throws {
         if o.format == .stream && !o.decode { try ToolRuntime.checkBinaryOutput(output, force: o.force) }
-        if let threads = o.threads { Parallel.setThreads(threads) }
+        Parallel.share(explicitThreads: o.threads)
         let started = monotonicSeconds()
         var prefetched: [UInt8] = []
         if o.decode {
@@ -304,6 +304,7 @@ final class Runner {
             let count = batch.records.count
             var results = [RecordResult](repeating: RecordResult(), count: count)
             let base = globalNumber
+            Parallel.rebalance() // other tools may have started or ended since the last batch
             results.withUnsafeMutableBufferPointer { out in
                 let out = out
                 Parallel.forRanges(count) { lo, hi in
@@ -361,6 +362,7 @@ final class Runner {
             }
             line += ", \(replaced) invalid UTF-8 sequences replaced"
             line += ", \(formatFixed(mb, 2)) MB in \(formatFixed(seconds, 2)) s (\(formatFixed(mb / max(seconds, 1e-9), 2)) MB/s)"
+            line += ", \(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s")"
             ToolRuntime.warn(line)
         }
     }

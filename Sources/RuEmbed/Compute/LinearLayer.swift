@@ -32,7 +32,9 @@ public final class LinearLayer {
     private let bias: UnsafeMutablePointer<Float>
     /// Primitives are shared by all layers of one shape (12 layers of USER-base use the same
     /// four), so a new token count costs four primitive creations, not forty-eight.
-    private struct Shape: Hashable { let m: Int, k: Int, n: Int, epilogue: Int }
+    /// The thread count is part of the key: oneDNN plans a primitive's split for the threads
+    /// of its creation, and the count changes when other processes start or end (`Parallel.rebalance`).
+    private struct Shape: Hashable { let m: Int, k: Int, n: Int, epilogue: Int, threads: Int }
     nonisolated(unsafe) private static var primitives: [Shape: Primitive] = [:]
     /// Held for a whole call: the shared primitives' memory objects take each call's buffers
     /// (weights included), so two models running at once (threads of a library user, test
@@ -113,7 +115,7 @@ public final class LinearLayer {
     }
 
     private func primitive(rows m: Int) -> Primitive {
-        let shape = Shape(m: m, k: inputSize, n: outputSize, epilogue: epilogueCode)
+        let shape = Shape(m: m, k: inputSize, n: outputSize, epilogue: epilogueCode, threads: Parallel.threads)
         if let p = LinearLayer.primitives[shape] { return p }
         let ctx = DNNL.context
         var weights = weightsDesc

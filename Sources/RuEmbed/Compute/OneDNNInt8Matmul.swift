@@ -8,7 +8,10 @@ final class OneDNNInt8Matmul {
     let n: Int
     private let arranged: UnsafeMutableRawPointer
     private var weightsDesc: dnnl_memory_desc_t
-    private var primitives: [Int: Primitive] = [:]
+    /// Keyed by rows and thread count (oneDNN plans a primitive for the threads of its creation;
+    /// `Parallel.rebalance` changes the count when other processes start or end).
+    private struct Key: Hashable { let rows: Int, threads: Int }
+    private var primitives: [Key: Primitive] = [:]
 
     private final class Primitive {
         let primitive: dnnl_primitive_t
@@ -60,7 +63,8 @@ final class OneDNNInt8Matmul {
     }
 
     private func primitive(rows m: Int, codeStride: Int) -> Primitive {
-        if let p = primitives[m] { return p }
+        let key = Key(rows: m, threads: Parallel.threads)
+        if let p = primitives[key] { return p }
         let ctx = DNNL.context
         var weights = weightsDesc
         let pd = OneDNNInt8Matmul.primitiveDesc(m: m, k: k, n: n, codeStride: codeStride, weights: weights)
@@ -70,7 +74,7 @@ final class OneDNNInt8Matmul {
         DNNL.check(dnnl_memory_create(&p.src, &srcMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&p.dst, &dstMD, ctx.engine, nil), "create memory")
         DNNL.check(dnnl_memory_create(&p.weights, &weights, ctx.engine, arranged), "create memory")
-        primitives[m] = p
+        primitives[key] = p
         return p
     }
 

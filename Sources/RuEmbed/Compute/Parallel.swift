@@ -78,6 +78,86 @@ public enum Parallel {
         entry.setThreads?(Int32(n))
     }
 
+    // MARK: sharing the cores with other processes
+
+    /// The state `share(explicitThreads:)` set up: nil until a tool calls it.
+    private struct Sharing {
+        /// The user's own count (--threads, OMP_NUM_THREADS): then nothing is shared out.
+        var explicit: Int?
+        var cores: Int
+        var registry: CoreRegistry?
+        var jobserver: Jobserver?
+        var lastCheck = -Double.infinity
+    }
+    nonisolated(unsafe) private static var sharing: Sharing?
+
+    /// Seconds between two looks at the registry: a census costs about a hundred system
+    /// calls, nothing beside a batch, but `--batch-size 1` runs a batch every few ms.
+    static let recheckInterval = 0.02
+
+    /// Joins the cores' sharing out between the tools running now (`CoreShare`, `CoreRegistry`,
+    /// `Jobserver`) and takes this process's share. Tools call it once at start, before the
+    /// first matmul, then `rebalance()` between batches. An explicit `--threads N` (or
+    /// OMP_NUM_THREADS) is used as it is; the process still registers, so others count it.
+    public static func share(explicitThreads option: Int?, environment: [String: String] = currentEnvironment()) {
+        let explicit = CoreShare.explicitThreads(option: option, environment: environment)
+        if let option { setThreads(option) }
+        var state = Sharing(explicit: explicit, cores: explicit ?? configuredThreads)
+        state.registry = CoreRegistry(path: environment["RU_EMBED_REGISTRY"] ?? CoreRegistry.defaultPath(environment: environment))
+        if explicit == nil, let flags = environment["MAKEFLAGS"], let auth = Jobserver.auth(makeflags: flags),
+           let server = Jobserver(auth) {
+            server.installExitHooks()
+            state.jobserver = server
+        }
+        sharing = state
+        rebalance(force: true)
+    }
+
+    /// Takes this process's share of the cores now (at most every `recheckInterval`): fewer
+    /// threads when other tools started, more when they ended. Call between batches, from
+    /// the thread that runs them, outside any parallel region.
+    public static func rebalance(force: Bool = false) {
+        guard var state = sharing, state.explicit == nil else { return }
+        let now = monotonicNow()
+        guard force || now - state.lastCheck >= recheckInterval else { return }
+        state.lastCheck = now
+        var n = state.cores
+        if let registry = state.registry {
+            let census = registry.census()
+            n = CoreShare.threads(cores: state.cores, processes: census.processes, rank: census.rank)
+        }
+        if let server = state.jobserver {
+            // make's job already holds one token; each thread beyond the first needs one more.
+            n = 1 + server.hold(n - 1)
+        }
+        sharing = state
+        serialLock.locked {
+            guard serialDepth == 0, n != threadCount else { return }
+            threadCount = n
+            entry.setThreads?(Int32(n))
+        }
+    }
+
+    /// The process's environment as a dictionary (no Foundation in the core library).
+    public static func currentEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            p += 1
+        }
+        return result
+    }
+
+    private static func monotonicNow() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
     private final class Job {
         let ranges: [Range<Int>]
         let body: (Int, Int, Int) -> Void

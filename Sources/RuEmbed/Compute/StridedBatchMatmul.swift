@@ -19,7 +19,10 @@ public final class StridedBatchMatmul {
     private let primitive: dnnl_primitive_t
     private var aMemory: dnnl_memory_t?, bMemory: dnnl_memory_t?, cMemory: dnnl_memory_t?
 
-    nonisolated(unsafe) private static var cache: [Shape: StridedBatchMatmul] = [:]
+    /// Keyed by shape and thread count: oneDNN plans a primitive's split for the threads of
+    /// its creation, and the count changes when other processes start or end (`Parallel.rebalance`).
+    private struct Key: Hashable { let shape: Shape, threads: Int }
+    nonisolated(unsafe) private static var cache: [Key: StridedBatchMatmul] = [:]
     /// Guards the cache and the shared matmuls' memory objects: two models attending at once
     /// (threads of a library user, test suites in parallel) would otherwise insert into the
     /// dictionary together or swap each other's buffers between setting them and running.
@@ -28,9 +31,10 @@ public final class StridedBatchMatmul {
     /// The matmul for `shape`, created on first use.
     public static func shared(_ shape: Shape) -> StridedBatchMatmul {
         lock.locked {
-            if let p = cache[shape] { return p }
+            let key = Key(shape: shape, threads: Parallel.threads)
+            if let p = cache[key] { return p }
             let p = StridedBatchMatmul(shape)
-            cache[shape] = p
+            cache[key] = p
             return p
         }
     }
