@@ -173,6 +173,8 @@ def main():
         ("cfg-eps-zero", "layer_norm_eps", "0"),
         ("cfg-eps-huge", "layer_norm_eps", "1e300"),
         ("cfg-relative-bool", "relative_attention", '"yes"'),
+        ("cfg-pos-att-number", "pos_att_type", '["c2p", 1]'),
+        ("cfg-pos-att-object", "pos_att_type", '{"c2p": true}'),
     ]:
         case(name, {cj: config(**{key: raw})}, embed, cj)
     # Sizes the weights do not back: refused naming the weights, before anything is allocated.

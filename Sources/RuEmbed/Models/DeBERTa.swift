@@ -68,6 +68,10 @@ public final class DebertaModel {
                 types = s.lowercased().split(separator: "|").map { String($0.filter { $0 != " " }) }
             } else if let list = json["pos_att_type"]?.arrayValue {
                 types = list.compactMap(\.stringValue)
+                // A non-name would be dropped, changing the attention scale: refused instead.
+                guard types.count == list.count else { throw v.error("pos_att_type", "\(JSONValue.array(list).serialized) is not a list of names") }
+            } else if let other = v.value("pos_att_type") {
+                throw v.error("pos_att_type", "\(other.serialized) is neither \"c2p|p2c\" nor a list of names")
             }
             for t in types where t != "c2p" && t != "p2c" {
                 throw ToolError("\(path): pos_att_type \"\(t)\" is not supported (c2p and p2c are)")
