@@ -83,7 +83,12 @@ public enum JSONValue: Equatable, Sendable {
     }
 
     /// Integers without a fraction, everything else in Swift's shortest round-trip form.
+    /// A number past Double's range parses to ±infinity (as in Python's json); it is written
+    /// back as ±1e999, a valid JSON number that reads as the same value, never as `inf`
+    /// (which no JSON parser reads: a copied chunk extension would become unreadable).
+    /// NaN cannot come from parsing and is refused by every writer of vectors.
     public static func format(_ d: Double) -> String {
+        if d.isInfinite { return d < 0 ? "-1e999" : "1e999" }
         if d == d.rounded(), abs(d) < 9.0e15 { return String(Int64(d)) }
         return "\(d)"
     }
