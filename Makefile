@@ -2,6 +2,9 @@
 # make install PREFIX=DIR   binaries, man pages and shell completions under DIR (default /usr/local)
 # make test                 the test suite (same as `swift test`)
 # make docs                 regenerate man/ and completions/ from the tools
+# make fuzz FUZZ_SECONDS=N  each libFuzzer harness N seconds (default 60), one at a time; a table
+#                           of executions, coverage and crashes (docs/FUZZING.md)
+# make fuzz-seeds           rewrite the seed corpora Fuzz/corpus/ from the test fixtures
 PREFIX ?= /usr/local
 DESTDIR ?=
 TOOLS := $(basename $(notdir $(wildcard man/*.1)))
@@ -12,7 +15,7 @@ BASH := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSH := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISH := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build install uninstall test docs check-docs
+.PHONY: all build install uninstall test docs check-docs fuzz fuzz-build fuzz-seeds
 
 all: build
 
@@ -44,3 +47,21 @@ docs:
 
 check-docs:
 	scripts/gen-docs --check
+
+# The harnesses built with libFuzzer and AddressSanitizer in their own scratch path; the flags
+# live here, not in Package.swift, so the package stays usable as a dependency.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?=
+FUZZ_CONFIG ?= debug
+FUZZ_BUILD := swift build -c $(FUZZ_CONFIG) --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address \
+    -Xswiftc -DFUZZING -Xcc -fsanitize=address --product ru-fuzz
+
+fuzz-build:
+	$(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	FUZZ_BIN=.build-fuzz/$(FUZZ_CONFIG)/ru-fuzz scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+fuzz-seeds:
+	swift build
+	scripts/make-fuzz-seeds
