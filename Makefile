@@ -5,6 +5,7 @@
 # make fuzz FUZZ_SECONDS=N  each libFuzzer harness N seconds (default 60), one at a time; a table
 #                           of executions, coverage and crashes (docs/FUZZING.md)
 # make fuzz-seeds           rewrite the seed corpora Fuzz/corpus/ from the test fixtures
+# make sanitize             the tests under ASan+UBSan (all) and TSan (the threaded ones)
 PREFIX ?= /usr/local
 DESTDIR ?=
 TOOLS := $(basename $(notdir $(wildcard man/*.1)))
@@ -15,7 +16,7 @@ BASH := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSH := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISH := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build install uninstall test docs check-docs fuzz fuzz-build fuzz-seeds
+.PHONY: all build install uninstall test docs check-docs fuzz fuzz-build fuzz-seeds sanitize sanitize-address sanitize-thread
 
 all: build
 
@@ -65,3 +66,23 @@ fuzz: fuzz-build
 fuzz-seeds:
 	swift build
 	scripts/make-fuzz-seeds
+
+# Sanitizer runs, each in its own scratch path (docs/FUZZING.md). The tools the tests start
+# are built with the same sanitizer, so their runs are checked too.
+# ASan + UBSan: the whole suite. A UBSan report stops the process (else it only prints).
+# TSan: the suites that run threads (OpenMP loops, oneDNN, the kernels on several threads, the
+# tools end to end); the rest is single-threaded parsing, covered by the ASan run, and the
+# whole suite under TSan took too long for CI. .tsan-suppressions says why each entry is there.
+TSAN_TESTS ?= ParallelTests|AttentionKernelTests|EmbedModelTests|EmbedInt8Tests|SearchToolTests|StreamingTests
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    TSAN_OPTIONS="suppressions=$(CURDIR)/.tsan-suppressions halt_on_error=0 second_deadlock_stack=1"
+
+sanitize: sanitize-address sanitize-thread
+
+sanitize-address:
+	swift build --build-tests --scratch-path .build-asan --sanitize=address --sanitize=undefined
+	$(SANITIZE_ENV) swift test --skip-build --scratch-path .build-asan --sanitize=address --sanitize=undefined
+
+sanitize-thread:
+	swift build --build-tests --scratch-path .build-tsan --sanitize=thread
+	$(SANITIZE_ENV) swift test --skip-build --scratch-path .build-tsan --sanitize=thread --filter '$(TSAN_TESTS)'

@@ -121,6 +121,9 @@ public enum Parallel {
             defer { unmanaged.release() }
             // The C trampoline reads the job back from the context pointer.
             let trampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { context in
+                // The region's fork and join, for ThreadSanitizer (libgomp's are invisible to it).
+                ThreadSanitizer.acquire(context!)
+                defer { ThreadSanitizer.release(context! + 1) }
                 let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
                 let me = Int(Parallel.entry.threadNumber!())
                 // OpenMP may grant fewer threads than asked (inside another parallel region):
@@ -132,7 +135,9 @@ public enum Parallel {
                 }
             }
             _ = threadNumber
+            ThreadSanitizer.release(unmanaged.toOpaque())
             parallel(trampoline, unmanaged.toOpaque(), UInt32(n), 0)
+            ThreadSanitizer.acquire(unmanaged.toOpaque() + 1)
         } else {
             DispatchQueue.concurrentPerform(iterations: n) { me in
                 let r = ranges[me]
