@@ -69,7 +69,8 @@ fuzz-seeds:
 
 # Sanitizer runs, each in its own scratch path (docs/FUZZING.md). The tools the tests start
 # are built with the same sanitizer, so their runs are checked too.
-# ASan + UBSan: the whole suite. A UBSan report stops the process (else it only prints).
+# ASan + UBSan: the whole suite. swiftc has no UBSan on Linux: UBSan checks the C kernels
+# (-Xcc), and a report stops the process (else it only prints).
 # TSan: the suites that run threads (OpenMP loops, oneDNN, the kernels on several threads, the
 # tools end to end); the rest is single-threaded parsing, covered by the ASan run, and the
 # whole suite under TSan took too long for CI. .tsan-suppressions says why each entry is there.
@@ -80,8 +81,8 @@ SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_
 sanitize: sanitize-address sanitize-thread
 
 sanitize-address:
-	swift build --build-tests --scratch-path .build-asan --sanitize=address --sanitize=undefined
-	$(SANITIZE_ENV) swift test --skip-build --scratch-path .build-asan --sanitize=address --sanitize=undefined
+	swift build --build-tests --scratch-path .build-asan --sanitize=address -Xcc -fsanitize=undefined
+	$(SANITIZE_ENV) swift test --skip-build --scratch-path .build-asan --sanitize=address -Xcc -fsanitize=undefined
 
 sanitize-thread:
 	swift build --build-tests --scratch-path .build-tsan --sanitize=thread
