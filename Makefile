@@ -2,6 +2,10 @@
 # make install PREFIX=DIR   binaries, man pages and shell completions under DIR (default /usr/local)
 # make test                 the test suite (same as `swift test`)
 # make docs                 regenerate man/ and completions/ from the tools
+# make fuzz FUZZ_SECONDS=N  each libFuzzer harness N seconds (default 60), one at a time; a table
+#                           of executions, coverage and crashes (docs/FUZZING.md)
+# make fuzz-seeds           rewrite the seed corpora Fuzz/corpus/ from the test fixtures
+# make sanitize             the tests under ASan+UBSan (all) and TSan (the threaded ones)
 PREFIX ?= /usr/local
 DESTDIR ?=
 TOOLS := $(basename $(notdir $(wildcard man/*.1)))
@@ -12,7 +16,7 @@ BASH := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSH := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISH := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build install uninstall test docs check-docs
+.PHONY: all build install uninstall test docs check-docs fuzz fuzz-build fuzz-seeds sanitize sanitize-address sanitize-thread
 
 all: build
 
@@ -44,3 +48,42 @@ docs:
 
 check-docs:
 	scripts/gen-docs --check
+
+# The harnesses built with libFuzzer and AddressSanitizer in their own scratch path; the flags
+# live here, not in Package.swift, so the package stays usable as a dependency.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?=
+FUZZ_CONFIG ?= debug
+FUZZ_BUILD := swift build -c $(FUZZ_CONFIG) --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address \
+    -Xswiftc -DFUZZING -Xcc -fsanitize=address --product ru-fuzz
+
+fuzz-build:
+	$(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	FUZZ_BIN=.build-fuzz/$(FUZZ_CONFIG)/ru-fuzz scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+fuzz-seeds:
+	swift build
+	scripts/make-fuzz-seeds
+
+# Sanitizer runs, each in its own scratch path (docs/FUZZING.md). The tools the tests start
+# are built with the same sanitizer, so their runs are checked too.
+# ASan + UBSan: the whole suite. swiftc has no UBSan on Linux: UBSan checks the C kernels
+# (-Xcc), and a report stops the process (else it only prints).
+# TSan: the suites that run threads (OpenMP loops, oneDNN, the kernels on several threads, the
+# tools end to end); the rest is single-threaded parsing, covered by the ASan run, so the
+# TSan run stays a few minutes. .tsan-suppressions and .lsan-suppressions say why each entry is there.
+TSAN_TESTS ?= ParallelTests|AttentionKernelTests|EmbedModelTests|EmbedInt8Tests|SearchToolTests|StreamingTests
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    TSAN_OPTIONS="suppressions=$(CURDIR)/.tsan-suppressions halt_on_error=0 second_deadlock_stack=1"
+
+sanitize: sanitize-address sanitize-thread
+
+sanitize-address:
+	swift build --build-tests --scratch-path .build-asan --sanitize=address -Xcc -fsanitize=undefined
+	$(SANITIZE_ENV) swift test --skip-build --scratch-path .build-asan --sanitize=address -Xcc -fsanitize=undefined
+
+sanitize-thread:
+	swift build --build-tests --scratch-path .build-tsan --sanitize=thread
+	$(SANITIZE_ENV) swift test --skip-build --scratch-path .build-tsan --sanitize=thread --filter '$(TSAN_TESTS)'

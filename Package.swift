@@ -34,9 +34,18 @@ let package = Package(
             name: "RuEmbed",
             dependencies: ["CZstd", "CDNNL", "CKernels"]
         ),
+        // The fuzz harnesses (docs/FUZZING.md). A plain build makes a driver that replays
+        // inputs through them (the tests replay the corpus with it); `make fuzz` builds the
+        // same sources with -D FUZZING and -sanitize=fuzzer,address on the command line, so
+        // this manifest needs no unsafe flags. Not a product: nothing for dependents.
+        .executableTarget(
+            name: "ru-fuzz",
+            dependencies: ["RuEmbed"],
+            path: "Fuzz/ru-fuzz"
+        ),
         .testTarget(
             name: "RuEmbedTests",
-            dependencies: ["RuEmbed"] + tools.map { .target(name: $0) },
+            dependencies: ["RuEmbed", "ru-fuzz"] + tools.map { .target(name: $0) },
             // Test data read from the source tree by path, not bundled.
             exclude: ["Fixtures"]
         ),

@@ -1,19 +1,47 @@
-// What the kernel files share: the multiversioning macro, a sixteen-float vector type, and
-// exp / erf written in plain arithmetic. Not part of the module's public header.
+// What the kernel files share: run-time dispatch between copies of a kernel compiled for
+// several instruction sets, a sixteen-float vector type, and exp / erf written in plain
+// arithmetic. Not part of the module's public header.
 #ifndef CKERNELS_INTERNAL_H
 #define CKERNELS_INTERNAL_H
 #include <math.h>
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__linux__)
-#define MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+// Swift compiles for baseline x86-64, where its SIMD types run on SSE only: each kernel is
+// compiled for AVX-512, AVX2 and the baseline (variants.h includes the kernels' bodies once per
+// target) and CK_DISPATCH(name) picks the copy for this CPU at each call, from an ISA level
+// detected once. This replaced GCC/clang target_clones: those dispatch through ifunc
+// resolvers that the dynamic loader runs before any sanitizer runtime is initialised, so
+// ThreadSanitizer's instrumentation of the resolvers crashed every TSan build at start. A
+// relaxed atomic load and a predictable branch per call cost no more than the ifunc's
+// indirect call did (bench/kernels: before/after within noise).
+#if defined(__x86_64__)
+#define CK_MULTIVERSION 1
 #else
-#define MULTIVERSION
+#define CK_MULTIVERSION 0
 #endif
 
-/// Sixteen floats as one value: AVX-512 one register, AVX2 two, SSE four, per target clone.
+enum { CK_ISA_BASELINE = 1, CK_ISA_AVX2 = 2, CK_ISA_AVX512 = 3 };
+
+/// The detected level, 0 until the first kernel call (kernels.c). Atomic so that threads
+/// racing on the first call are not a data race (they all store the same value).
+extern int ck_isa_cached;
+int ck_isa_detect(void);
+
+static inline int ck_isa(void) {
+    int isa = __atomic_load_n(&ck_isa_cached, __ATOMIC_RELAXED);
+    return __builtin_expect(isa != 0, 1) ? isa : ck_isa_detect();
+}
+
+#if CK_MULTIVERSION
+#define CK_DISPATCH(name) \
+    ({ int isa_ = ck_isa(); isa_ == CK_ISA_AVX512 ? name##_avx512 : isa_ == CK_ISA_AVX2 ? name##_avx2 : name##_baseline; })
+#else
+#define CK_DISPATCH(name) name##_baseline
+#endif
+
+/// Sixteen floats as one value: AVX-512 one register, AVX2 two, SSE four, per compiled copy.
 typedef float v16 __attribute__((vector_size(64)));
-// Macros, not functions: a function passing v16 by value would have a different ABI per clone.
+// Macros, not functions: a function passing v16 by value would have a different ABI per copy.
 #define load16(p) ({ v16 r_; __builtin_memcpy(&r_, (p), sizeof r_); r_; })
 #define store16(p, x) do { v16 t_ = (x); __builtin_memcpy((p), &t_, sizeof t_); } while (0)
 

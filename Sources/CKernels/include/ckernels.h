@@ -1,6 +1,6 @@
-// Small vector kernels in C, compiled for several instruction sets at once
-// (target_clones: the loader picks AVX-512, AVX2 or baseline code for the CPU at hand),
-// because Swift compiles for baseline x86-64 and its SIMD types then run on SSE only.
+// Small vector kernels in C, compiled for several instruction sets at once (AVX-512, AVX2
+// and baseline copies, the one for the CPU at hand picked at run time: internal.h), because
+// Swift compiles for baseline x86-64 and its SIMD types then run on SSE only.
 #ifndef RU_EMBED_CKERNELS_H
 #define RU_EMBED_CKERNELS_H
 

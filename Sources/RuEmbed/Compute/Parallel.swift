@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Synchronization
 
 /// Data-parallel loops on the same OpenMP threads oneDNN uses.
 ///
@@ -37,9 +38,18 @@ public enum Parallel {
                      teamSize: find("omp_get_num_threads", as: IntFunction.self))
     }()
 
-    nonisolated(unsafe) private static var threadCount: Int = 0
-
-    nonisolated(unsafe) private static var serialDepth = 0
+    // Written under `serialLock`, read without it from any thread (loops ask for the count while
+    // another thread loads a model: TSan reported the plain variables' race), hence atomics.
+    private static let threadCountValue = Atomic<Int>(0)
+    private static let serialDepthValue = Atomic<Int>(0)
+    private static var threadCount: Int {
+        get { threadCountValue.load(ordering: .relaxed) }
+        set { threadCountValue.store(newValue, ordering: .relaxed) }
+    }
+    private static var serialDepth: Int {
+        get { serialDepthValue.load(ordering: .relaxed) }
+        set { serialDepthValue.store(newValue, ordering: .relaxed) }
+    }
 
     /// The number of threads loops and oneDNN use now (1 inside `serially`).
     public static var threads: Int { serialDepth > 0 ? 1 : configuredThreads }
@@ -201,6 +211,9 @@ public enum Parallel {
             defer { unmanaged.release() }
             // The C trampoline reads the job back from the context pointer.
             let trampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { context in
+                // The region's fork and join, for ThreadSanitizer (libgomp's are invisible to it).
+                ThreadSanitizer.acquire(context!)
+                defer { ThreadSanitizer.release(context! + 1) }
                 let job = Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue()
                 let me = Int(Parallel.entry.threadNumber!())
                 // OpenMP may grant fewer threads than asked (inside another parallel region):
@@ -212,7 +225,9 @@ public enum Parallel {
                 }
             }
             _ = threadNumber
+            ThreadSanitizer.release(unmanaged.toOpaque())
             parallel(trampoline, unmanaged.toOpaque(), UInt32(n), 0)
+            ThreadSanitizer.acquire(unmanaged.toOpaque() + 1)
         } else {
             DispatchQueue.concurrentPerform(iterations: n) { me in
                 let r = ranges[me]

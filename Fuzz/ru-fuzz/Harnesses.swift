@@ -1,0 +1,228 @@
+// The fuzz harnesses: each feeds one input (bytes) to a parser of the library, in-process,
+// the way the tools call it. A harness returns normally for every input, valid or not: an
+// error thrown by the library is the expected answer to bad input; a trap, an over-read
+// (AddressSanitizer), a leak or a broken round trip is a finding.
+//
+// The same code runs under libFuzzer (`make fuzz`, Entry.swift with -D FUZZING) and in the
+// replay driver of a plain build, which `swift test` uses to replay the seed corpus and every
+// crash input found so far (FuzzReplayTests).
+#if canImport(Glibc)
+import Glibc
+#endif
+import RuEmbed
+
+public struct Harness {
+    public let name: String
+    /// What it covers, for `ru-fuzz --list` and docs/FUZZING.md.
+    public let summary: String
+    /// Inputs longer than this are ignored: every parser here has limits far below, and a
+    /// few KiB are enough to reach each branch (libFuzzer's -max_len is set to the same).
+    public let maxLength: Int
+    let body: ([UInt8]) throws -> Void
+
+    /// Runs one input. Errors thrown by the library (bad input) are returned, not raised.
+    @discardableResult
+    public func run(_ data: [UInt8]) -> Error? {
+        guard data.count <= maxLength else { return nil }
+        do { try body(data) } catch { return error }
+        return nil
+    }
+
+    public static func named(_ name: String) -> Harness? { all.first { $0.name == name } }
+
+    public static let all: [Harness] = [
+        Harness(name: "json", summary: "JSONValue.parse (Support/JSON.swift); a parsed value must write back to text that parses to the same value",
+                maxLength: 64 << 10, body: json),
+        Harness(name: "vector-stream", summary: "VectorStreamReader + VectorRecords on a vector stream: zstd and raw frames, skippable frames, metadata, every dtype decoded to floats",
+                maxLength: 64 << 10, body: vectorStream),
+        Harness(name: "token-stream", summary: "VectorStreamReader on a token stream, as ru-embed and ru-tok --decode read it: chunks and their token lists",
+                maxLength: 64 << 10, body: tokenStream),
+        Harness(name: "tokenizer", summary: "Tokenizer(contentsOf:) on a tokenizer.json, then encode: the bytes after a NUL are the text, else a few fixed texts",
+                maxLength: 64 << 10, body: tokenizer),
+        Harness(name: "safetensors", summary: "SafetensorsArchive on a model.safetensors (header, dtypes, shapes, offsets), then every tensor read as floats",
+                maxLength: 64 << 10, body: safetensors),
+        Harness(name: "config", summary: "a model folder's JSON files (NUL-separated: config.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json, config_sentence_transformers.json, tokenizer_config.json) through DebertaModel.Config, SentenceModelConfig.load and TokenizerConfig.load",
+                maxLength: 64 << 10, body: config),
+        Harness(name: "import", summary: "ru-vec import's readers: the first byte picks npy, fvecs, jsonl or tsv, the rest is the file",
+                maxLength: 64 << 10, body: vectorImport),
+    ]
+}
+
+// MARK: - Inputs
+
+/// The bytes as a ByteInput: the readers take file descriptors. The file lives in the
+/// scratch folder, unlinked at once, so it goes away with its descriptor. (memfd_create
+/// would not touch a file system at all, but Glibc's Swift module does not export it.)
+func memoryInput(_ data: some Collection<UInt8>, name: String) -> ByteInput {
+    var template = Array((scratchFolder + "/input-XXXXXX").utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    precondition(fd >= 0, "mkstemp: \(String(cString: strerror(errno)))")
+    unlink(String(cString: template))
+    let bytes = Array(data)
+    var written = 0
+    while written < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+        precondition(n > 0, "write: \(String(cString: strerror(errno)))")
+        written += n
+    }
+    lseek(fd, 0, SEEK_SET)
+    return ByteInput(fd: fd, name: name, ownsDescriptor: true)
+}
+
+/// One private folder per process under $TMPDIR, for the harnesses that read model folders
+/// by path; removed at exit.
+let scratchFolder: String = {
+    let base = getenv("TMPDIR").flatMap { String(validatingCString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array((base + "/ru-fuzz-XXXXXX").utf8CString)
+    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    precondition(made != nil, "mkdtemp: \(String(cString: strerror(errno)))")
+    let folder = String(cString: template)
+    // The digest cache (TokenizerConfig) goes to $XDG_CACHE_HOME: kept inside the scratch folder.
+    setenv("XDG_CACHE_HOME", folder + "/cache", 1)
+    atexit { removeTree(scratchFolderPath) }
+    scratchFolderPath = folder
+    return folder
+}()
+nonisolated(unsafe) var scratchFolderPath = ""
+
+/// Removes a folder and everything in it (links are removed, not followed).
+func removeTree(_ path: String) {
+    guard !path.isEmpty else { return }
+    if let dir = opendir(path) {
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name == "." || name == ".." { continue }
+            let child = path + "/" + name
+            var st = stat()
+            if lstat(child, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
+        }
+        closedir(dir)
+    }
+    rmdir(path)
+}
+
+/// Writes `data` to `path` (replacing it), or removes the file when `data` is nil.
+func put(_ data: ArraySlice<UInt8>?, at path: String) {
+    guard let data else { unlink(path); return }
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    precondition(fd >= 0, "\(path): \(String(cString: strerror(errno)))")
+    defer { close(fd) }
+    var offset = data.startIndex
+    while offset < data.endIndex {
+        let n = data[offset...].withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        precondition(n > 0, "\(path): \(String(cString: strerror(errno)))")
+        offset += n
+    }
+}
+
+/// The parts of `data` between NUL bytes, at most `limit` (the last one keeps any further NULs).
+func parts(_ data: [UInt8], limit: Int) -> [ArraySlice<UInt8>] {
+    data.split(separator: 0, maxSplits: limit - 1, omittingEmptySubsequences: false)
+}
+
+// MARK: - Harnesses
+
+func json(_ data: [UInt8]) throws {
+    let value = try data.withUnsafeBytes { try JSONValue.parse($0) }
+    // The writer's output must parse back to the same value: the tools write JSON (metadata,
+    // --json output) that they and others read again.
+    var text = ""
+    value.write(to: &text)
+    let again: JSONValue
+    do { again = try JSONValue.parse(text) } catch {
+        fatalError("JSON written from a parsed value does not parse: \(error)\n\(text.prefix(300))")
+    }
+    if again != value { fatalError("JSON round trip changed the value:\n\(text.prefix(300))") }
+}
+
+func vectorStream(_ data: [UInt8]) throws {
+    let records = VectorRecords(reader: VectorStreamReader(input: memoryInput(data, name: "fuzz.vec")))
+    var sum: Float = 0
+    while try records.next({ id, row in
+        sum += row.reduce(0, +) + Float(id.utf8.count)
+    }) != nil {}
+    _ = records.metadata
+    blackHole(sum)
+}
+
+func tokenStream(_ data: [UInt8]) throws {
+    let reader = VectorStreamReader(input: memoryInput(data, name: "fuzz.tok"))
+    var total = 0
+    while let chunk = try reader.next() {
+        guard chunk.kind == .tokens else { continue }
+        for (id, list) in zip(chunk.ids, chunk.tokenLists()) { total &+= id.utf8.count &+ list.count &+ Int(list.last ?? 0) }
+        _ = chunk.metadata
+    }
+    blackHole(total)
+}
+
+let fixedTexts = ["Привет, мир!", "Hello world", "  ", "", "ёлка 123 [CLS] <s> ▁x \u{0301}é\u{200D}👍🏽"]
+
+func tokenizer(_ data: [UInt8]) throws {
+    let split = data.firstIndex(of: 0)
+    let json = Array(data[..<(split ?? data.endIndex)])
+    let tokenizer = try Tokenizer(contentsOf: json)
+    let texts: [String] = split.map { [String(decoding: data[($0 + 1)...], as: UTF8.self)] } ?? fixedTexts
+    var total = 0
+    for text in texts {
+        for maxLength in [nil, 8] as [Int?] {
+            let encoding = tokenizer.encode(text, maxLength: maxLength)
+            total &+= encoding.ids.count
+        }
+        total &+= tokenizer.encode(text, specialTokensAsText: true).ids.count
+    }
+    blackHole(total)
+}
+
+func safetensors(_ data: [UInt8]) throws {
+    let folder = scratchFolder + "/safetensors"
+    mkdir(folder, 0o700)
+    put(data[...], at: folder + "/model.safetensors")
+    let archive = try SafetensorsArchive(folder: folder)
+    var sum: Float = 0
+    for (name, info) in archive.tensors.sorted(by: { $0.key < $1.key }) {
+        let tensor = try archive.floats(name, shape: info.shape)
+        sum += UnsafeBufferPointer(start: tensor.pointer, count: min(tensor.count, 4096)).reduce(0, +)
+    }
+    blackHole(sum)
+}
+
+/// A tokenizer.json that loads, for the TokenizerConfig part of the config harness.
+let tinyTokenizer = Array(#"{"model":{"type":"WordLevel","vocab":{"[UNK]":0,"a":1},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"Whitespace"}}"#.utf8)
+
+func config(_ data: [UInt8]) throws {
+    let folder = scratchFolder + "/model"
+    mkdir(folder, 0o700)
+    mkdir(folder + "/1_Pooling", 0o700)
+    let names = ["config.json", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json",
+                 "config_sentence_transformers.json", "tokenizer_config.json"]
+    let pieces = parts(data, limit: names.count)
+    for (i, name) in names.enumerated() { put(i < pieces.count ? pieces[i] : nil, at: folder + "/" + name) }
+    put(tinyTokenizer[...], at: folder + "/tokenizer.json")
+    // Each reader on its own: an error from one must not hide what the next would do.
+    if let first = pieces.first, let json = try? first.withUnsafeBytes({ try JSONValue.parse($0) }) {
+        _ = try? DebertaModel.Config(json: json, path: folder + "/config.json")
+    }
+    _ = try? SentenceModelConfig.load(folder: folder)
+    if let tokenizerConfig = try? TokenizerConfig.load(modelFolder: folder) {
+        _ = try? tokenizerConfig.defaultPrompt()
+        _ = tokenizerConfig.tokenizer.encode("a a b", maxLength: tokenizerConfig.maxLength)
+    }
+}
+
+func vectorImport(_ data: [UInt8]) throws {
+    guard let selector = data.first else { return }
+    let input = memoryInput(data.dropFirst(), name: "fuzz.import")
+    var sum: Float = 0
+    let emit: VectorEmitter = { id, vector, place in sum += vector.reduce(0, +) + Float((id?.utf8.count ?? 0) + place.utf8.count) }
+    switch selector % 4 {
+    case 0: try VectorBinaryImport.npy(input, emit)
+    case 1: try VectorBinaryImport.fvecs(input, emit)
+    case 2: try VectorTextImport.jsonl(input, emit)
+    default: try VectorTextImport.tsv(input, emit)
+    }
+    blackHole(sum)
+}
+
+/// Keeps a result alive so the optimiser cannot drop the work that made it.
+@inline(never) func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }

@@ -1,0 +1,254 @@
+// The bodies of kernels.c's kernels, compiled once per instruction set: kernels.c includes this
+// file once for each (variants.h, which sets CK_VARIANT and the target) and
+// dispatches between the copies. No include guard: included several times on purpose.
+
+static float CK_VARIANT(ck_dot)(const float *a, const float *b, size_t n) {
+    // Sixteen partial sums so the compiler can keep one vector register of them.
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (size_t l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
+    float sum = 0;
+    for (size_t l = 0; l < 16; l++) sum += acc[l];
+    for (; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static void CK_VARIANT(ck_normalize_rows)(float *rows, size_t count, size_t dim) {
+    for (size_t r = 0; r < count; r++) {
+        float *row = rows + r * dim;
+        double sum = 0;
+        float acc[16] = {0};
+        size_t j = 0;
+        for (; j + 16 <= dim; j += 16)
+            for (size_t l = 0; l < 16; l++) acc[l] += row[j + l] * row[j + l];
+        for (size_t l = 0; l < 16; l++) sum += acc[l];
+        for (; j < dim; j++) sum += (double)row[j] * row[j];
+        if (sum > 0) {
+            float inverse = (float)(1.0 / sqrt(sum));
+            for (j = 0; j < dim; j++) row[j] *= inverse;
+        }
+    }
+}
+
+static void CK_VARIANT(ck_quantize_rows)(const float *rows, size_t count, size_t dim, int8_t *codes,
+                      float *scales, float *bounds, int max_code) {
+    const float top = (float)max_code;
+    for (size_t r = 0; r < count; r++) {
+        const float *row = rows + r * dim;
+        int8_t *out = codes + r * dim;
+        float max_abs = 0;
+        for (size_t j = 0; j < dim; j++) max_abs = fmaxf(max_abs, fabsf(row[j]));
+        if (!(max_abs > 0)) {
+            for (size_t j = 0; j < dim; j++) out[j] = 0;
+            scales[r] = 0;
+            bounds[r] = 0;
+            continue;
+        }
+        float inverse = top / max_abs;
+        int32_t l1 = 0;
+        for (size_t j = 0; j < dim; j++) {
+            // nearbyintf rounds to nearest even in the default rounding mode and vectorises.
+            float q = nearbyintf(row[j] * inverse);
+            q = fminf(top, fmaxf(-top, q));
+            int32_t code = (int32_t)q;
+            out[j] = (int8_t)code;
+            l1 += code < 0 ? -code : code;
+        }
+        float scale = max_abs / top;
+        scales[r] = scale;
+        bounds[r] = scale * (float)l1;
+    }
+}
+
+static size_t CK_VARIANT(ck_next_candidate)(const int32_t *approx, const float *scales, const float *bounds,
+                         size_t start, size_t count, float query_scale, float half_l1,
+                         float half_query_scale, float margin, float threshold) {
+    size_t i = start;
+    // Blocks of 16 tested without branches; a block with a candidate is searched one by one.
+    for (; i + 16 <= count; i += 16) {
+        int any = 0;
+        for (size_t l = 0; l < 16; l++) {
+            float upper = scales[i + l] * ((float)approx[i + l] * query_scale + half_l1)
+                        + bounds[i + l] * half_query_scale + margin;
+            any |= upper >= threshold;
+        }
+        if (any) break;
+    }
+    for (; i < count; i++) {
+        float upper = scales[i] * ((float)approx[i] * query_scale + half_l1)
+                    + bounds[i] * half_query_scale + margin;
+        if (upper >= threshold) return i;
+    }
+    return count;
+}
+
+static float CK_VARIANT(ck_kth_lower_bound)(const int32_t *approx, const float *scales, const float *bounds,
+                         size_t count, float query_scale, float half_l1, float half_query_scale,
+                         float margin, size_t k, float *heap) {
+    if (k == 0 || count < k) return -INFINITY;
+    // A min-heap of the k largest lower bounds seen; its root is the answer at the end.
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        float lower = scales[i] * ((float)approx[i] * query_scale - half_l1)
+                    - bounds[i] * half_query_scale - margin;
+        if (n < k) {
+            size_t c = n++;
+            heap[c] = lower;
+            while (c > 0 && heap[(c - 1) / 2] > heap[c]) {
+                float t = heap[c]; heap[c] = heap[(c - 1) / 2]; heap[(c - 1) / 2] = t;
+                c = (c - 1) / 2;
+            }
+        } else if (lower > heap[0]) {
+            heap[0] = lower;
+            size_t p = 0;
+            for (;;) {
+                size_t l = 2 * p + 1, r = l + 1, m = p;
+                if (l < k && heap[l] < heap[m]) m = l;
+                if (r < k && heap[r] < heap[m]) m = r;
+                if (m == p) break;
+                float t = heap[p]; heap[p] = heap[m]; heap[m] = t;
+                p = m;
+            }
+        }
+    }
+    return heap[0];
+}
+
+static void CK_VARIANT(ck_layer_norm)(float *rows, size_t count, size_t dim, const float *weight, const float *bias, float eps) {
+    for (size_t r = 0; r < count; r++) {
+        float *row = rows + r * dim;
+        // Sixteen partial sums each, so the reductions vectorise without -ffast-math's help.
+        float acc[16] = {0};
+        size_t j = 0;
+        for (; j + 16 <= dim; j += 16)
+            for (size_t l = 0; l < 16; l++) acc[l] += row[j + l];
+        float sum = 0;
+        for (size_t l = 0; l < 16; l++) sum += acc[l];
+        for (; j < dim; j++) sum += row[j];
+        float mean = sum / (float)dim;
+        float sq[16] = {0};
+        for (j = 0; j + 16 <= dim; j += 16)
+            for (size_t l = 0; l < 16; l++) { float d = row[j + l] - mean; sq[l] += d * d; }
+        float squares = 0;
+        for (size_t l = 0; l < 16; l++) squares += sq[l];
+        for (; j < dim; j++) { float d = row[j] - mean; squares += d * d; }
+        float inverse = 1.0f / sqrtf(squares / (float)dim + eps);
+        for (j = 0; j < dim; j++) row[j] = (row[j] - mean) * inverse * weight[j] + bias[j];
+    }
+}
+
+static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
+                   const float *position_keys, const float *position_queries, size_t hidden, long span,
+                   float *out, size_t out_stride, float *scratch) {
+    if (n == 0) return;
+    // Keys transposed into kt [head_dim × np] (np = n rounded up to 16, zero padded), so a
+    // query's scores are one vector loop over keys per dimension instead of n dot products
+    // each ending in a horizontal sum (the short texts of a batch make n ~ 10–30). Scores
+    // and outputs are computed four queries at a time: each key or value vector loaded once
+    // serves four queries, and the sums stay in registers.
+    size_t np = (n + 15) & ~(size_t)15;
+    float *kt = scratch, *scores = scratch + head_dim * np; // scores [n × np]
+    for (size_t j = 0; j < n; j++) {
+        // Plain moves: vectorised, this loop becomes scatters, slower than scalar stores.
+#pragma clang loop vectorize(disable)
+        for (size_t d = 0; d < head_dim; d++) kt[d * np + j] = k[j * stride + d];
+    }
+    for (size_t d = 0; d < head_dim; d++)
+        for (size_t j = n; j < np; j++) kt[d * np + j] = 0;
+
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *q0 = q + i * stride, *q1 = q0 + stride, *q2 = q1 + stride, *q3 = q2 + stride;
+        for (size_t jb = 0; jb < np; jb += 16) {
+            v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            const float *col = kt + jb;
+            for (size_t d = 0; d < head_dim; d++) {
+                v16 key = load16(col + d * np);
+                a0 += q0[d] * key; a1 += q1[d] * key; a2 += q2[d] * key; a3 += q3[d] * key;
+            }
+            float *s = scores + i * np + jb;
+            store16(s, a0); store16(s + np, a1); store16(s + 2 * np, a2); store16(s + 3 * np, a3);
+        }
+    }
+    for (; i < n; i++) {
+        const float *qi = q + i * stride;
+        for (size_t jb = 0; jb < np; jb += 16) {
+            v16 a0 = {0}, a1 = {0};
+            const float *col = kt + jb;
+            size_t d = 0;
+            for (; d + 2 <= head_dim; d += 2) {
+                a0 += qi[d] * load16(col + d * np);
+                a1 += qi[d + 1] * load16(col + (d + 1) * np);
+            }
+            for (; d < head_dim; d++) a0 += qi[d] * load16(col + d * np);
+            store16(scores + i * np + jb, a0 + a1);
+        }
+    }
+
+    // DeBERTa's relative terms, then a softmax per row (weights normalised in place).
+    for (i = 0; i < n; i++) {
+        float *s = scores + i * np;
+        if (position_keys || position_queries) {
+            const float *qi = q + i * stride;
+            for (size_t j = 0; j < n; j++) {
+                long r = (long)i - (long)j + span;
+                if (r < 0) r = 0;
+                if (r > 2 * span - 1) r = 2 * span - 1;
+                if (position_keys) {
+                    const float *pk = position_keys + (size_t)r * hidden;
+                    float t = 0;
+                    for (size_t d = 0; d < head_dim; d++) t += qi[d] * pk[d];
+                    s[j] += t;
+                }
+                if (position_queries) {
+                    const float *pq = position_queries + (size_t)r * hidden, *kj = k + j * stride;
+                    float t = 0;
+                    for (size_t d = 0; d < head_dim; d++) t += kj[d] * pq[d];
+                    s[j] += t;
+                }
+            }
+        }
+        float max_score = s[0];
+        for (size_t j = 1; j < n; j++) max_score = fmaxf(max_score, s[j]);
+        float total = 0;
+        for (size_t j = 0; j < n; j++) {
+            float e = ck_expf(s[j] - max_score);
+            s[j] = e;
+            total += e;
+        }
+        float inverse = 1.0f / total;
+        for (size_t j = 0; j < n; j++) s[j] *= inverse;
+    }
+
+    // out[i] = Σ_j weight[i][j] · v[j]: 16 dimensions × four queries per pass over the values.
+    for (size_t d = 0; d < head_dim; d += 16) {
+        if (d + 16 > head_dim) {
+            for (size_t r = 0; r < n; r++) {
+                for (size_t e = d; e < head_dim; e++) {
+                    float t = 0;
+                    for (size_t j = 0; j < n; j++) t += scores[r * np + j] * v[j * stride + e];
+                    out[r * out_stride + e] = t;
+                }
+            }
+            break;
+        }
+        for (i = 0; i + 4 <= n; i += 4) {
+            v16 o0 = {0}, o1 = {0}, o2 = {0}, o3 = {0};
+            const float *w = scores + i * np;
+            for (size_t j = 0; j < n; j++) {
+                v16 value = load16(v + j * stride + d);
+                o0 += w[j] * value; o1 += w[np + j] * value; o2 += w[2 * np + j] * value; o3 += w[3 * np + j] * value;
+            }
+            float *o = out + i * out_stride + d;
+            store16(o, o0); store16(o + out_stride, o1); store16(o + 2 * out_stride, o2); store16(o + 3 * out_stride, o3);
+        }
+        for (; i < n; i++) {
+            v16 o0 = {0};
+            const float *w = scores + i * np;
+            for (size_t j = 0; j < n; j++) o0 += w[j] * load16(v + j * stride + d);
+            store16(out + i * out_stride + d, o0);
+        }
+    }
+}
+

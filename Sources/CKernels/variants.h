@@ -1,0 +1,40 @@
+// Includes the file named by CK_INCLUDING_VARIANTS once per instruction set: the targets
+// target_clones("avx512f", "avx2", "default") compiled before, each time with CK_VARIANT(name)
+// naming that copy (name_avx512, name_avx2, name_baseline) and the target attribute applied
+// to every function the file defines. The copies are static; the including file defines the
+// public functions with CK_DISPATCH (internal.h). No include guard: included once per kernel file.
+#if CK_MULTIVERSION
+#define CK_VARIANT(name) name##_avx512
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+#include CK_INCLUDING_VARIANTS
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef CK_VARIANT
+
+#define CK_VARIANT(name) name##_avx2
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#endif
+#include CK_INCLUDING_VARIANTS
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef CK_VARIANT
+#endif
+
+#define CK_VARIANT(name) name##_baseline
+#include CK_INCLUDING_VARIANTS
+#undef CK_VARIANT
