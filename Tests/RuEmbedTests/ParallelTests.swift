@@ -219,27 +219,8 @@ private func runTool(_ name: String, _ arguments: [String], environment: [String
         for (k, v) in env { environment[k] = v }
         var input: [Int32] = [0, 0]
         #expect(pipe(&input) == 0)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
-        posix_spawn_file_actions_addclose(&actions, input[1])
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let arguments: [String] = [TestSupport.tool("ru-tok"), "--tokenizer", tokenizer, "--format", "ids"]
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        #expect(posix_spawn(&pid, argv[0]!, &actions, &attributes, argv, envp) == 0)
+        let pid = try TestSupport.spawn("ru-tok", ["--tokenizer", tokenizer, "--format", "ids"], stdin: input[0],
+                                        environment: environment, discardOutput: true)
         close(input[0])
         defer { close(input[1]) }
         if cores >= 2 {

@@ -261,7 +261,9 @@ import Testing
 extension TestSupport {
     /// Starts a tool with `stdin` as its input and no signal blocked or ignored (Foundation's
     /// Process passes on the signal mask of the thread that starts it, which blocks SIGTERM).
-    static func spawn(_ name: String, _ arguments: [String], stdin: Int32) throws -> pid_t {
+    /// `environment` replaces the test runner's; `discardOutput` sends stdout to /dev/null.
+    static func spawn(_ name: String, _ arguments: [String], stdin: Int32,
+                      environment: [String: String]? = nil, discardOutput: Bool = false) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -275,11 +277,14 @@ extension TestSupport {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        if discardOutput { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
         let path = tool(name)
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { (argv + (envp ?? [])).forEach { free($0) } }
         var pid = pid_t()
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let rc = envp.map { envp in posix_spawn(&pid, path, &actions, &attributes, argv, envp) }
+            ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard rc == 0 else { throw ToolError("\(path): cannot start: \(String(cString: strerror(rc)))") }
         return pid
     }
