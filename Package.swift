@@ -1,18 +1,38 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// One core library (RuEmbed) and one single-target executable per tool, each
-// depending on swift-argument-parser and the core: the shape that lets
-// `swift package generate-manual` write a man page for every tool.
+// Targets are cut along their dependencies, so a program links only what it uses:
+//
+//   RuCore       errors, JSON, files and pipes, threads                  (Swift only)
+//   RuTokenizer  Hugging Face tokenizer.json, prompts, batch encoding    (+ swift-crypto)
+//   RuVectors    the vector/token stream format, import and export       (+ libzstd, CKernels)
+//   RuCompute    matrix products and the encoder's kernels               (+ oneDNN, CKernels)
+//   RuSearch     exact nearest neighbours and cosine matrices            (RuCompute, RuVectors)
+//   RuHub        the Hugging Face hub client and cache                   (+ FoundationNetworking)
+//   RuEncoder    DeBERTa, pooling, SentenceEncoder: text → vectors       (all of the above)
+//   RuEmbed      the product for apps: re-exports all of the above
+//   RuCLI        what the five tools share (options, messages, exit codes); not a product
+//
+// A program that only tokenizes depends on the product RuTokenizer, one that only reads or
+// writes vector streams on RuVectors: neither needs oneDNN.
 let tools = ["ru-vec", "ru-sim", "ru-knn", "ru-tok", "ru-embed"]
+let libraries = ["RuCore", "RuTokenizer", "RuVectors", "RuCompute", "RuSearch", "RuHub", "RuEncoder", "RuEmbed"]
+
+// The library targets are checked by Swift 6's data-race rules; the tools and tests keep
+// Swift 5 mode (synchronous filters whose threads are the library's).
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "ru-embed",
     products: tools.map { .executable(name: $0, targets: [$0]) } + [
         .library(name: "RuEmbed", targets: ["RuEmbed"]),
+        .library(name: "RuTokenizer", targets: ["RuTokenizer"]),
+        .library(name: "RuVectors", targets: ["RuVectors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -25,14 +45,39 @@ let package = Package(
             name: "CDNNL",
             providers: [.apt(["libdnnl-dev"])]
         ),
-        // Vector kernels in C, built for AVX-512, AVX2 and baseline CPUs at once.
+        // Vector kernels in C, built for AVX-512, AVX2 and baseline CPUs at once. Their
+        // floating-point contract (reassociation, FMA contraction) is set by pragmas in the
+        // sources (internal.h), not by flags here: a package with unsafe flags cannot be a
+        // dependency.
+        .target(name: "CKernels"),
+        .target(name: "RuCore", swiftSettings: swift6),
         .target(
-            name: "CKernels",
-            cSettings: [.unsafeFlags(["-O3", "-ffast-math"])]
+            name: "RuTokenizer",
+            dependencies: ["RuCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swift6
+        ),
+        .target(name: "RuVectors", dependencies: ["RuCore", "CZstd", "CKernels"], swiftSettings: swift6),
+        .target(name: "RuCompute", dependencies: ["RuCore", "CDNNL", "CKernels"], swiftSettings: swift6),
+        .target(name: "RuSearch", dependencies: ["RuCore", "RuVectors", "RuCompute", "CKernels"], swiftSettings: swift6),
+        .target(
+            name: "RuHub",
+            dependencies: ["RuCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swift6
+        ),
+        .target(
+            name: "RuEncoder",
+            dependencies: ["RuCore", "RuTokenizer", "RuVectors", "RuHub", "RuCompute", "CDNNL", "CKernels",
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swift6
         ),
         .target(
             name: "RuEmbed",
-            dependencies: ["CZstd", "CDNNL", "CKernels"]
+            dependencies: ["RuCore", "RuTokenizer", "RuVectors", "RuCompute", "RuSearch", "RuHub", "RuEncoder"],
+            swiftSettings: swift6
+        ),
+        .target(
+            name: "RuCLI",
+            dependencies: ["RuEmbed", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The fuzz harnesses (docs/FUZZING.md). A plain build makes a driver that replays
         // inputs through them (the tests replay the corpus with it); `make fuzz` builds the
@@ -45,7 +90,8 @@ let package = Package(
         ),
         .testTarget(
             name: "RuEmbedTests",
-            dependencies: ["RuEmbed", "ru-fuzz"] + tools.map { .target(name: $0) },
+            dependencies: libraries.map { .target(name: $0) } + ["RuCLI", "ru-fuzz"] + tools.map { .target(name: $0) }
+                + [.product(name: "Crypto", package: "swift-crypto")],
             // Test data read from the source tree by path, not bundled.
             exclude: ["Fixtures"]
         ),
@@ -53,13 +99,10 @@ let package = Package(
         .executableTarget(
             name: $0,
             dependencies: [
-                "RuEmbed",
+                "RuEmbed", "RuCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         )
-    }
-    ,
-    // The tools are synchronous Unix filters with explicit threading (OpenMP through
-    // oneDNN); Swift 6's data-race checking of globals and closures buys nothing here.
+    },
     swiftLanguageModes: [.v5]
 )

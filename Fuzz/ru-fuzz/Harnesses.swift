@@ -41,7 +41,7 @@ public struct Harness {
                 maxLength: 64 << 10, body: tokenizer),
         Harness(name: "safetensors", summary: "SafetensorsArchive on a model.safetensors (header, dtypes, shapes, offsets), then every tensor read as floats",
                 maxLength: 64 << 10, body: safetensors),
-        Harness(name: "config", summary: "a model folder's JSON files (NUL-separated: config.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json, config_sentence_transformers.json, tokenizer_config.json) through DebertaModel.Config, SentenceModelConfig.load and TokenizerConfig.load",
+        Harness(name: "config", summary: "a model folder's JSON files (NUL-separated: config.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json, config_sentence_transformers.json, tokenizer_config.json) through DebertaModel.Config, SentenceModelConfig.load and ModelTokenizer.load",
                 maxLength: 64 << 10, body: config),
         Harness(name: "import", summary: "ru-vec import's readers: the first byte picks npy, fvecs, jsonl or tsv, the rest is the file",
                 maxLength: 64 << 10, body: vectorImport),
@@ -77,7 +77,7 @@ let scratchFolder: String = {
     let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     precondition(made != nil, "mkdtemp: \(String(cString: strerror(errno)))")
     let folder = String(cString: template)
-    // The digest cache (TokenizerConfig) goes to $XDG_CACHE_HOME: kept inside the scratch folder.
+    // The digest cache (ModelTokenizer) goes to $XDG_CACHE_HOME: kept inside the scratch folder.
     setenv("XDG_CACHE_HOME", folder + "/cache", 1)
     atexit { removeTree(scratchFolderPath) }
     scratchFolderPath = folder
@@ -187,7 +187,7 @@ func safetensors(_ data: [UInt8]) throws {
     blackHole(sum)
 }
 
-/// A tokenizer.json that loads, for the TokenizerConfig part of the config harness.
+/// A tokenizer.json that loads, for the ModelTokenizer part of the config harness.
 let tinyTokenizer = Array(#"{"model":{"type":"WordLevel","vocab":{"[UNK]":0,"a":1},"unk_token":"[UNK]"},"pre_tokenizer":{"type":"Whitespace"}}"#.utf8)
 
 func config(_ data: [UInt8]) throws {
@@ -204,9 +204,9 @@ func config(_ data: [UInt8]) throws {
         _ = try? DebertaModel.Config(json: json, path: folder + "/config.json")
     }
     _ = try? SentenceModelConfig.load(folder: folder)
-    if let tokenizerConfig = try? TokenizerConfig.load(modelFolder: folder) {
-        _ = try? tokenizerConfig.defaultPrompt()
-        _ = tokenizerConfig.tokenizer.encode("a a b", maxLength: tokenizerConfig.maxLength)
+    if let modelTokenizer = try? ModelTokenizer.load(modelFolder: folder) {
+        _ = try? modelTokenizer.defaultPrompt()
+        _ = modelTokenizer.tokenizer.encode("a a b", maxLength: modelTokenizer.maxLength)
     }
 }
 

@@ -6,6 +6,19 @@
 #include <math.h>
 #include <stdint.h>
 
+// The kernels' floating-point contract, stated here instead of -O3 -ffast-math on the command
+// line (SwiftPM refuses a dependency whose manifest has unsafe flags): the sums in the
+// kernels' loops may be reassociated (vectorised reductions) and multiplies and adds fused.
+// That is what the kernels needed of -ffast-math; they do not depend on -ffinite-math-only
+// (NaN and infinity are handled explicitly). The optimisation level is the build's:
+// SwiftPM's release builds compile C with -O3 (bench/kernels, bench/int8-ceiling: as fast
+// as with the flags).
+#if defined(__clang__)
+#pragma float_control(precise, off)
+#pragma clang fp reassociate(on)
+#pragma clang fp contract(fast)
+#endif
+
 // Swift compiles for baseline x86-64, where its SIMD types run on SSE only: each kernel is
 // compiled for AVX-512, AVX2 and the baseline (variants.h includes the kernels' bodies once per
 // target) and CK_DISPATCH(name) picks the copy for this CPU at each call, from an ISA level

@@ -1,5 +1,6 @@
 import ArgumentParser
 import RuEmbed
+import RuCLI
 
 @main
 struct RuKnn: ParsableCommand {
@@ -82,14 +83,14 @@ struct RuKnn: ParsableCommand {
                 pass += 1
                 let corpus = try VectorRecords(path: index)
                 if pass > 1 && !corpus.reader.input.isRegularFile {
-                    throw ToolError("\(corpus.name): the queries exceed one batch (--batch \(batch)), so the index must be a regular file that can be read again")
+                    throw RuEmbedError("\(corpus.name): the queries exceed one batch (--batch \(batch)), so the index must be a regular file that can be read again")
                 }
                 if try corpus.peek(), n > 0 {
                     let dim = corpus.shape!.dim
                     if dim != queryValues.count / n {
-                        throw ToolError("\(corpus.name) has \(dim)-d vectors, the queries in \(queryRecords.name) are \(queryValues.count / n)-d")
+                        throw RuEmbedError("\(corpus.name) has \(dim)-d vectors, the queries in \(queryRecords.name) are \(queryValues.count / n)-d")
                     }
-                    if pass == 1 { VectorRecords.warnIfIncomparable(queryRecords, corpus) }
+                    if pass == 1 { VectorRecords.incomparability(queryRecords, corpus).forEach(ToolRuntime.warn) }
                 }
                 guard n > 0 else {
                     // No queries: still read the corpus through, so a bad index is reported.

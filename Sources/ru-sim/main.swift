@@ -1,5 +1,6 @@
 import ArgumentParser
 import RuEmbed
+import RuCLI
 
 @main
 struct RuSim: ParsableCommand {
@@ -51,9 +52,9 @@ struct RuSim: ParsableCommand {
             }
             if try left.peek(), try right.peek(), let l = left.shape, let r = right.shape {
                 if l.dim != r.dim {
-                    throw ToolError("\(left.name) has \(l.dim)-d vectors, \(right.name) has \(r.dim)-d")
+                    throw RuEmbedError("\(left.name) has \(l.dim)-d vectors, \(right.name) has \(r.dim)-d")
                 }
-                VectorRecords.warnIfIncomparable(left, right)
+                VectorRecords.incomparability(left, right).forEach(ToolRuntime.warn)
             }
             if cross {
                 try crossSimilarities(left, right)
@@ -78,9 +79,9 @@ struct RuSim: ParsableCommand {
             case (nil, nil): return
             case (_, .some(.some(let text))): try out.write(text)
             case (.some, nil):
-                throw ToolError("\(right.name) ends after \(record - 1) records, \(left.name) has more (use --cross for all pairs)")
+                throw RuEmbedError("\(right.name) ends after \(record - 1) records, \(left.name) has more (use --cross for all pairs)")
             default:
-                throw ToolError("\(left.name) ends after \(record - 1) records, \(right.name) has more (use --cross for all pairs)")
+                throw RuEmbedError("\(left.name) ends after \(record - 1) records, \(right.name) has more (use --cross for all pairs)")
             }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import RuEmbed
+import RuCLI
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -28,46 +29,22 @@ struct RuTok: ParsableCommand {
           ru-tok --tokenizer tok.json --jsonl --format jsonl data.jsonl
           echo 'Ёлка' | ru-tok --tokenizer tok.json --format tokens
           ru-tok --tokenizer tok.json --format ids < in.txt | ru-tok --tokenizer tok.json --decode
-        """)
+        """,
+        version: RuEmbedVersion.string)
 
-    @Argument(help: "Input files; '-' or none for standard input.")
-    var inputs: [String] = []
+    @OptionGroup var records: RecordInputOptions
 
     @Option(help: ArgumentHelp("A tokenizer.json to use as it is (no prompt).", valueName: "file"))
     var tokenizer: String?
 
-    @Option(help: ArgumentHelp("A model folder, or a hub id org/name[@revision] found in the Hugging Face cache or downloaded into it: its tokenizer.json, its default prompt (config_sentence_transformers.json) and its max_seq_length. Default: $RU_EMBED_MODEL, else deepvk/USER-base (see docs/MODELS.md).", valueName: "model"))
-    var model: String?
-
-    @Option(help: ArgumentHelp("Use the model's prompt of this name (e.g. query, passage).", valueName: "name"))
-    var prompt: String?
-
-    @Option(name: .customLong("prompt-text"), help: ArgumentHelp("Put this text in front of every record.", valueName: "text"))
-    var promptText: String?
-
-    @Flag(name: .customLong("no-prompt"), help: "Use no prompt, not even the model's default.")
-    var noPrompt = false
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var prompt: PromptOptions
 
     @Option(name: .customLong("max-length"), help: ArgumentHelp("The most tokens per record, special tokens included; 0 for no limit (default: the model's max_seq_length, the tokenizer's truncation, or tokenizer_config.json's model_max_length).", valueName: "n"))
     var maxLength: Int?
 
     @Option(help: "Output: stream (binary token stream for ru-vec), ids, tokens or jsonl.")
     var format: OutputFormat = .stream
-
-    @Flag(help: "Input lines are id<TAB>text.")
-    var tsv = false
-
-    @Flag(help: "Input lines are JSON objects.")
-    var jsonl = false
-
-    @Option(name: .customLong("id-field"), help: "The JSONL field with the record id.")
-    var idField = "id"
-
-    @Option(name: .customLong("text-field"), help: "The JSONL field with the text.")
-    var textField = "text"
-
-    @Flag(name: .customShort("0"), help: "Records end with NUL instead of newline (text may contain newlines).")
-    var nulSeparated = false
 
     @Flag(help: "Turn ids back into text: the input is a token stream (writes id<TAB>text) or lines of space-separated ids (as --format ids writes).")
     var decode = false
@@ -78,27 +55,14 @@ struct RuTok: ParsableCommand {
     @Flag(name: .customLong("split-special-tokens"), help: "Treat special tokens written in the text as plain text.")
     var splitSpecialTokens = false
 
-    @Option(help: "Worker threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j). Output order is input order.")
-    var threads: Int?
-
-    @Flag(help: "Replace invalid UTF-8 with U+FFFD instead of stopping.")
-    var lossy = false
-
-    @Flag(name: .shortAndLong, help: "Print counts on standard error at the end, and where the model was found (one line per downloaded file when standard error is not a terminal).")
-    var verbose = false
-
-    @Flag(help: "Write a binary stream even to a terminal.")
-    var force = false
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var output: BinaryOutputOptions
+    @OptionGroup var verbose: VerboseOptions
 
     func validate() throws {
-        if tokenizer != nil && model != nil { throw ValidationError("give --tokenizer FILE or --model MODEL, not both") }
-        if tsv && jsonl { throw ValidationError("--tsv and --jsonl exclude each other") }
-        if [prompt != nil, promptText != nil, noPrompt].filter({ $0 }).count > 1 {
-            throw ValidationError("--prompt, --prompt-text and --no-prompt exclude each other")
-        }
-        if prompt != nil && tokenizer != nil { throw ValidationError("--prompt NAME needs a model, not --tokenizer (the prompts live in the model's config_sentence_transformers.json)") }
+        if tokenizer != nil && model.model != nil { throw ValidationError("give --tokenizer FILE or --model MODEL, not both") }
+        if prompt.prompt != nil && tokenizer != nil { throw ValidationError("--prompt NAME needs a model, not --tokenizer (the prompts live in the model's config_sentence_transformers.json)") }
         if let maxLength, maxLength < 0 { throw ValidationError("--max-length must be 0 or more") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be 1 or more") }
         if decode && format != .ids && format != .jsonl && format != .stream {
             throw ValidationError("--decode writes text lines or (--format jsonl) JSON objects")
         }
@@ -107,7 +71,9 @@ struct RuTok: ParsableCommand {
     mutating func run() throws {
         ToolRuntime.start("ru-tok")
         let options = self
-        try ToolRuntime.run { try Runner(options).run() }
+        try ToolRuntime.run {
+            try options.output.withOutput(binary: options.format == .stream && !options.decode) { try Runner(options, output: $0).run() }
+        }
     }
 }
 
@@ -122,130 +88,22 @@ struct Setup {
     init(_ o: RuTok) throws {
         // Without --tokenizer: --model, else the default model, through the one resolver
         // (folder, Hugging Face cache, download).
-        let config = try o.tokenizer.map { try TokenizerConfig.load(tokenizerFile: $0) }
-            ?? TokenizerConfig.load(modelFolder: ModelLocator.resolve(o.model, options: .init(verbose: o.verbose)))
+        let config = try o.tokenizer.map { try ModelTokenizer.load(tokenizerFile: $0) }
+            ?? ModelTokenizer.load(modelFolder: ModelLocator.resolve(o.model.spec, options: o.model.hubOptions(verbose: o.verbose.verbose)))
         tokenizer = config.tokenizer
         digest = config.digest
-        if let text = o.promptText {
-            promptText = text
-        } else if let name = o.prompt {
-            promptText = try config.prompt(named: name)
-        } else if o.noPrompt {
-            promptText = ""
-        } else {
-            promptText = try config.defaultPrompt()
+        switch o.prompt.choice {
+        case .text(let text): promptText = text
+        case .named(let name): promptText = try config.prompt(named: name)
+        case .none: promptText = ""
+        case .modelDefault: promptText = try config.defaultPrompt()
         }
         promptScalars = promptText.unicodeScalars.map(\.value)
         let length = o.maxLength.map { $0 == 0 ? nil : $0 } ?? config.maxLength
         if let length, length < tokenizer.addedTokenCount + 1 {
-            throw ToolError.usage("--max-length \(length) leaves no room for text: the tokenizer adds \(tokenizer.addedTokenCount) special tokens")
+            throw RuEmbedError.invalidArgument("--max-length \(length) leaves no room for text: the tokenizer adds \(tokenizer.addedTokenCount) special tokens")
         }
         maxLength = length
-    }
-}
-
-/// Reads records separated by a byte, across files, numbering them from 1.
-///
-/// A batch owns a copy of its records' bytes, so the read buffer can move on while workers
-/// read the batch (slices of the read buffer would make every refill copy it).
-final class RecordReader {
-    struct Record {
-        var file: String
-        var number: Int      // 1-based within its file, for messages
-        var range: Range<Int> // in the batch's bytes
-    }
-
-    struct Batch {
-        var bytes: [UInt8] = []
-        var records: [Record] = []
-        func text(_ k: Int) -> ArraySlice<UInt8> { bytes[records[k].range] }
-    }
-
-    private let paths: [String]
-    private let separator: UInt8
-    private let stripCarriageReturn: Bool
-    private var fileIndex = -1
-    private var input: ByteInput?
-    private var pending: [UInt8] = []
-    private var pendingStart = 0
-    private var atEOF = true
-    private var lineInFile = 0
-    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    private(set) var bytesRead = 0
-
-    /// Bytes already read from standard input (to look at them) that come first.
-    private var prefetchedStandardInput: [UInt8]
-
-    init(paths: [String], separator: UInt8, prefetchedStandardInput: [UInt8] = []) {
-        self.paths = paths.isEmpty ? ["-"] : paths
-        self.separator = separator
-        self.prefetchedStandardInput = prefetchedStandardInput
-        stripCarriageReturn = separator == UInt8(ascii: "\n")
-    }
-
-    /// The next batch of at most `maxRecords` records or about `maxBytes` bytes; empty at the end.
-    func nextBatch(maxRecords: Int, maxBytes: Int) throws -> Batch {
-        var batch = Batch()
-        batch.bytes.reserveCapacity(min(maxBytes, 1 << 20))
-        while batch.records.count < maxRecords && batch.bytes.count < maxBytes {
-            guard try next(into: &batch) else { break }
-        }
-        return batch
-    }
-
-    /// Appends the next record to `batch`; false at the end of the last input.
-    private func next(into batch: inout Batch) throws -> Bool {
-        while true {
-            if let input {
-                let found = pending.withUnsafeBufferPointer { p -> Int? in
-                    guard pendingStart < p.count else { return nil }
-                    guard let hit = memchr(p.baseAddress! + pendingStart, Int32(separator), p.count - pendingStart) else { return nil }
-                    return p.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
-                }
-                if let cut = found {
-                    append(input.name, pendingStart..<cut, to: &batch)
-                    pendingStart = cut + 1
-                    return true
-                }
-                if !atEOF {
-                    if pendingStart > 0 {
-                        pending.removeSubrange(0..<pendingStart)
-                        pendingStart = 0
-                    }
-                    let n = try chunk.withUnsafeMutableBytes { try input.read(into: $0) }
-                    bytesRead += n
-                    if n == 0 { atEOF = true } else { pending.append(contentsOf: chunk[0..<n]) }
-                    continue
-                }
-                // The end of a file: a last record without its separator still counts.
-                if pendingStart < pending.count {
-                    append(input.name, pendingStart..<pending.count, to: &batch)
-                    pendingStart = pending.count
-                    return true
-                }
-                self.input = nil
-            }
-            fileIndex += 1
-            guard fileIndex < paths.count else { return false }
-            input = try ByteInput.open(paths[fileIndex])
-            pending.removeAll(keepingCapacity: true)
-            if paths[fileIndex] == "-" {
-                pending = prefetchedStandardInput
-                prefetchedStandardInput = []
-            }
-            pendingStart = 0
-            atEOF = false
-            lineInFile = 0
-        }
-    }
-
-    private func append(_ file: String, _ range: Range<Int>, to batch: inout Batch) {
-        var end = range.upperBound
-        if stripCarriageReturn && end > range.lowerBound && pending[end - 1] == 0x0D { end -= 1 }
-        let start = batch.bytes.count
-        batch.bytes.append(contentsOf: pending[range.lowerBound..<end])
-        lineInFile += 1
-        batch.records.append(Record(file: file, number: lineInFile, range: start..<batch.bytes.count))
     }
 }
 
@@ -262,9 +120,8 @@ struct RecordResult {
 final class Runner {
     let o: RuTok
     let setup: Setup
-    let output = ByteOutput.standardOutput
-    let workspaces = Mutex<[EncodeWorkspace]>([])
-    var allWorkspaces: [EncodeWorkspace] = []
+    let output: ByteOutput
+    let encoder: BatchEncoder
 
     var records = 0
     var tokens = 0
@@ -272,14 +129,15 @@ final class Runner {
     var replaced = 0
     var unknownTokens = 0
 
-    init(_ o: RuTok) throws {
+    init(_ o: RuTok, output: ByteOutput) throws {
         self.o = o
+        self.output = output
         setup = try Setup(o)
+        encoder = BatchEncoder(tokenizer: setup.tokenizer)
     }
 
     func run() throws {
-        if o.format == .stream && !o.decode { try ToolRuntime.checkBinaryOutput(output, force: o.force) }
-        Parallel.share(explicitThreads: o.threads)
+        o.threads.apply()
         let started = monotonicSeconds()
         var prefetched: [UInt8] = []
         if o.decode {
@@ -289,7 +147,7 @@ final class Runner {
                 return
             }
         }
-        let reader = RecordReader(paths: o.inputs, separator: o.nulSeparated ? 0 : UInt8(ascii: "\n"),
+        let reader = RecordReader(paths: o.records.inputs, separator: o.records.separator,
                                   prefetchedStandardInput: prefetched)
         var metadata = StreamMetadata()
         metadata["tokenizer_digest"] = .string(setup.digest)
@@ -302,31 +160,21 @@ final class Runner {
             let batch = try reader.nextBatch(maxRecords: 8192, maxBytes: 8 << 20)
             if batch.records.isEmpty { break }
             let count = batch.records.count
-            var results = [RecordResult](repeating: RecordResult(), count: count)
             let base = globalNumber
             Parallel.rebalance() // other tools may have started or ended since the last batch
-            results.withUnsafeMutableBufferPointer { out in
-                let out = out
-                Parallel.forRanges(count) { lo, hi in
-                    let workspace = self.takeWorkspace()
-                    var encoding = Encoding()
-                    var scalars: [UInt32] = []
-                    for k in lo..<hi {
-                        out[k] = self.process(batch.text(k), number: base + k + 1, workspace: workspace, encoding: &encoding, scalars: &scalars)
-                    }
-                    self.returnWorkspace(workspace)
-                }
+            let results = encoder.map(count) { k, workspace, encoding, scalars in
+                self.process(batch.text(k), number: base + k + 1, workspace: workspace, encoding: &encoding, scalars: &scalars)
             }
             globalNumber += count
 
             // In input order: stop at the first bad record, after everything before it.
             for (k, r) in results.enumerated() {
                 let record = batch.records[k]
-                let place = { "\(record.file): \(self.o.nulSeparated ? "record" : "line") \(record.number)" }
+                let place = { "\(record.file): \(self.o.records.unit) \(record.number)" }
                 if let error = r.error {
                     try writer?.flush()
                     try output.flush()
-                    throw ToolError("\(place()): \(error)")
+                    throw RuEmbedError("\(place()): \(error)")
                 }
                 records += 1
                 tokens += r.ids.count
@@ -351,9 +199,9 @@ final class Runner {
         }
         try output.flush()
 
-        if o.verbose {
+        if o.verbose.verbose {
             let seconds = monotonicSeconds() - started
-            let dropped = allWorkspaces.reduce(0) { $0 + $1.droppedUnknown }
+            let dropped = encoder.workspaces.reduce(0) { $0 + $1.droppedUnknown }
             let mb = Double(reader.bytesRead) / 1e6
             var line = "\(records) records, \(tokens) tokens"
             if !o.decode {
@@ -370,7 +218,7 @@ final class Runner {
     /// The token stream to decode, from its first byte, when the single input is one; nil
     /// otherwise, with what was read of standard input in `prefetched`.
     func tokenStreamInput(prefetched: inout [UInt8]) throws -> ByteInput? {
-        let paths = o.inputs.isEmpty ? ["-"] : o.inputs
+        let paths = o.records.paths
         guard paths.count == 1 else { return nil }
         let input = try ByteInput.open(paths[0])
         // The same test as ru-embed's: any frame kind a stream may start with.
@@ -386,7 +234,7 @@ final class Runner {
     func decodeStream(_ input: ByteInput) throws {
         let reader = VectorStreamReader(input: input)
         while let chunk = try reader.next() {
-            guard chunk.kind == .tokens else { throw ToolError("\(reader.name): a vector stream, not a token stream") }
+            guard chunk.kind == .tokens else { throw RuEmbedError("\(reader.name): a vector stream, not a token stream") }
             if let digest = chunk.metadata["tokenizer_digest"]?.stringValue, digest != setup.digest {
                 ToolRuntime.warn("warning: the stream was made with another tokenizer (digest \(digest.prefix(12))…)")
             }
@@ -394,7 +242,7 @@ final class Runner {
                 var result = RecordResult()
                 result.id = id
                 result = decodeIDs(ids, ids.count, into: result, withID: true)
-                if let error = result.error { throw ToolError("\(reader.name): record \(id): \(error)") }
+                if let error = result.error { throw RuEmbedError("\(reader.name): record \(id): \(error)") }
                 records += 1
                 tokens += ids.count
                 try output.write(result.text)
@@ -403,66 +251,23 @@ final class Runner {
         try output.flush()
     }
 
-    func takeWorkspace() -> EncodeWorkspace {
-        if let w = workspaces.withLock({ $0.popLast() }) { return w }
-        let w = EncodeWorkspace()
-        workspaces.withLock { _ in allWorkspaces.append(w) }
-        return w
-    }
-
-    func returnWorkspace(_ w: EncodeWorkspace) {
-        workspaces.withLock { $0.append(w) }
-    }
-
     /// Parses, decodes and tokenizes one record, and formats its output.
     func process(_ record: ArraySlice<UInt8>, number: Int, workspace: EncodeWorkspace,
                  encoding: inout Encoding, scalars: inout [UInt32]) -> RecordResult {
         var result = RecordResult()
         result.id = String(number)
-        var textBytes = record
-        var jsonText: String? = nil
-
-        if o.tsv {
-            guard let tab = textBytes.firstIndex(of: 0x09) else {
-                result.error = "no tab: --tsv wants id<TAB>text"
-                return result
-            }
-            guard let id = decodeStrict(textBytes[textBytes.startIndex..<tab], &result) else { return result }
-            result.id = id
-            textBytes = textBytes[(tab + 1)...]
-        } else if o.jsonl {
-            var line = Array(textBytes)
-            if o.lossy, String(validating: line, as: UTF8.self) == nil {
-                var repaired: [UInt32] = []
-                _ = line.withUnsafeBytes { TextDecoding.scalars($0, lossy: true, into: &repaired, replaced: &result.replaced) }
-                line = UTF8Encoding.bytes(repaired)
-            }
-            let value: JSONValue
-            do { value = try line.withUnsafeBytes { try JSONValue.parse($0) } } catch {
-                result.error = String(validating: line, as: UTF8.self) == nil
-                    ? "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)" : "not a JSON object: \(error)"
-                return result
-            }
-            guard case .object = value else { result.error = "not a JSON object"; return result }
-            if let id = value[o.idField], id != .null {
-                switch id {
-                case .string(let s): result.id = s
-                case .number(let d): result.id = JSONValue.format(d)
-                default: result.error = "field \"\(o.idField)\" is neither a string nor a number"; return result
-                }
-            }
-            if o.decode {
-                guard let list = value["ids"]?.arrayValue else { result.error = "no \"ids\" array"; return result }
-                // Token ids by the config rule: 1e30 or 2.5 is "not an id", never a trap.
-                return decodeIDs(list.compactMap { ConfigValues.integer($0, 0...Int(UInt32.max)).map { UInt32($0) } }, list.count, into: result)
-            }
-            guard let text = value[o.textField]?.stringValue else {
-                result.error = "field \"\(o.textField)\" is missing or not a string"
-                return result
-            }
-            jsonText = text
+        let fields: RecordSyntax.Fields
+        do { fields = try o.records.syntax.parse(record, lossy: o.records.lossy, replaced: &result.replaced, needsText: !o.decode) } catch {
+            result.error = (error as? RuEmbedError)?.message ?? "\(error)"
+            return result
         }
-
+        if let id = fields.id { result.id = id }
+        if o.decode, let object = fields.object {
+            guard let list = object["ids"]?.arrayValue else { result.error = "no \"ids\" array"; return result }
+            // Token ids by the config rule: 1e30 or 2.5 is "not an id", never a trap.
+            return decodeIDs(list.compactMap { ConfigValues.integer($0, 0...Int(UInt32.max)).map { UInt32($0) } }, list.count, into: result)
+        }
+        let textBytes = fields.textBytes
         if o.decode {
             guard let text = decodeStrict(textBytes, &result) else { return result }
             var ids: [UInt32] = []
@@ -477,12 +282,12 @@ final class Runner {
         // From the UTF-8 (of the line, or of the JSON string): a long text cut to the maximum
         // length is never held whole as scalars.
         func encode(_ utf8: UnsafeRawBufferPointer) -> Bool {
-            setup.tokenizer.encode(utf8: utf8, prompt: setup.promptScalars, lossy: o.lossy, replaced: &result.replaced,
+            setup.tokenizer.encode(utf8: utf8, prompt: setup.promptScalars, lossy: o.records.lossy, replaced: &result.replaced,
                                    maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
                                    workspace: workspace, scalars: &scalars, into: &encoding)
         }
-        if var jsonText {
-            _ = jsonText.withUTF8 { encode(UnsafeRawBufferPointer($0)) } // valid: it is a String
+        if fields.textString != nil {
+            _ = fields.withText(encode) // valid: it is a String
         } else if !textBytes.withUnsafeBytes(encode) {
             result.error = "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)"
             return result
@@ -494,18 +299,17 @@ final class Runner {
     }
 
     func decodeStrict(_ bytes: ArraySlice<UInt8>, _ result: inout RecordResult) -> String? {
-        if let s = String(validating: bytes, as: UTF8.self) { return s }
-        if !o.lossy { result.error = "invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)"; return nil }
-        var scalars: [UInt32] = []
-        _ = Array(bytes).withUnsafeBytes { TextDecoding.scalars($0, lossy: true, into: &scalars, replaced: &result.replaced) }
-        return String(String.UnicodeScalarView(scalars.map { Unicode.Scalar($0)! }))
+        do { return try RecordSyntax.decode(bytes, lossy: o.records.lossy, replaced: &result.replaced) } catch {
+            result.error = (error as? RuEmbedError)?.message ?? "\(error)"
+            return nil
+        }
     }
 
     func decodeIDs(_ ids: [UInt32], _ given: Int, into result: RecordResult, withID: Bool? = nil) -> RecordResult {
         var result = result
         guard ids.count == given else { result.error = "ids must be non-negative integers"; return result }
         let text: String
-        do { text = try setup.tokenizer.decode(ids, skipSpecialTokens: !o.keepSpecialTokens) } catch let e as ToolError {
+        do { text = try setup.tokenizer.decode(ids, skipSpecialTokens: !o.keepSpecialTokens) } catch let e as RuEmbedError {
             result.error = e.message; return result
         } catch { result.error = "\(error)"; return result }
         result.ids = ids
@@ -517,11 +321,11 @@ final class Runner {
             JSONValue.writeString(text, to: &out)
             out += "}\n"
         } else {
-            if withID ?? (o.tsv || o.jsonl) { out = result.id + "\t" }
+            if withID ?? (o.records.tsv || o.records.jsonl) { out = result.id + "\t" }
             // One record per line: line breaks inside the decoded text become spaces.
             var flat = String.UnicodeScalarView()
-            for s in text.unicodeScalars { flat.append(s == "\n" || s == "\r" || (o.tsv && s == "\t") ? " " : s) }
-            out += String(flat) + (o.nulSeparated ? "\0" : "\n")
+            for s in text.unicodeScalars { flat.append(s == "\n" || s == "\r" || (o.records.tsv && s == "\t") ? " " : s) }
+            out += String(flat) + (o.records.nulSeparated ? "\0" : "\n")
         }
         result.text = Array(out.utf8)
         return result
@@ -529,8 +333,8 @@ final class Runner {
 
     func format(_ id: String, _ e: Encoding) -> [UInt8] {
         var out: [UInt8] = []
-        let terminator: UInt8 = o.nulSeparated ? 0 : 0x0A
-        let withID = o.tsv || o.jsonl
+        let terminator: UInt8 = o.records.nulSeparated ? 0 : 0x0A
+        let withID = o.records.tsv || o.records.jsonl
         switch o.format {
         case .ids:
             if withID { out.append(contentsOf: id.utf8); out.append(0x09) }
@@ -577,11 +381,6 @@ func appendDecimal(_ value: Int, to out: inout [UInt8]) {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
 
 func formatFixed(_ x: Double, _ digits: Int) -> String {
     let scale = pow(10.0, Double(digits))

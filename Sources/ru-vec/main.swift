@@ -1,5 +1,6 @@
 import ArgumentParser
 import RuEmbed
+import RuCLI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -117,7 +118,7 @@ struct Verify: ParsableCommand {
                     if !quiet {
                         try ByteOutput.standardOutput.write("\(reader.name): ok, \(reader.records) record\(reader.records == 1 ? "" : "s") in \(reader.frames) frame\(reader.frames == 1 ? "" : "s")\n")
                     }
-                } catch let error as ToolError {
+                } catch let error as RuEmbedError {
                     try ByteOutput.standardOutput.flush()
                     ToolRuntime.warn(error.message)
                     failed = true
@@ -173,7 +174,7 @@ struct Export: ParsableCommand {
                 if format == .npy || format == .fvecs { try ToolRuntime.checkBinaryOutput(out, force: false) }
                 if format == .npy, let target, !target.isSeekable {
                     // Checked before writing: the header is rewritten at the end with the row count.
-                    throw ToolError("\(target.path): --to npy needs a file it can seek in (the header is rewritten once the row count is known), not a pipe")
+                    throw RuEmbedError("\(target.path): --to npy needs a file it can seek in (the header is rewritten once the row count is known), not a pipe")
                 }
                 var rows = 0
                 var dim = 0
@@ -192,7 +193,7 @@ struct Export: ParsableCommand {
                     let header = NPY.header(rows: rows, cols: dim)
                     try header.withUnsafeBytes { p in
                         if pwrite(target.output.fd, p.baseAddress, p.count, 0) != p.count {
-                            throw ToolError("\(target.path): cannot rewrite the .npy header")
+                            throw RuEmbedError("\(target.path): cannot rewrite the .npy header")
                         }
                     }
                 }
@@ -213,7 +214,7 @@ struct Export: ParsableCommand {
             JSONValue.writeString(id, to: &line)
             line += ", \"vector\": ["
             for (j, v) in vector.enumerated() {
-                guard v.isFinite else { throw ToolError("\(file): record \(record): value \(v) cannot be written as JSON") }
+                guard v.isFinite else { throw RuEmbedError("\(file): record \(record): value \(v) cannot be written as JSON") }
                 if j > 0 { line += ", " }
                 line += NumberFormat.shortest(v)
             }
@@ -247,11 +248,10 @@ extension Array where Element == UInt8 {
 // MARK: - shared output options
 
 struct StreamOutputOptions: ParsableArguments {
-    @Option(name: .shortAndLong, help: "Write the stream to this file (default: standard output).")
-    var output: String?
+    @OptionGroup var destination: BinaryOutputOptions
 
-    @Option(help: "Element type of the output: f32, f16, int8 or binary.")
-    var dtype: String?
+    @Option(help: "Element type of the output (default: the input's).")
+    var dtype: VectorType?
 
     @Flag(help: "Scale every vector to unit length and mark the stream normalized.")
     var normalize = false
@@ -259,47 +259,18 @@ struct StreamOutputOptions: ParsableArguments {
     @Option(help: "Records per chunk at most (default: as many as fit in 8 MiB, up to 65,536).")
     var chunkRecords: Int?
 
-    @Flag(help: "Write binary output even to a terminal.")
-    var force = false
-
     func validate() throws {
-        if let dtype, ElementType(name: dtype).map({ ElementType.vectorTypes.contains($0) }) != true {
-            throw ValidationError("--dtype must be f32, f16, int8 or binary, not '\(dtype)'")
-        }
         if let chunkRecords, chunkRecords < 1 || chunkRecords > ChunkFormat.writerMaxRecords {
             throw ValidationError("--chunk-records must be between 1 and \(ChunkFormat.writerMaxRecords)")
         }
     }
 
-    var elementType: ElementType? { dtype.flatMap(ElementType.init(name:)) }
-
-    /// Opens the destination; `finish` commits a file output or flushes standard output.
-    func open() throws -> (ByteOutput, OutputFile?) {
-        if let output {
-            let file = try OutputFile(path: output)
-            return (file.output, file)
-        }
-        try ToolRuntime.checkBinaryOutput(ByteOutput.standardOutput, force: force)
-        return (ByteOutput.standardOutput, nil)
-    }
+    var elementType: ElementType? { dtype?.elementType }
 
     func writer(to out: ByteOutput, dtype: ElementType, dim: Int, normalized: Bool, metadata: StreamMetadata) -> VectorStreamWriter {
         VectorStreamWriter(output: out, dtype: elementType ?? dtype, dim: dim,
                            flags: normalized || normalize ? .normalized : [], metadata: metadata,
                            maxRecords: chunkRecords ?? ChunkFormat.writerMaxRecords)
-    }
-}
-
-/// Runs `body` against the output and commits it only when all went well.
-func withStreamOutput(_ options: StreamOutputOptions, _ body: (ByteOutput) throws -> Void) throws {
-    let (out, file) = try options.open()
-    do {
-        try body(out)
-        try out.flush()
-        try file?.commit()
-    } catch {
-        file?.discard()
-        throw error
     }
 }
 
@@ -322,7 +293,7 @@ struct Cat: ParsableCommand {
     func run() throws {
         ToolRuntime.start("ru-vec")
         try ToolRuntime.run {
-            try withStreamOutput(options) { out in
+            try options.destination.withOutput { out in
                 var first: StreamShape?
                 var vectorWriter: VectorStreamWriter?
                 let chunkWriter = ChunkWriter(output: out)
@@ -345,7 +316,7 @@ struct Cat: ParsableCommand {
                         } else {
                             first = shape
                             if chunk.kind == .tokens && (options.dtype != nil || options.normalize) {
-                                throw ToolError.usage("--dtype and --normalize apply to vectors, and \(reader.name) holds tokens")
+                                throw RuEmbedError.invalidArgument("--dtype and --normalize apply to vectors, and \(reader.name) holds tokens")
                             }
                         }
                         if chunk.kind == .tokens {
@@ -364,7 +335,7 @@ struct Cat: ParsableCommand {
                         try writer.setMetadata(chunk.metadata)
                         values = chunk.floats()
                         try values.withUnsafeMutableBufferPointer { v in
-                            if options.normalize { VectorMath.normalizeRows(v.baseAddress!, count: chunk.count, dim: chunk.dim) }
+                            if options.normalize { VectorMath.l2NormalizeRows(v.baseAddress!, count: chunk.count, dim: chunk.dim) }
                             let first = reader.records - chunk.count
                             for i in 0..<chunk.count {
                                 try writer.append(id: chunk.ids[i], vector: UnsafeBufferPointer(rebasing: v[i * chunk.dim..<(i + 1) * chunk.dim]),
@@ -412,7 +383,7 @@ struct Import: ParsableCommand {
         try ToolRuntime.run {
             let input = try ByteInput.open(file)
             let idLines = try ids.map { LineReader(input: try ByteInput.open($0)) }
-            try withStreamOutput(options) { out in
+            try options.destination.withOutput { out in
                 var writer: VectorStreamWriter?
                 var record = 0
                 input.beforeWaiting = {
@@ -424,20 +395,20 @@ struct Import: ParsableCommand {
                     var id = id
                     if let idLines {
                         guard let line = try idLines.nextString() else {
-                            throw ToolError("\(idLines.input.name): has \(record - 1) ids, fewer than the records of \(input.name)")
+                            throw RuEmbedError("\(idLines.input.name): has \(record - 1) ids, fewer than the records of \(input.name)")
                         }
                         id = TSV.unescape(line)
                     }
                     if writer == nil {
-                        guard !vector.isEmpty else { throw ToolError("\(place): empty vector") }
+                        guard !vector.isEmpty else { throw RuEmbedError("\(place): empty vector") }
                         writer = options.writer(to: out, dtype: .f32, dim: vector.count, normalized: false, metadata: StreamMetadata())
                     }
                     guard vector.count == writer!.dim else {
-                        throw ToolError("\(place): dimension \(vector.count), but the first record has \(writer!.dim)")
+                        throw RuEmbedError("\(place): dimension \(vector.count), but the first record has \(writer!.dim)")
                     }
                     var vector = vector
                     if options.normalize {
-                        vector.withUnsafeMutableBufferPointer { VectorMath.normalizeRows($0.baseAddress!, count: 1, dim: $0.count) }
+                        vector.withUnsafeMutableBufferPointer { VectorMath.l2NormalizeRows($0.baseAddress!, count: 1, dim: $0.count) }
                     }
                     try writer!.append(id: id ?? String(record), vector: vector, place: place)
                 }
@@ -448,7 +419,7 @@ struct Import: ParsableCommand {
                 case .fvecs: try VectorBinaryImport.fvecs(input, emit)
                 }
                 if let idLines, try idLines.nextString() != nil {
-                    throw ToolError("\(idLines.input.name): has more ids than the \(record) records of \(input.name)")
+                    throw RuEmbedError("\(idLines.input.name): has more ids than the \(record) records of \(input.name)")
                 }
                 try writer?.finish()
             }

@@ -3,7 +3,15 @@ import Testing
 import Glibc
 #endif
 import CKernels
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// The C attention kernel of short texts (four queries at a time, keys transposed, relative
 /// terms) against softmax(q·kᵀ + c2p + p2c)·v computed in Double.

@@ -1,6 +1,15 @@
 import Foundation
 import Testing
+import Crypto
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// File digests kept between runs: used only while the file is as it was when recorded.
 @Suite struct DigestCacheTests {

@@ -1,13 +1,21 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// `--precision int8` end to end on the fixture models: vectors close to sentence-transformers'
 /// f32 ones (the quality targets of docs/EMBED.md), and really computed in int8.
 @Suite(.serialized) struct EmbedInt8Tests {
     @Test(arguments: ModelFixtures.names)
     func int8VectorsStayCloseToF32(_ name: String) throws {
-        let model = try SentenceEmbedder(folder: ModelFixtures.folder(name), precision: .int8)
+        let model = try SentenceTransformerModel(folder: ModelFixtures.folder(name), precision: .int8)
         #expect(model.model.precision == .int8)
         let expected = try ModelFixtures.expected(name)
         var cosines: [Double] = []
@@ -31,7 +39,7 @@ import Testing
     /// products are exact.
     @Test(arguments: ModelFixtures.names)
     func int8VectorsDoNotDependOnBatchingOrThreads(_ name: String) throws {
-        let model = try SentenceEmbedder(folder: ModelFixtures.folder(name), precision: .int8)
+        let model = try SentenceTransformerModel(folder: ModelFixtures.folder(name), precision: .int8)
         let expected = try ModelFixtures.expected(name)
         let prompt = expected.prompts["query"]!
         let lists = expected.texts.map { model.ids($0, prompt: prompt) }

@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// The model fixtures of scripts/make-model-fixtures.py: random DeBERTa-v1 encoders with the
 /// vectors sentence-transformers 6.2 / transformers 5.24 give for them.
@@ -35,9 +43,9 @@ enum ModelFixtures {
                         states: floats(states["states"]!))
     }
 
-    static let loaded: [String: SentenceEmbedder] = {
-        var out: [String: SentenceEmbedder] = [:]
-        for name in names { out[name] = try! SentenceEmbedder(folder: folder(name)) }
+    static let loaded: [String: SentenceTransformerModel] = {
+        var out: [String: SentenceTransformerModel] = [:]
+        for name in names { out[name] = try! SentenceTransformerModel(folder: folder(name)) }
         return out
     }()
 }
@@ -52,7 +60,7 @@ func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
     zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
 }
 
-extension SentenceEmbedder {
+extension SentenceTransformerModel {
     /// Token ids of prompt + text, truncated as sentence-transformers does.
     func ids(_ text: String, prompt: String) -> [UInt32] {
         tokenizer.encode(prompt + text, maxLength: maxLength).ids
@@ -162,7 +170,7 @@ extension SentenceEmbedder {
             .write(to: dir.appendingPathComponent("1_Pooling/config.json"), atomically: true, encoding: .utf8)
         try #"{"prompts": {"query": "query: ", "passage": "passage: ", "document": ""}, "default_prompt_name": "query", "model_type": "SentenceTransformer"}"#
             .write(to: dir.appendingPathComponent("config_sentence_transformers.json"), atomically: true, encoding: .utf8)
-        let model = try SentenceEmbedder(folder: dir.path)
+        let model = try SentenceTransformerModel(folder: dir.path)
         let expected = try ModelFixtures.expected("deberta-abs")
         let got = model.vectors(expected.texts.map { model.ids($0, prompt: "passage: ") }, skip: 0)
         for (g, w) in zip(got, expected.vectors["passage"]!) { #expect(cosine(g, w) >= 0.99999) }
@@ -201,11 +209,11 @@ extension SentenceEmbedder {
         #expect(try archive.floats("a", shape: [5]).array == values)
         #expect(try archive.floats("b", shape: [5]).array == bf16Values)
         #expect(try archive.floats("c", shape: [5]).array == values)
-        #expect(throws: ToolError.self) { try archive.floats("c", shape: [1, 5]) }
-        do { _ = try archive.floats("c", shape: [5, 1]); Issue.record("no error") } catch let e as ToolError {
+        #expect(throws: RuEmbedError.self) { try archive.floats("c", shape: [1, 5]) }
+        do { _ = try archive.floats("c", shape: [5, 1]); Issue.record("no error") } catch let e as RuEmbedError {
             #expect(e.message.contains("\"c\"") && e.message.contains("[5]") && e.message.contains("[5, 1]"))
         }
-        do { _ = try archive.tensor("missing"); Issue.record("no error") } catch let e as ToolError {
+        do { _ = try archive.tensor("missing"); Issue.record("no error") } catch let e as RuEmbedError {
             #expect(e.message.contains("\"missing\"") && e.message.contains("model.safetensors"))
         }
     }
@@ -215,26 +223,26 @@ extension SentenceEmbedder {
         var dir = TestSupport.temporaryDirectory()
         try EmbedModelTests.safetensors([("ids", "I64", [1], [UInt8](repeating: 0, count: 8))])
             .write(to: dir.appendingPathComponent("model.safetensors"))
-        do { _ = try SafetensorsArchive(folder: dir.path); Issue.record("no error") } catch let e as ToolError {
+        do { _ = try SafetensorsArchive(folder: dir.path); Issue.record("no error") } catch let e as RuEmbedError {
             #expect(e.message.contains("\"ids\"") && e.message.contains("I64"))
         }
         // Another architecture.
         dir = TestSupport.temporaryDirectory()
         try #"{"model_type": "deberta-v2", "architectures": ["DebertaV2Model"], "hidden_size": 64}"#
             .write(to: dir.appendingPathComponent("config.json"), atomically: true, encoding: .utf8)
-        do { _ = try DebertaModel(folder: dir.path); Issue.record("no error") } catch let e as ToolError {
+        do { _ = try DebertaModel(folder: dir.path); Issue.record("no error") } catch let e as RuEmbedError {
             #expect(e.message.contains("deberta-v2") && e.message.contains("DebertaV2Model"))
         }
         // No weights at all.
         let config = try Data(contentsOf: URL(fileURLWithPath: ModelFixtures.folder("deberta-abs") + "/config.json"))
         try config.write(to: dir.appendingPathComponent("config.json"))
-        do { _ = try DebertaModel(folder: dir.path); Issue.record("no error") } catch let e as ToolError {
+        do { _ = try DebertaModel(folder: dir.path); Issue.record("no error") } catch let e as RuEmbedError {
             #expect(e.message.contains("model.safetensors"))
         }
         // Weights with a tensor missing.
         try EmbedModelTests.safetensors([("embeddings.word_embeddings.weight", "F32", [1], [0, 0, 0, 0])])
             .write(to: dir.appendingPathComponent("model.safetensors"))
-        do { _ = try DebertaModel(folder: dir.path); Issue.record("no error") } catch let e as ToolError {
+        do { _ = try DebertaModel(folder: dir.path); Issue.record("no error") } catch let e as RuEmbedError {
             #expect(e.message.contains("embeddings.word_embeddings.weight") && e.message.contains("shape"))
         }
     }

@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// One broken model folder of scripts/make-hostile-models.py (Fixtures/hostile/models).
 struct HostileModelCase: Sendable, CustomTestStringConvertible {

@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Hostile streams and inputs (scripts/make-hostile-streams.py) through every command that
 /// reads them, and the rules that keep writers from writing what readers refuse: record
@@ -70,7 +78,7 @@ import Testing
     @Test func everyCommandRefusesEveryHostileInputInOneLine() throws {
         let runs = try HostileStreamTests.runs()
         #expect(runs.count > 500)
-        let lock = PThreadMutex()
+        let lock = NSLock()
         nonisolated(unsafe) var failures: [String] = []
         let environment = ProcessInfo.processInfo.environment.merging(["XDG_CACHE_HOME": T.privateCache]) { $1 }
         DispatchQueue.concurrentPerform(iterations: runs.count) { i in
@@ -84,7 +92,7 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = errors
             do { try process.run() } catch {
-                lock.locked { failures.append("\(run): \(error)") }
+                lock.withLock { failures.append("\(run): \(error)") }
                 return
             }
             let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -93,10 +101,10 @@ import Testing
             let named = stderr.hasPrefix("\(run.tool): \(run.names): ")
             if process.terminationStatus != 2 || lines.count != 2 || !lines[1].isEmpty || !named {
                 let command = ([run.tool] + run.arguments).joined(separator: " ") + (run.stdin.map { " < \($0)" } ?? "")
-                lock.locked { failures.append("\(command): exit \(process.terminationStatus), stderr \(stderr.prefix(300).debugDescription)") }
+                lock.withLock { failures.append("\(command): exit \(process.terminationStatus), stderr \(stderr.prefix(300).debugDescription)") }
             }
         }
-        let found = lock.locked { failures }
+        let found = lock.withLock { failures }
         #expect(found.isEmpty, "\(found.count) of \(runs.count) runs:\n\(found.prefix(40).joined(separator: "\n"))")
     }
 
@@ -108,8 +116,8 @@ import Testing
             // Written past the writer's guard: the chunk is made directly.
             let chunk = T.vectorChunk(ids: ["a", "b", "c"], values: [1, 2, 3, 4, value, 6], dim: 2, dtype: dtype)
             let data = try T.stream([chunk])
-            #expect(throws: ToolError.self) { try T.readAll(data) }
-            do { _ = try T.readAll(data) } catch let error as ToolError {
+            #expect(throws: RuEmbedError.self) { try T.readAll(data) }
+            do { _ = try T.readAll(data) } catch let error as RuEmbedError {
                 #expect(error.message.contains("frame 1: record 3: a value is not finite"), "\(error.message)")
             }
         }
@@ -133,8 +141,8 @@ import Testing
             // Put the hand-written extension in place of one of the same length.
             bytes.replaceSubrange(64..<64 + ext.utf8.count, with: Array(ext.utf8))
             let data = Data(bytes)
-            #expect(throws: ToolError.self) { try T.readAll(data) }
-            do { _ = try T.readAll(data) } catch let error as ToolError {
+            #expect(throws: RuEmbedError.self) { try T.readAll(data) }
+            do { _ = try T.readAll(data) } catch let error as RuEmbedError {
                 #expect(error.message.hasSuffix("frame 1: int8 calibration: " + c.problem) || error.message.contains(c.problem), "\(error.message)")
                 #expect(error.message.contains("frame 1: int8 calibration"), "\(error.message)")
             }
@@ -155,7 +163,7 @@ import Testing
     }
 
     static func refusal(_ body: () throws -> Void) -> String? {
-        do { try body() } catch let error as ToolError { return error.message } catch { return "\(error)" }
+        do { try body() } catch let error as RuEmbedError { return error.message } catch { return "\(error)" }
         return nil
     }
 

@@ -1,8 +1,17 @@
 import Foundation
+import Crypto
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// The fake hub (scripts/hub-server.py) on 127.0.0.1, started once for the test process and
 /// ended when the test process ends (the server quits when its stdin closes).
@@ -40,7 +49,7 @@ final class HubServer: @unchecked Sendable {
         }
         let words = String(decoding: line, as: UTF8.self).split(separator: " ").map(String.init)
         guard words.count == 6, words[0] == "hub" else {
-            throw ToolError("scripts/hub-server.py did not start (got \"\(String(decoding: line, as: UTF8.self))\")")
+            throw RuEmbedError("scripts/hub-server.py did not start (got \"\(String(decoding: line, as: UTF8.self))\")")
         }
         hub = words[1]
         cdn = words[3]
@@ -52,7 +61,7 @@ final class HubServer: @unchecked Sendable {
         var query = "repo=\(repo)"
         for (k, v) in settings.sorted(by: { $0.key < $1.key }) { query += "&\(k)=\(v)" }
         let response = try HTTP.request(URL(string: "\(hub)/_control?\(query)")!)
-        guard response.status == 200 else { throw ToolError("control: HTTP \(response.status)") }
+        guard response.status == 200 else { throw RuEmbedError("control: HTTP \(response.status)") }
     }
 
     struct Request {

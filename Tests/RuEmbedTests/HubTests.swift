@@ -1,6 +1,15 @@
 import Foundation
 import Testing
+import Crypto
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Hub ids in --model: the cache layout against huggingface_hub's, downloads through the fake
 /// hub (scripts/hub-server.py on 127.0.0.1): CDN redirect, cut connections, 401/403/404,
@@ -468,18 +477,5 @@ import Testing
                         "tokenizer.json", "vocab.txt", "modules.json", "openvino/openvino_model.xml", "images/x.png"]
         #expect(ModelFiles.select(siblings) == ["1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors",
                                                 "config.json", "model.safetensors", "modules.json", "tokenizer.json", "vocab.txt"])
-    }
-
-    @Test func incrementalSHA256() {
-        var random = TestSupport.Random(seed: 7)
-        let data = (0..<1000).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-        for split in [0, 1, 63, 64, 65, 500, 999, 1000] {
-            var hasher = SHA256.Hasher()
-            hasher.update(Array(data[..<split]))
-            hasher.update(Array(data[split...]))
-            #expect(hasher.finalizeHex() == SHA256.hex(data))
-        }
-        var empty = SHA256.Hasher()
-        #expect(empty.finalizeHex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 }

@@ -1,8 +1,17 @@
+import Foundation
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// The int8 linear layer of `--precision int8` against an f32 reference computed in Double.
 @Suite struct Int8LinearTests {
@@ -147,7 +156,7 @@ import Glibc
     }
 
     /// `forceOneDNN` is read when a layer is made: tests that set it take turns.
-    static let backendLock = PThreadMutex()
+    static let backendLock = NSLock()
 
     @Test func seriallyRunsOnOneThreadAndRestoresTheCount() {
         let configured = Parallel.configuredThreads

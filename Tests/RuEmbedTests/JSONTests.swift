@@ -1,5 +1,13 @@
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 @Suite struct JSONTests {
     /// A number past Double's range reads as ±infinity; written back it must stay JSON (a

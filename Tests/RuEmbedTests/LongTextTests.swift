@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Long texts cut to a maximum length are tokenized by a prefix (`Tokenizer.encode(utf8:...)`,
 /// issue 11: a 200 MB line cost 6.2 GB): the tokens, offsets, truncation count and lossy

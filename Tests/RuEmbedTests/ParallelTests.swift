@@ -3,7 +3,15 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 @Suite struct ParallelTests {
     /// Every range runs exactly once, also inside another parallel region, where OpenMP
@@ -12,7 +20,7 @@ import Glibc
         let outerCount = max(Parallel.threads, 2)
         final class Tally: @unchecked Sendable {
             var seen: [Int]
-            let lock = PThreadMutex()
+            let lock = NSLock()
             init(_ n: Int) { seen = [Int](repeating: 0, count: n) }
         }
         let tally = Tally(500 * outerCount)
@@ -20,7 +28,7 @@ import Glibc
             for outer in outerLo..<outerHi {
                 let ranges = [0..<100, 100..<250, 250..<250, 250..<500].map { ($0.lowerBound + outer * 500)..<($0.upperBound + outer * 500) }
                 Parallel.forThreadRanges(ranges: ranges) { _, lo, hi in
-                    tally.lock.locked { for i in lo..<hi { tally.seen[i] += 1 } }
+                    tally.lock.withLock { for i in lo..<hi { tally.seen[i] += 1 } }
                 }
             }
         }

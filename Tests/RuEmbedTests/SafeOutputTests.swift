@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Output files as an attacker sharing the folder would try them (issue 11, item 2): links
 /// planted at temporary names, FIFOs and devices named as `-o`, modes, failed and interrupted
@@ -44,7 +52,7 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: dangling, withDestinationPath: dir.appendingPathComponent("created-through-link").path)
 
         for path in [link, dangling] {
-            #expect(throws: ToolError.self) { _ = try SafeFile.createNew(path) }
+            #expect(throws: RuEmbedError.self) { _ = try SafeFile.createNew(path) }
         }
         #expect(contents(victim) == "precious\n")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("created-through-link").path))
@@ -285,7 +293,7 @@ extension TestSupport {
         var pid = pid_t()
         let rc = envp.map { envp in posix_spawn(&pid, path, &actions, &attributes, argv, envp) }
             ?? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw ToolError("\(path): cannot start: \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw RuEmbedError("\(path): cannot start: \(String(cString: strerror(rc)))") }
         return pid
     }
 

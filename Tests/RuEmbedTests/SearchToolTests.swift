@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// ru-sim and ru-knn against brute force computed here in Double.
 @Suite struct SearchToolTests {
@@ -208,8 +216,8 @@ import Testing
         // The reference scores every document with the same f32 kernel on the same normalised
         // vectors, so the floats are identical and so must the rankings be, near ties included.
         var normalizedQueries = queries, normalizedCorpus = corpus
-        normalizedQueries.withUnsafeMutableBufferPointer { VectorMath.normalizeRows($0.baseAddress!, count: nq, dim: dim) }
-        normalizedCorpus.withUnsafeMutableBufferPointer { VectorMath.normalizeRows($0.baseAddress!, count: nc, dim: dim) }
+        normalizedQueries.withUnsafeMutableBufferPointer { VectorMath.l2NormalizeRows($0.baseAddress!, count: nq, dim: dim) }
+        normalizedCorpus.withUnsafeMutableBufferPointer { VectorMath.l2NormalizeRows($0.baseAddress!, count: nc, dim: dim) }
         for (q, got) in search.results().enumerated() {
             let scores = normalizedQueries.withUnsafeBufferPointer { qp in
                 normalizedCorpus.withUnsafeBufferPointer { cp in

@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Round trips and every rejection rule of docs/FORMAT.md, at the library level.
 @Suite struct StreamFormatTests {
@@ -103,12 +111,12 @@ import Testing
         do {
             _ = try T.readAll(data)
             Issue.record("accepted a bad stream, expected: \(fragments)", sourceLocation: sourceLocation)
-        } catch let error as ToolError {
+        } catch let error as RuEmbedError {
             for fragment in fragments {
                 #expect(error.message.contains(fragment), "\(error.message) lacks \(fragment)", sourceLocation: sourceLocation)
             }
             #expect(!error.message.contains("\n"), sourceLocation: sourceLocation)
-            #expect(error.status == ExitStatus.dataError, sourceLocation: sourceLocation)
+            #expect(ExitStatus.of(error) == ExitStatus.dataError, sourceLocation: sourceLocation)
         } catch {
             Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
         }
@@ -221,8 +229,8 @@ import Testing
 
     @Test func errorsNameTheFile() throws {
         let path = try T.write(Data("nope".utf8), name: "named-file.vec")
-        #expect(throws: ToolError.self) { try T.readAll(path) }
-        do { _ = try T.readAll(path) } catch let error as ToolError {
+        #expect(throws: RuEmbedError.self) { try T.readAll(path) }
+        do { _ = try T.readAll(path) } catch let error as RuEmbedError {
             #expect(error.message.hasPrefix(path + ": "))
         }
     }

@@ -1,5 +1,14 @@
 import Foundation
+import Crypto
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Helpers shared by the tests: temporary files, running the built tools, making streams.
 enum TestSupport {
@@ -133,5 +142,12 @@ enum TestSupport {
         values.withUnsafeBufferPointer {
             Chunk.vectors(ids: ids, floats: $0.baseAddress!, dim: dim, dtype: dtype, flags: flags, metadata: metadata)
         }
+    }
+}
+
+extension SHA256 {
+    /// Lower-case hex SHA-256 of `bytes` (swift-crypto's, as the library computes digests).
+    static func hex(_ bytes: [UInt8]) -> String {
+        hash(data: bytes).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 }

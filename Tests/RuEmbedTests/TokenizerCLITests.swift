@@ -1,6 +1,15 @@
 import Foundation
+import Crypto
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// ru-tok run as a subprocess, the way a shell pipeline runs it.
 enum RuTok {
@@ -115,12 +124,6 @@ enum RuTok {
         let tokenizer = try TokenizerFixtures.tokenizer("roberta-bpe")
         #expect(lists == ["Привет, мир!", "", "текст с <mask> внутри"].map { tokenizer.encode($0, maxLength: 5).ids })
         #expect(lists.map(\.count) == [5, 2, 5])
-    }
-
-    @Test func sha256OfKnownInputs() {
-        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(Array(repeating: UInt8(ascii: "a"), count: 1000)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     }
 
     @Test func closedPipeIsAQuietSuccess() throws {

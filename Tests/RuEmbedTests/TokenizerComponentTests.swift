@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Single normalizers and pre-tokenizers against the Rust library's `normalize_str` and
 /// `pre_tokenize_str` on the fixture lines (components.json, made by the fixture script).
@@ -78,7 +86,7 @@ import Testing
 
     @Test func unsupportedComponentsAreNamedErrors() throws {
         func message(_ json: String) -> String? {
-            do { _ = try Tokenizer(json: try JSONValue.parse(json)); return nil } catch let e as ToolError { return e.message } catch { return "\(error)" }
+            do { _ = try Tokenizer(json: try JSONValue.parse(json)); return nil } catch let e as RuEmbedError { return e.message } catch { return "\(error)" }
         }
         let model = #""model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0, "a": 1}}"#
         #expect(message("{\(model)}") == nil)
@@ -91,7 +99,7 @@ import Testing
         // An unsupported decoder only matters when decoding.
         let tokenizer = try Tokenizer(json: try JSONValue.parse(#"{"decoder": {"type": "Metaspace"}, \#(model)}"#))
         #expect(tokenizer.encode("a").ids == [1])
-        #expect(throws: ToolError.self) { try tokenizer.decode([1]) }
+        #expect(throws: RuEmbedError.self) { try tokenizer.decode([1]) }
     }
 
     /// "ё" and "е" + U+0308 are canonically equivalent Strings but different tokens.

@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// Fixtures made by scripts/make-tokenizer-fixtures.py with the Rust `tokenizers` library:
 /// every line must give the same ids, offsets and decoded text.

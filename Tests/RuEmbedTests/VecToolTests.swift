@@ -1,6 +1,14 @@
 import Foundation
 import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
 @testable import RuEmbed
+@testable import RuCLI
 
 /// ru-vec as a user runs it: a subprocess fed files and pipes.
 @Suite struct VecToolTests {

@@ -1,0 +1,160 @@
+import RuCore
+import Synchronization
+import CDNNL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a linear layer does after the product, fused into the same oneDNN sweep.
+public enum LinearEpilogue: Sendable {
+    /// out = x·Wᵀ + b
+    case none
+    /// out = GELU(x·Wᵀ + b), with the exact erf GELU (transformers' "gelu")
+    case geluErf
+    /// out = GELU(x·Wᵀ + b), with the tanh approximation ("gelu_new", "gelu_pytorch_tanh")
+    case geluTanh
+    /// out += x·Wᵀ + b: the residual is already in the output buffer
+    case accumulate
+}
+
+/// A PyTorch-style Linear layer (y = x·Wᵀ + b) over oneDNN's matmul primitive.
+///
+/// The weights are copied once, at construction, into the blocked layout oneDNN's matmul
+/// picks for this CPU (the layout depends on the instruction set, so it is never written
+/// to disk); the caller's row-major weights may be released afterwards. A primitive is
+/// created per row count M (the number of tokens in a pack) and kept: one made for the
+/// exact M is 30–40 % faster at small M than one taking M at run time.
+public final class LinearLayer {
+    public let inputSize: Int
+    public let outputSize: Int
+    public let epilogue: LinearEpilogue
+
+    private let arrangedWeights: UnsafeMutableRawPointer
+    private var weightsDesc: dnnl_memory_desc_t
+    private let bias: UnsafeMutablePointer<Float>
+    /// Primitives are shared by all layers of one shape (12 layers of USER-base use the same
+    /// four), so a new token count costs four primitive creations, not forty-eight.
+    /// The thread count is part of the key: oneDNN plans a primitive's split for the threads
+    /// of its creation, and the count changes when other processes start or end (`Parallel.rebalance`).
+    private struct Shape: Hashable { let m: Int, k: Int, n: Int, epilogue: Int, threads: Int }
+    nonisolated(unsafe) private static var primitives: [Shape: Primitive] = [:]
+    /// Held for a whole call: the shared primitives' memory objects take each call's buffers
+    /// (weights included), so two models running at once (threads of a library user, test
+    /// suites in parallel) would otherwise multiply by each other's weights.
+    private static let lock = Mutex(())
+
+    private final class Primitive {
+        let primitive: dnnl_primitive_t
+        var src: dnnl_memory_t?, weights: dnnl_memory_t?, bias: dnnl_memory_t?, dst: dnnl_memory_t?
+        init(_ primitive: dnnl_primitive_t) { self.primitive = primitive }
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            dnnl_memory_destroy(src); dnnl_memory_destroy(weights)
+            dnnl_memory_destroy(bias); dnnl_memory_destroy(dst)
+        }
+    }
+
+    /// The row count the weight layout is chosen for; other Ms reuse that layout.
+    private static let layoutRows = 128
+
+    /// - Parameters:
+    ///   - weights: `outputSize` rows of `inputSize` floats, row-major (a Linear's `weight`).
+    ///   - bias: `outputSize` floats, or nil for none.
+    public init(weights: UnsafePointer<Float>, bias biasValues: UnsafePointer<Float>?,
+                inputSize: Int, outputSize: Int, epilogue: LinearEpilogue = .none) {
+        precondition(inputSize > 0 && outputSize > 0)
+        self.inputSize = inputSize
+        self.outputSize = outputSize
+        self.epilogue = epilogue
+        bias = .allocate(capacity: outputSize)
+        if let biasValues { bias.update(from: biasValues, count: outputSize) } else { bias.initialize(repeating: 0, count: outputSize) }
+
+        // Ask oneDNN which weight layout it wants, then reorder the plain weights into it.
+        let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize)
+        let any = DNNL.matrix(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any)
+        let pd = LinearLayer.primitiveDesc(m: LinearLayer.layoutRows, k: inputSize, n: outputSize,
+                                           weights: any, epilogue: epilogue)
+        weightsDesc = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)!.pointee
+        dnnl_primitive_desc_destroy(pd)
+        arrangedWeights = DNNL.arrange(weights, plain: plain, into: weightsDesc)
+    }
+
+    deinit {
+        arrangedWeights.deallocate()
+        bias.deallocate()
+    }
+
+    /// Bytes held by the arranged weights and bias.
+    public var residentBytes: Int {
+        var desc = weightsDesc
+        return dnnl_memory_desc_get_size(&desc) + outputSize * 4
+    }
+
+    /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize] · Wᵀ + b, then the epilogue.
+    /// `input` and `output` are row-major and must not overlap.
+    public func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        precondition(m > 0)
+        LinearLayer.lock.withLock { _ in execute(rows: m, input: input, output: output) }
+    }
+
+    private func execute(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let p = primitive(rows: m)
+        let ctx = DNNL.context
+        dnnl_memory_set_data_handle(p.src, UnsafeMutableRawPointer(mutating: input))
+        dnnl_memory_set_data_handle(p.weights, arrangedWeights)
+        dnnl_memory_set_data_handle(p.bias, UnsafeMutableRawPointer(bias))
+        dnnl_memory_set_data_handle(p.dst, UnsafeMutableRawPointer(output))
+        var args = [
+            dnnl_exec_arg_t(arg: 1 /* DNNL_ARG_SRC */, memory: p.src),
+            dnnl_exec_arg_t(arg: 33 /* DNNL_ARG_WEIGHTS */, memory: p.weights),
+            dnnl_exec_arg_t(arg: 41 /* DNNL_ARG_BIAS */, memory: p.bias),
+            dnnl_exec_arg_t(arg: 17 /* DNNL_ARG_DST */, memory: p.dst),
+        ]
+        DNNL.check(dnnl_primitive_execute(p.primitive, ctx.stream, Int32(args.count), &args), "run a linear layer")
+        DNNL.check(dnnl_stream_wait(ctx.stream), "wait for a linear layer")
+    }
+
+    private var epilogueCode: Int {
+        switch epilogue { case .none: 0; case .geluErf: 1; case .geluTanh: 2; case .accumulate: 3 }
+    }
+
+    private func primitive(rows m: Int) -> Primitive {
+        let shape = Shape(m: m, k: inputSize, n: outputSize, epilogue: epilogueCode, threads: Parallel.threads)
+        if let p = LinearLayer.primitives[shape] { return p }
+        let ctx = DNNL.context
+        var weights = weightsDesc
+        let pd = LinearLayer.primitiveDesc(m: m, k: inputSize, n: outputSize, weights: weights, epilogue: epilogue)
+        let p = Primitive(DNNL.primitive(of: pd, "a linear layer"))
+        var srcMD = DNNL.matrix(rows: m, cols: inputSize, rowStride: inputSize, colStride: 1)
+        var dstMD = DNNL.matrix(rows: m, cols: outputSize, rowStride: outputSize, colStride: 1)
+        var biasMD = DNNL.matrix(rows: 1, cols: outputSize, tag: dnnl_ab)
+        DNNL.check(dnnl_memory_create(&p.src, &srcMD, ctx.engine, nil), "create memory")
+        DNNL.check(dnnl_memory_create(&p.dst, &dstMD, ctx.engine, nil), "create memory")
+        DNNL.check(dnnl_memory_create(&p.weights, &weights, ctx.engine, arrangedWeights), "create memory")
+        DNNL.check(dnnl_memory_create(&p.bias, &biasMD, ctx.engine, UnsafeMutableRawPointer(bias)), "create memory")
+        LinearLayer.primitives[shape] = p
+        return p
+    }
+
+    private static func primitiveDesc(m: Int, k: Int, n: Int, weights: dnnl_memory_desc_t,
+                                      epilogue: LinearEpilogue) -> dnnl_primitive_desc_t {
+        var attr: dnnl_primitive_attr_t?
+        DNNL.check(dnnl_primitive_attr_create(&attr), "create attributes")
+        var postOps: dnnl_post_ops_t?
+        DNNL.check(dnnl_post_ops_create(&postOps), "create post-ops")
+        switch epilogue {
+        case .none: break
+        case .geluErf: DNNL.check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_gelu_erf, 0, 0), "add a GELU")
+        case .geluTanh: DNNL.check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_gelu_tanh, 0, 0), "add a GELU")
+        case .accumulate: DNNL.check(dnnl_post_ops_append_sum(postOps, 1), "add a sum")
+        }
+        DNNL.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "set post-ops")
+        let pd = DNNL.matmulDescriptor(src: DNNL.matrix(rows: m, cols: k, rowStride: k, colStride: 1), weights: weights,
+                                       bias: DNNL.matrix(rows: 1, cols: n, tag: dnnl_ab),
+                                       dst: DNNL.matrix(rows: m, cols: n, rowStride: n, colStride: 1), attr: attr,
+                                       "a linear layer for \(m)×\(k)·\(k)×\(n)")
+        dnnl_post_ops_destroy(postOps)
+        dnnl_primitive_attr_destroy(attr)
+        return pd
+    }
+}

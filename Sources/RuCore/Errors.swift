@@ -1,0 +1,61 @@
+/// What every function of the library throws: what kind of thing went wrong, and a message
+/// that already names its place (file, frame, record, line), e.g.
+/// `docs.vec: frame 3: record 120: 768 values, the stream's vectors have 1024`.
+///
+/// The library never prints or exits; the tools (RuCLI) turn an error into one line on stderr
+/// and an exit status chosen by its kind.
+public struct RuEmbedError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Malformed or refused data: a model folder, tokenizer.json, stream, record or cache entry.
+        case invalidData
+        /// The caller asked for something that cannot be: an unknown prompt name, a dimension
+        /// beyond the model's, options that exclude each other (the tools' usage errors).
+        case invalidArgument
+        /// An operating-system call failed: open, read, write, rename (the message has errno's text).
+        case io
+        /// The reader of an output pipe went away (EPIPE): the tools end quietly, as `tool | head` wants.
+        case brokenPipe
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ message: String, kind: Kind = .invalidData) {
+        self.message = message
+        self.kind = kind
+    }
+
+    public static func invalidArgument(_ message: String) -> RuEmbedError {
+        RuEmbedError(message, kind: .invalidArgument)
+    }
+
+    public static func io(_ message: String) -> RuEmbedError {
+        RuEmbedError(message, kind: .io)
+    }
+
+    public var description: String { message }
+}
+
+/// Where in a stream a problem was found; rendered as `file: frame N: record M: `.
+public struct StreamPosition: Sendable, CustomStringConvertible {
+    public var file: String
+    public var frame: Int?      // 1-based
+    public var record: Int?     // 1-based, counted over the whole stream
+
+    public init(file: String, frame: Int? = nil, record: Int? = nil) {
+        self.file = file
+        self.frame = frame
+        self.record = record
+    }
+
+    public var description: String {
+        var parts = [file]
+        if let frame { parts.append("frame \(frame)") }
+        if let record { parts.append("record \(record)") }
+        return parts.joined(separator: ": ")
+    }
+
+    public func error(_ message: String) -> RuEmbedError {
+        RuEmbedError("\(self): \(message)")
+    }
+}

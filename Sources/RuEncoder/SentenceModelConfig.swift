@@ -1,0 +1,97 @@
+import RuCompute
+import RuCore
+import RuTokenizer
+import RuVectors
+import RuHub
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a sentence-transformers folder says around the transformer itself: where the
+/// transformer lives, how it pools, whether it normalises.
+///
+/// Reads both key styles: sentence-transformers 2.x (USER-base: module types
+/// `sentence_transformers.models.Pooling`, `pooling_mode_mean_tokens: true`,
+/// `word_embedding_dimension`) and 6.x (`sentence_transformers.sentence_transformer.modules.pooling.Pooling`,
+/// `pooling_mode: "mean"`, `embedding_dimension`). A folder without modules.json is a plain
+/// transformers model: mean pooling over all tokens, as sentence-transformers would build it.
+public struct SentenceModelConfig: Sendable {
+    /// The folder with config.json and the weights (modules.json's Transformer path).
+    public var transformerFolder: String
+    /// Pooling modes in the order sentence-transformers concatenates them.
+    public var pooling: [PoolingMode] = [.mean]
+    public var includePrompt = true
+    public var hasNormalizeModule = false
+    /// Where the settings came from, for messages: "modules.json" or "default".
+    public var source = "default"
+
+    public static func load(folder: String) throws -> SentenceModelConfig {
+        var config = SentenceModelConfig(transformerFolder: folder)
+        let modulesPath = folder + "/modules.json"
+        guard access(modulesPath, R_OK) == 0 else { return config }
+        config.source = "modules.json"
+        guard let modules = try JSONValue.read(modulesPath).arrayValue else {
+            throw RuEmbedError("\(modulesPath): not a list of modules")
+        }
+        var sawTransformer = false
+        for module in modules {
+            guard let type = module["type"]?.stringValue else { throw RuEmbedError("\(modulesPath): a module without \"type\"") }
+            let path = try ConfigValues(module, path: modulesPath).string("path") ?? ""
+            let sub = path.isEmpty ? folder : folder + "/" + path
+            switch type.split(separator: ".").last.map(String.init) ?? type {
+            case "Transformer":
+                guard !sawTransformer else { throw RuEmbedError("\(modulesPath): more than one Transformer module") }
+                sawTransformer = true
+                config.transformerFolder = sub
+            case "Pooling":
+                try config.readPooling(sub + "/config.json")
+            case "Normalize":
+                config.hasNormalizeModule = true
+            default:
+                throw RuEmbedError("\(modulesPath): module type \(type) is not supported (Transformer, Pooling and Normalize are)")
+            }
+        }
+        guard sawTransformer else { throw RuEmbedError("\(modulesPath): no Transformer module") }
+        return config
+    }
+
+    private mutating func readPooling(_ path: String) throws {
+        let json = try JSONValue.read(path)
+        // Values by the one rule for model files: a key of the wrong kind is bad data, not
+        // a silently different pooling.
+        let v = ConfigValues(json, path: path)
+        includePrompt = try v.bool("include_prompt", default: true)
+        if let mode = v.value("pooling_mode") {
+            // 6.x: a name or a list of names.
+            let list = mode.arrayValue ?? [mode]
+            let names = list.compactMap(\.stringValue)
+            guard !names.isEmpty, names.count == list.count else {
+                throw v.error("pooling_mode", "\(mode.serialized) is neither a name nor a list of names")
+            }
+            pooling = try names.map { name in
+                guard let m = PoolingMode(rawValue: name) else {
+                    throw RuEmbedError("\(path): pooling mode \"\(name)\" is not supported (cls, max, mean, mean_sqrt_len_tokens, lasttoken are)")
+                }
+                return m
+            }
+            return
+        }
+        // 2.x: one boolean per mode; sentence-transformers concatenates them in this order.
+        let keys: [(String, PoolingMode?)] = [
+            ("pooling_mode_cls_token", .cls), ("pooling_mode_max_tokens", .max), ("pooling_mode_mean_tokens", .mean),
+            ("pooling_mode_mean_sqrt_len_tokens", .meanSqrtLen), ("pooling_mode_weightedmean_tokens", nil),
+            ("pooling_mode_lasttoken", .lastToken),
+        ]
+        var modes: [PoolingMode] = []
+        for (key, mode) in keys {
+            guard try v.bool(key, default: false) else { continue }
+            guard let mode else { throw RuEmbedError("\(path): \(key) is not supported") }
+            modes.append(mode)
+        }
+        guard !modes.isEmpty else { throw RuEmbedError("\(path): no pooling mode is switched on") }
+        pooling = modes
+    }
+
+    /// The pooling modes joined the way sentence-transformers names them ("mean", "cls+max").
+    public var poolingName: String { pooling.map(\.rawValue).joined(separator: "+") }
+}

@@ -1,0 +1,147 @@
+import RuCompute
+import RuCore
+import RuTokenizer
+import RuVectors
+import RuHub
+import Crypto
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+/// A sentence-transformers model folder ready to encode: tokenizer, prompts, maximum length,
+/// the DeBERTa encoder, pooling and normalisation, as `SentenceTransformer(folder).encode`.
+public final class SentenceTransformerModel {
+    public let folder: String
+    public let modelTokenizer: ModelTokenizer
+    public let sentenceConfig: SentenceModelConfig
+    public let model: DebertaModel
+    public var tokenizer: Tokenizer { modelTokenizer.tokenizer }
+    /// The vector width: hidden size times the number of pooling modes.
+    public var dimension: Int { model.config.hiddenSize * sentenceConfig.pooling.count }
+    /// Tokens per text, prompt and special tokens included (sentence-transformers' max_seq_length).
+    public let maxLength: Int?
+
+    public init(folder: String, precision: Precision = .f32) throws {
+        self.folder = folder
+        let sentenceConfig = try SentenceModelConfig.load(folder: folder)
+        self.sentenceConfig = sentenceConfig
+        // The tokenizer (JSON, merges, digest) and the encoder (weights arranged or
+        // quantised) take about as long as each other to load and need nothing from each
+        // other: the tokenizer loads on a second thread.
+        final class Loaded: @unchecked Sendable { var tokenizer: Result<ModelTokenizer, Error>? }
+        let loaded = Loaded()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            loaded.tokenizer = Result { try ModelTokenizer.load(modelFolder: folder) }
+            done.signal()
+        }
+        // The encoder loads on this thread alone: OpenMP threads woken for its weight
+        // reorders would spin afterwards on the core the tokenizer is using.
+        let encoder = Parallel.serially {
+            Result { try DebertaModel(folder: sentenceConfig.transformerFolder, precision: precision) }
+        }
+        done.wait()
+        modelTokenizer = try loaded.tokenizer!.get()
+        model = try encoder.get()
+        var length = modelTokenizer.maxLength
+        // Absolute position embeddings end at max_position_embeddings, whatever the tokenizer says.
+        if model.config.positionBiasedInput { length = min(length ?? model.config.maxPositions, model.config.maxPositions) }
+        maxLength = length
+    }
+
+    /// How many leading tokens pooling skips for this prompt: none when the Pooling module
+    /// includes the prompt; otherwise the prompt's own token count minus a trailing special
+    /// token, measured on the prompt alone as sentence-transformers does.
+    public func pooledPromptTokens(_ prompt: String) -> Int {
+        guard !sentenceConfig.includePrompt, !prompt.isEmpty else { return 0 }
+        let ids = tokenizer.encode(prompt, maxLength: maxLength).ids
+        guard let last = ids.last else { return 0 }
+        return tokenizer.isSpecial(last) ? ids.count - 1 : ids.count
+    }
+
+    /// Why `ids` cannot go through the model, or nil when they can. `skip` is the prompt's
+    /// pooled-out tokens (`pooledPromptTokens`); `fromText` says the ids were just made by
+    /// this folder's own tokenizer (not read from a token stream), which changes what an id
+    /// outside the vocabulary means.
+    public func problem(with ids: [UInt32], skip: Int = 0, fromText: Bool = false) -> String? {
+        let c = model.config
+        // Zero tokens have no vector in any pooling mode (CLS has no first token, mean
+        // divides by zero, max is −inf): sentence-transformers cannot embed them either.
+        if ids.count <= skip {
+            return ids.isEmpty
+                ? "no tokens: an empty record has no vector (the tokenizer adds no special tokens)"
+                : "no tokens after the prompt's \(skip): nothing to pool"
+        }
+        if let bad = ids.first(where: { Int($0) >= c.vocabSize }) {
+            return fromText
+                ? "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): the model folder's tokenizer.json does not fit its config.json vocab_size"
+                : "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): was the stream made with another tokenizer?"
+        }
+        if c.positionBiasedInput && ids.count > c.maxPositions {
+            return "\(ids.count) tokens, more than the model's \(c.maxPositions) positions (tokenize with --max-length \(c.maxPositions))"
+        }
+        return nil
+    }
+
+    /// Sentence vectors for texts given as token ids (`dimension` floats per text, appended
+    /// to `out`), pooled skipping `skip` leading tokens, L2-normalised when `normalize`.
+    public func embed(_ texts: [[UInt32]], skip: Int = 0, normalize: Bool, into out: inout [Float]) {
+        let dim = dimension
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: dim * texts.count))
+        let states = model.forward(texts)
+        var spans: [(start: Int, count: Int)] = []
+        var tokens = 0
+        for t in texts { spans.append((tokens, t.count)); tokens += t.count }
+        out.withUnsafeMutableBufferPointer { o in
+            EncoderKernels.pool(states: states, dim: model.config.hiddenSize, texts: spans,
+                                modes: sentenceConfig.pooling, skip: skip, into: o.baseAddress! + start)
+            if normalize {
+                for t in 0..<texts.count { SentenceTransformerModel.normalize(o.baseAddress! + start + t * dim, dim) }
+            }
+        }
+    }
+
+    /// x ← x / max(‖x‖, 1e-12), as torch.nn.functional.normalize.
+    public static func normalize(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        var sum: Double = 0
+        for j in 0..<n { sum += Double(x[j]) * Double(x[j]) }
+        let norm = max(Float(sum.squareRoot()), 1e-12)
+        for j in 0..<n { x[j] /= norm }
+    }
+
+    /// The model's digest: SHA-256 over config.json's SHA-256 followed by the SHA-256 of every
+    /// 64 MiB piece of every weights file, in name order (a hash tree, so no file is read into
+    /// memory whole). Hashing 340 MB takes seconds, so the result is kept in `DigestCache`.
+    public func modelDigest() throws -> String {
+        var files = [sentenceConfig.transformerFolder + "/config.json"]
+        let archive = try SafetensorsArchive.weightFiles(folder: sentenceConfig.transformerFolder)
+        files += archive.sorted()
+        let key = try DigestCache.key(files), cache = DigestCache.standard
+        if let known = cache.lookup(key) { return known }
+        var pieces: [UInt8] = []
+        for f in files {
+            let fd = open(f, O_RDONLY)
+            guard fd >= 0 else { throw RuEmbedError.io("\(f): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var piece = [UInt8](repeating: 0, count: 64 << 20)
+            while true {
+                var filled = 0
+                while filled < piece.count {
+                    let n = piece.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n >= 0 else { throw RuEmbedError.io("\(f): \(String(cString: strerror(errno)))") }
+                    if n == 0 { break }
+                    filled += n
+                }
+                if filled == 0 { break }
+                pieces += piece.withUnsafeBytes { SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
+                if filled < piece.count { break }
+            }
+        }
+        let digest = hexString(SHA256.hash(data: pieces))
+        cache.store(key, digest)
+        return digest
+    }
+}

@@ -1,0 +1,110 @@
+import RuCore
+/// Record-at-a-time and block-at-a-time access to the vectors of a stream, as floats.
+public final class VectorRecords {
+    public let reader: VectorStreamReader
+    private var chunk: Chunk?
+    private var floats: [Float] = []
+    private var index = 0
+    /// The first chunk's metadata (nil until a chunk was read).
+    public private(set) var metadata: StreamMetadata?
+
+    public init(reader: VectorStreamReader) {
+        self.reader = reader
+    }
+
+    public convenience init(path: String) throws {
+        self.init(reader: try VectorStreamReader(path: path))
+    }
+
+    public var name: String { reader.name }
+    public var shape: StreamShape? { reader.shape }
+
+    /// Reads chunks until one with records is current; false at the end of the stream.
+    private func advance(decodingRows: Bool = true) throws -> Bool {
+        while chunk == nil || index >= chunk!.count {
+            // Let go of the old chunk first: its payload shares the reader's buffer, which can
+            // then be reused in place instead of copied.
+            chunk = nil
+            floats = []
+            guard let next = try reader.next() else {
+                chunk = nil
+                return false
+            }
+            guard next.kind == .vectors else {
+                throw StreamPosition(file: name, frame: reader.frames).error("this is a token stream, not vectors (embed it with ru-embed first)")
+            }
+            if metadata == nil { metadata = next.metadata }
+            chunk = next
+            floats = []
+            index = 0
+        }
+        if decodingRows && floats.isEmpty, let chunk {
+            floats = chunk.floats()
+        }
+        return true
+    }
+
+    /// Reads up to the first chunk so `shape` and `metadata` are known; false for an empty stream.
+    public func peek() throws -> Bool {
+        try advance()
+    }
+
+    /// The next record; the vector is valid until the next call.
+    public func next<R>(_ body: (String, UnsafeBufferPointer<Float>) throws -> R) throws -> R? {
+        guard try advance(), let chunk else { return nil }
+        let dim = chunk.dim
+        let i = index
+        index += 1
+        return try floats.withUnsafeBufferPointer { all in
+            try body(chunk.ids[i], UnsafeBufferPointer(rebasing: all[i * dim..<(i + 1) * dim]))
+        }
+    }
+
+    /// Appends up to `maxRows` records to `values` and `ids`; returns how many were added.
+    /// Rows are decoded straight from the chunk into `values`.
+    /// With `stopBeforeWaiting`, a block that has records ends early rather than wait for a
+    /// pipe, so a slow producer's records are answered as they come.
+    public func nextBlock(maxRows: Int, values: inout [Float], ids: inout [String], stopBeforeWaiting: Bool = false) throws -> Int {
+        var added = 0
+        while added < maxRows {
+            let chunkDone = chunk.map { index >= $0.count } ?? true
+            if stopBeforeWaiting && added > 0 && chunkDone && !reader.canReadWithoutWaiting { break }
+            guard try advance(decodingRows: false), let chunk else { break }
+            let take = min(maxRows - added, chunk.count - index)
+            let dim = chunk.dim
+            if chunk.dtype == .f32 {
+                // Straight from the payload: one copy, no zero fill first.
+                let first = index
+                chunk.payload.withUnsafeBytes { raw in
+                    values.append(contentsOf: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: Float.self) + first * dim,
+                                                                  count: take * dim))
+                }
+            } else {
+                let start = values.count
+                values.append(contentsOf: repeatElement(0, count: take * dim))
+                values.withUnsafeMutableBufferPointer { v in
+                    chunk.decodeFloats(index..<index + take, into: v.baseAddress! + start)
+                }
+            }
+            ids.append(contentsOf: chunk.ids[index..<index + take])
+            index += take
+            added += take
+        }
+        return added
+    }
+}
+
+extension VectorRecords {
+    /// Warnings when two streams were made by different models or at different precisions:
+    /// their cosines are then not comparable. Empty when they are.
+    public static func incomparability(_ a: VectorRecords, _ b: VectorRecords) -> [String] {
+        var warnings: [String] = []
+        if let da = a.shape?.modelDigest, let db = b.shape?.modelDigest, da != db {
+            warnings.append("warning: \(a.name) and \(b.name) were made by different models (digest \(da) vs \(db)); their cosines mean little")
+        }
+        if let pa = a.metadata?["precision"]?.stringValue, let pb = b.metadata?["precision"]?.stringValue, pa != pb {
+            warnings.append("warning: \(a.name) was computed at \(pa) precision and \(b.name) at \(pb)")
+        }
+        return warnings
+    }
+}
