@@ -54,7 +54,7 @@ int main(void) {
 
     MEASURE("ck_dot, 768", 2000000, sink += ck_dot(a, b + (c & 7) * dim, dim));
     MEASURE("ck_normalize_rows, 64 x 768", 20000, { memcpy(work, a, dim * rows * 4); ck_normalize_rows(work, rows, dim); });
-    MEASURE("ck_quantize_rows, 64 x 768", 20000, ck_quantize_rows(a, rows, dim, codes, scales, bounds));
+    MEASURE("ck_quantize_rows, 64 x 768", 20000, ck_quantize_rows(a, rows, dim, codes, scales, bounds, 127));
     MEASURE("ck_next_candidate, 4096 (none passes)", 200000, sink += ck_next_candidate(approx, scales, bounds, 0, 4096, 1e-3f, 0.1f, 0.1f, 0, 1e9f));
     MEASURE("ck_kth_lower_bound, 4096, k = 10", 20000, sink += ck_kth_lower_bound(approx, scales, bounds, 4096, 1e-3f, 0.1f, 0.1f, 0, 10, heap));
     MEASURE("ck_layer_norm, 64 x 768", 20000, { memcpy(work, a, dim * rows * 4); ck_layer_norm(work, rows, dim, w, bias, 1e-7f); });
@@ -62,7 +62,7 @@ int main(void) {
     MEASURE("ck_attend_one, n = 24, head 64, relative (DeBERTa)", 50000,
             ck_attend_one(q, k, v, hidden, n, head, pos, pos + 32, hidden, 256, out, hidden, scratch));
     MEASURE("ck_quantize_rows_u8, 32 x 3072", 10000,
-            ck_quantize_rows_u8(wide, 32, ff, ucodes, ck_int8_code_stride(ff), scales, zeros));
+            ck_quantize_rows_u8(wide, 32, ff, ucodes, ck_int8_code_stride(ff), scales, zeros, 255));
     struct ck_int8_epilogue plain = {scales, zeros, w, sums, bias, CK_PLAIN}, gelu = {scales, zeros, w, sums, bias, CK_GELU_ERF};
     MEASURE("ck_int8_dequantize, 32 x 3072, plain", 10000, ck_int8_dequantize(products, 32, ff, &plain, wide_out, ff));
     MEASURE("ck_int8_dequantize, 32 x 3072, GELU (erf)", 10000, ck_int8_dequantize(products, 32, ff, &gelu, wide_out, ff));
