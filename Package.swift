@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "RuEmbed", targets: ["RuEmbed"]),
         .library(name: "RuTokenizer", targets: ["RuTokenizer"]),
         .library(name: "RuVectors", targets: ["RuVectors"]),
+        .library(name: "RuHub", targets: ["RuHub"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

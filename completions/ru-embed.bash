@@ -163,23 +163,20 @@ _ru-embed() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--tsv --jsonl --no-prompt --no-normalize --progress --no-progress --verbose -v --force -h --help)
+    local -a non_repeating_flags=(--tsv --jsonl -0 --lossy --no-prompt --no-normalize --force --progress --no-progress --verbose -v --version -h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--model --id-field --text-field --id-prefix --prompt --prompt-text --dtype --truncate-dim --precision --batch-size --threads)
+    local -a non_repeating_options=(--id-field --text-field --model --prompt --prompt-text --id-prefix --dtype --truncate-dim --precision --batch-size --threads --output -o)
     __ru-embed_offer_flags_options -1
 
     # Offer option value completions
     case "${prev}" in
-    '--model')
-        return
-        ;;
     '--id-field')
         return
         ;;
     '--text-field')
         return
         ;;
-    '--id-prefix')
+    '--model')
         return
         ;;
     '--prompt')
@@ -188,19 +185,27 @@ _ru-embed() {
     '--prompt-text')
         return
         ;;
+    '--id-prefix')
+        return
+        ;;
     '--dtype')
+        __ru-embed_add_completions -W 'f32'$'\n''f16'$'\n''int8'$'\n''binary'
         return
         ;;
     '--truncate-dim')
         return
         ;;
     '--precision')
+        __ru-embed_add_completions -W 'f32'$'\n''int8'
         return
         ;;
     '--batch-size')
         return
         ;;
     '--threads')
+        return
+        ;;
+    '--output'|'-o')
         return
         ;;
     esac
@@ -222,7 +227,11 @@ _ru-embed() {
 }
 
 _ru-embed_help() {
-    :
+    repeating_flags=()
+    non_repeating_flags=(--version)
+    repeating_options=()
+    non_repeating_options=()
+    __ru-embed_offer_flags_options -1
 }
 
 complete -o filenames -F _ru-embed ru-embed

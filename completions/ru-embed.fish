@@ -20,10 +20,10 @@ function __ru-embed_parse_tokens -S
     set -l unparsed_tokens (__ru-embed_tokens -pc)
     switch $unparsed_tokens[1]
     case 'ru-embed'
-        __ru-embed_parse_subcommand -r 1 'model=' 'tsv' 'jsonl' 'id-field=' 'text-field=' 'id-prefix=' 'prompt=' 'prompt-text=' 'no-prompt' 'no-normalize' 'dtype=' 'truncate-dim=' 'precision=' 'batch-size=' 'threads=' 'progress' 'no-progress' 'v/verbose' 'force' 'h/help'
+        __ru-embed_parse_subcommand -r 1 'tsv' 'jsonl' 'id-field=' 'text-field=' '0' 'lossy' 'model=' 'prompt=' 'prompt-text=' 'no-prompt' 'id-prefix=' 'no-normalize' 'dtype=' 'truncate-dim=' 'precision=' 'batch-size=' 'threads=' 'o/output=' 'force' 'progress' 'no-progress' 'v/verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
-            __ru-embed_parse_subcommand -r 1 
+            __ru-embed_parse_subcommand -r 1 'version'
         end
     end
 end
@@ -77,24 +77,29 @@ function __ru-embed_custom_completion
 end
 
 complete -c 'ru-embed' -f
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" model' -l 'model' -d 'The model folder (sentence-transformers layout; default $RU_EMBED_MODEL or deepvk/USER-base).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" tsv' -l 'tsv' -d 'Input lines are id<TAB>text.'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" jsonl' -l 'jsonl' -d 'Input lines are JSON objects.'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" id-field' -l 'id-field' -d 'The JSONL field with the record id.' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" text-field' -l 'text-field' -d 'The JSONL field with the text.' -rfka ''
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" id-prefix' -l 'id-prefix' -d 'Put this in front of the record numbers used as ids (for shards).' -rfka ''
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" 0' -s '0' -d 'Records end with NUL instead of newline (text may contain newlines).'
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" lossy' -l 'lossy' -d 'Replace invalid UTF-8 with U+FFFD instead of stopping.'
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" model' -l 'model' -d 'A model folder (sentence-transformers layout), or a hub id org/name[@revision] found in the Hugging Face cache or downloaded into it. Default: $RU_EMBED_MODEL, else deepvk/USER-base (see docs/MODELS.md).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" prompt' -l 'prompt' -d 'Use the model\'s prompt of this name (e.g. query, passage).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" prompt-text' -l 'prompt-text' -d 'Put this text in front of every record.' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" no-prompt' -l 'no-prompt' -d 'Use no prompt, not even the model\'s default.'
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" id-prefix' -l 'id-prefix' -d 'Put this in front of the record numbers used as ids (for shards).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" no-normalize' -l 'no-normalize' -d 'Write the pooled vectors as they are, without L2 normalisation.'
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" dtype' -l 'dtype' -d 'Element type of the output vectors: f32, f16, int8 or binary.' -rfka ''
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" dtype' -l 'dtype' -d 'Element type of the output vectors.' -rfka 'f32 f16 int8 binary'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" truncate-dim' -l 'truncate-dim' -d 'Keep the first N dimensions (then normalise again).' -rfka ''
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" precision' -l 'precision' -d 'Arithmetic of the encoder: f32, or int8 (VNNI products, several times faster, vectors at a cosine of about 0.99 to f32; see docs/EMBED.md).' -rfka ''
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" precision' -l 'precision' -d 'Arithmetic of the encoder: f32, or int8 (several times faster, vectors at a cosine of about 0.99 to f32; see docs/EMBED.md).' -rfka 'f32 int8'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" batch-size' -l 'batch-size' -d 'Texts per forward pass (1: one at a time).' -rfka ''
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" threads' -l 'threads' -d 'Threads for the model (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" o output' -l 'output' -s 'o' -d 'Write to this file (default: standard output). It appears whole when the tool succeeds, and is left as it was when the tool fails.' -rfka ''
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" force' -l 'force' -d 'Write binary output even to a terminal.'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" progress' -l 'progress' -d 'Show progress on standard error (default: when it is a terminal).'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" no-progress' -l 'no-progress' -d 'Show progress on standard error (default: when it is a terminal).'
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" v verbose' -l 'verbose' -s 'v' -d 'Print a summary on standard error at the end.'
-complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" force' -l 'force' -d 'Write a binary stream even to a terminal.'
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" v verbose' -l 'verbose' -s 'v' -d 'Print a summary on standard error at the end (and where the model was found).'
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" version' -l 'version' -d 'Show the version.'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_positional "ru-embed" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed help" version' -l 'version' -d 'Show the version.'

@@ -163,13 +163,19 @@ _ru-tok() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--no-prompt --tsv --jsonl -0 --decode --keep-special-tokens --split-special-tokens --lossy --verbose -v --force -h --help)
+    local -a non_repeating_flags=(--tsv --jsonl -0 --lossy --no-prompt --decode --keep-special-tokens --split-special-tokens --force --verbose -v --version -h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--tokenizer --model --prompt --prompt-text --max-length --format --id-field --text-field --threads)
+    local -a non_repeating_options=(--id-field --text-field --tokenizer --model --prompt --prompt-text --max-length --format --threads --output -o)
     __ru-tok_offer_flags_options -1
 
     # Offer option value completions
     case "${prev}" in
+    '--id-field')
+        return
+        ;;
+    '--text-field')
+        return
+        ;;
     '--tokenizer')
         return
         ;;
@@ -189,13 +195,10 @@ _ru-tok() {
         __ru-tok_add_completions -W 'stream'$'\n''ids'$'\n''tokens'$'\n''jsonl'
         return
         ;;
-    '--id-field')
-        return
-        ;;
-    '--text-field')
-        return
-        ;;
     '--threads')
+        return
+        ;;
+    '--output'|'-o')
         return
         ;;
     esac
@@ -217,7 +220,11 @@ _ru-tok() {
 }
 
 _ru-tok_help() {
-    :
+    repeating_flags=()
+    non_repeating_flags=(--version)
+    repeating_options=()
+    non_repeating_options=()
+    __ru-tok_offer_flags_options -1
 }
 
 complete -o filenames -F _ru-tok ru-tok

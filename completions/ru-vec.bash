@@ -216,7 +216,7 @@ _ru-vec_export() {
 
 _ru-vec_import() {
     repeating_flags=()
-    non_repeating_flags=(--normalize --force --version -h --help)
+    non_repeating_flags=(--force --normalize --version -h --help)
     repeating_options=()
     non_repeating_options=(--from --ids --output -o --dtype --chunk-records)
     __ru-vec_offer_flags_options 1
@@ -234,6 +234,7 @@ _ru-vec_import() {
         return
         ;;
     '--dtype')
+        __ru-vec_add_completions -W 'f32'$'\n''f16'$'\n''int8'$'\n''binary'
         return
         ;;
     '--chunk-records')
@@ -244,7 +245,7 @@ _ru-vec_import() {
 
 _ru-vec_cat() {
     repeating_flags=()
-    non_repeating_flags=(--normalize --force --version -h --help)
+    non_repeating_flags=(--force --normalize --version -h --help)
     repeating_options=()
     non_repeating_options=(--output -o --dtype --chunk-records)
     __ru-vec_offer_flags_options -1
@@ -255,6 +256,7 @@ _ru-vec_cat() {
         return
         ;;
     '--dtype')
+        __ru-vec_add_completions -W 'f32'$'\n''f16'$'\n''int8'$'\n''binary'
         return
         ;;
     '--chunk-records')

@@ -53,7 +53,7 @@ public struct PromptOptions: ParsableArguments {
     public var choice: Prompt {
         if let promptText { return .text(promptText) }
         if let prompt { return .named(prompt) }
-        return noPrompt ? .none : .modelDefault
+        return noPrompt ? .noPrompt : .modelDefault
     }
 }
 

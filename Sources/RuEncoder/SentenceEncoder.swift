@@ -14,8 +14,9 @@ public enum Prompt: Sendable, Equatable {
     case named(String)
     /// This text as it is.
     case text(String)
-    /// No prompt at all.
-    case none
+    /// No prompt at all (not `none`: `prompt: .none` would read as the nil of `embed`'s
+    /// `String?` form).
+    case noPrompt
 }
 
 /// How a `SentenceEncoder` computes and shapes its vectors.
@@ -72,9 +73,11 @@ public final class SentenceEncoder: @unchecked Sendable {
     public let modelID: String
     /// The folder the model was loaded from.
     public let folder: String
+    /// The options it was made with.
     public let options: EncoderOptions
-    /// The sentence-transformers model: tokenizer, prompts, encoder, pooling.
-    public let model: SentenceTransformerModel
+    /// The sentence-transformers model: tokenizer, prompts, encoder, pooling. Not public:
+    /// its forward pass must hold `forwardLock`.
+    package let model: SentenceTransformerModel
     /// The width of the vectors this encoder returns (after `truncateDimension`).
     public let dimension: Int
     private let forwardLock = Mutex(())
@@ -85,6 +88,8 @@ public final class SentenceEncoder: @unchecked Sendable {
         try self.init(model: model, options: EncoderOptions(precision: precision))
     }
 
+    /// Loads a model (a folder or a hub id) with `options`: precision, normalisation,
+    /// `truncateDimension`, batch size, and how the hub is reached.
     public init(model: String, options: EncoderOptions) throws {
         if options.batchSize < 1 { throw RuEmbedError.invalidArgument("batch size \(options.batchSize): must be 1 or more") }
         let folder = try ModelLocator.resolve(model, options: options.hub)
@@ -113,7 +118,7 @@ public final class SentenceEncoder: @unchecked Sendable {
         case .modelDefault: try tokenizer.defaultPrompt()
         case .named(let name): try tokenizer.prompt(named: name)
         case .text(let text): text
-        case .none: ""
+        case .noPrompt: ""
         }
     }
 

@@ -11,7 +11,7 @@ import Glibc
 /// "default_prompt_name", the same keys in sentence-transformers 2.x and 6.x),
 /// `sentence_bert_config.json` ("max_seq_length") and `tokenizer_config.json`
 /// ("model_max_length"). A lone tokenizer.json uses the tokenizer_config.json beside it.
-public struct ModelTokenizer {
+public struct ModelTokenizer: Sendable {
     public let tokenizer: Tokenizer
     /// SHA-256 of the tokenizer.json bytes, hex: what a token stream records.
     public let digest: String

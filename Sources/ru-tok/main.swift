@@ -95,7 +95,7 @@ struct Setup {
         switch o.prompt.choice {
         case .text(let text): promptText = text
         case .named(let name): promptText = try config.prompt(named: name)
-        case .none: promptText = ""
+        case .noPrompt: promptText = ""
         case .modelDefault: promptText = try config.defaultPrompt()
         }
         promptScalars = promptText.unicodeScalars.map(\.value)
