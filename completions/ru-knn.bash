@@ -163,9 +163,9 @@ _ru-knn() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--jsonl --no-screen --verbose --version -h --help)
+    local -a non_repeating_flags=(--no-screen --verbose -v --version -h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--index -k --min-score --batch --block --threads)
+    local -a non_repeating_options=(--index -k --min-score --format --batch --block --threads)
     __ru-knn_offer_flags_options 1
 
     # Offer option value completions
@@ -177,6 +177,10 @@ _ru-knn() {
         return
         ;;
     '--min-score')
+        return
+        ;;
+    '--format')
+        __ru-knn_add_completions -W 'tsv'$'\n''jsonl'
         return
         ;;
     '--batch')

@@ -20,7 +20,7 @@ function __ru-knn_parse_tokens -S
     set -l unparsed_tokens (__ru-knn_tokens -pc)
     switch $unparsed_tokens[1]
     case 'ru-knn'
-        __ru-knn_parse_subcommand 1 'index=' 'k=' 'min-score=' 'jsonl' 'batch=' 'block=' 'threads=' 'no-screen' 'verbose' 'version' 'h/help'
+        __ru-knn_parse_subcommand 1 'index=' 'k=' 'min-score=' 'format=' 'batch=' 'block=' 'threads=' 'no-screen' 'v/verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __ru-knn_parse_subcommand -r 1 'version'
@@ -80,12 +80,12 @@ complete -c 'ru-knn' -f
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" index' -l 'index' -d 'The corpus stream to search (`-`: standard input).' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" k' -s 'k' -d 'Neighbours per query.' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" min-score' -l 'min-score' -d 'Leave out neighbours scoring below this.' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" jsonl' -l 'jsonl' -d 'One JSON object per query instead of TSV lines.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" format' -l 'format' -d 'Output: tsv (query_id, rank, doc_id, score lines) or jsonl (one JSON object per query).' -rfka 'tsv jsonl'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" batch' -l 'batch' -d 'Queries scored per pass over the corpus.' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" block' -l 'block' -d 'Corpus vectors per matrix product.' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j).' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" no-screen' -l 'no-screen' -d 'Score every document with f32 products instead of screening with int8 first (same results, slower).'
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" verbose' -l 'verbose' -d 'Report corpus size and how many documents the int8 screen let through on stderr.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" v verbose' -l 'verbose' -s 'v' -d 'Print a summary on standard error at the end (and where the model was found).'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" version' -l 'version' -d 'Show the version.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'help' -d 'Show subcommand help information.'

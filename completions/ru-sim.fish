@@ -78,7 +78,7 @@ end
 
 complete -c 'ru-sim' -f
 complete -c 'ru-sim' -n '__ru-sim_should_offer_completions_for_flags_or_options "ru-sim" cross' -l 'cross' -d 'Compare every record of A with every record of B.'
-complete -c 'ru-sim' -n '__ru-sim_should_offer_completions_for_flags_or_options "ru-sim" threads' -l 'threads' -d 'Threads for the matrix products of --cross (default: all cores, shared out between the ru-* tools running at once).' -rfka ''
+complete -c 'ru-sim' -n '__ru-sim_should_offer_completions_for_flags_or_options "ru-sim" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
 complete -c 'ru-sim' -n '__ru-sim_should_offer_completions_for_flags_or_options "ru-sim" version' -l 'version' -d 'Show the version.'
 complete -c 'ru-sim' -n '__ru-sim_should_offer_completions_for_flags_or_options "ru-sim" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'ru-sim' -n '__ru-sim_should_offer_completions_for_positional "ru-sim" -eq 1' -fa 'help' -d 'Show subcommand help information.'

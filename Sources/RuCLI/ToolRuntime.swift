@@ -30,6 +30,7 @@ public enum ToolRuntime {
     public static func start(_ name: String) {
         toolName = name
         signal(SIGPIPE, SIG_IGN)
+        OutputFile.removeTemporaryFilesOnSignals()
     }
 
     /// Writes `name: message` as one line on stderr.

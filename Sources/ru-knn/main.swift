@@ -10,7 +10,7 @@ struct RuKnn: ParsableCommand {
         discussion: """
         For every query vector, finds the K corpus vectors with the highest cosine and prints
         `query_id<TAB>rank<TAB>doc_id<TAB>score` lines, rank from 1, score with 6 decimals;
-        equal scores keep corpus order. With --jsonl it prints one object per query:
+        equal scores keep corpus order. With --format jsonl it prints one object per query:
         {"query_id": "...", "neighbors": [{"rank": 1, "doc_id": "...", "score": 0.93}, ...]}
         (a query with no neighbour gets an empty list).
 
@@ -24,7 +24,7 @@ struct RuKnn: ParsableCommand {
         Examples:
           ru-embed --prompt passage < docs.txt > docs.vec
           ru-embed < questions.txt | ru-knn --index docs.vec -k 5
-          ru-knn --index docs.vec --jsonl --min-score 0.5 queries.vec > hits.jsonl
+          ru-knn --index docs.vec --format jsonl --min-score 0.5 queries.vec > hits.jsonl
 
         Exit status: 0 on success, 2 on bad data, 64 on a usage error.
         """,
@@ -40,7 +40,12 @@ struct RuKnn: ParsableCommand {
     @Option(help: "Leave out neighbours scoring below this.")
     var minScore: Float?
 
-    @Flag(help: "One JSON object per query instead of TSV lines.")
+    @Option(help: "Output: tsv (query_id, rank, doc_id, score lines) or jsonl (one JSON object per query).")
+    var format: ResultFormat = .tsv
+
+    // In ru-tok and ru-embed --jsonl says the input is JSON lines: here it was the output, so
+    // it is --format jsonl now and the old spelling stays, hidden, for existing scripts.
+    @Flag(help: ArgumentHelp("The same as --format jsonl.", visibility: .hidden))
     var jsonl = false
 
     @Option(help: "Queries scored per pass over the corpus.")
@@ -49,14 +54,12 @@ struct RuKnn: ParsableCommand {
     @Option(help: "Corpus vectors per matrix product.")
     var block: Int = 8192
 
-    @Option(help: "Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j).")
-    var threads: Int?
+    @OptionGroup var threads: ThreadOptions
 
     @Flag(help: "Score every document with f32 products instead of screening with int8 first (same results, slower).")
     var noScreen = false
 
-    @Flag(help: "Report corpus size and how many documents the int8 screen let through on stderr.")
-    var verbose = false
+    @OptionGroup var verbose: VerboseOptions
 
     @Argument(help: "The query stream (`-` or none: standard input).")
     var queries: String = "-"
@@ -65,12 +68,11 @@ struct RuKnn: ParsableCommand {
         if k < 1 { throw ValidationError("-k must be at least 1") }
         if batch < 1 || block < 1 { throw ValidationError("--batch and --block must be at least 1") }
         if index == "-" && queries == "-" { throw ValidationError("the index and the queries cannot both be standard input") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         ToolRuntime.start("ru-knn")
-        Parallel.share(explicitThreads: threads)
+        threads.apply()
         try ToolRuntime.run {
             let queryRecords = try VectorRecords(path: queries)
             queryRecords.reader.input.beforeWaiting = { try ByteOutput.standardOutput.flush() }
@@ -114,7 +116,7 @@ struct RuKnn: ParsableCommand {
                         search.add(block: $0.baseAddress!, count: m, ids: blockIDs, normalized: normalized)
                     }
                 }
-                if verbose {
+                if verbose.verbose {
                     let pairs = max(1, search.corpusCount * n)
                     let share = NumberFormat.fixed(100 * Double(search.exactScores) / Double(pairs), decimals: 3)
                     ToolRuntime.warn("\(n) queries × \(search.corpusCount) documents; \(noScreen ? "all scored in f32" : "\(search.exactScores) pairs (\(share) %) passed the int8 screen")")
@@ -129,7 +131,7 @@ struct RuKnn: ParsableCommand {
         let out = ByteOutput.standardOutput
         for (q, neighbors) in results.enumerated() {
             let kept = minScore.map { min in neighbors.filter { $0.score >= min } } ?? neighbors
-            if jsonl {
+            if jsonl || format == .jsonl {
                 var line = "{\"query_id\": "
                 JSONValue.writeString(queryIDs[q], to: &line)
                 line += ", \"neighbors\": ["
@@ -151,4 +153,8 @@ struct RuKnn: ParsableCommand {
             }
         }
     }
+}
+
+enum ResultFormat: String, ExpressibleByArgument, CaseIterable {
+    case tsv, jsonl
 }

@@ -27,8 +27,7 @@ struct RuSim: ParsableCommand {
     @Flag(help: "Compare every record of A with every record of B.")
     var cross = false
 
-    @Option(help: "Threads for the matrix products of --cross (default: all cores, shared out between the ru-* tools running at once).")
-    var threads: Int?
+    @OptionGroup var threads: ThreadOptions
 
     @Argument(help: "The first stream (`-`: standard input).")
     var a: String
@@ -38,12 +37,11 @@ struct RuSim: ParsableCommand {
 
     func validate() throws {
         if a == "-" && b == "-" { throw ValidationError("A and B cannot both be standard input") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         ToolRuntime.start("ru-sim")
-        Parallel.share(explicitThreads: threads)
+        threads.apply()
         try ToolRuntime.run {
             let left = try VectorRecords(path: a)
             let right = try VectorRecords(path: b)

@@ -144,7 +144,7 @@ import Testing
         let dim = 8
         let (q, _, vq) = try vectors(5, dim: dim, seed: 12, prefix: "q")
         let (c, _, vc) = try vectors(40, dim: dim, seed: 13, prefix: "d")
-        let r = try T.run("ru-knn", ["--index", c, "-k", "40", "--jsonl", "--min-score", "0.2", q])
+        let r = try T.run("ru-knn", ["--index", c, "-k", "40", "--format", "jsonl", "--min-score", "0.2", q])
         #expect(r.status == 0)
         #expect(r.lines.count == 5)   // one object per query, even with no neighbour left
         let expected = bruteForceTopK(queries: vq, corpus: vc, dim: dim, k: 40)

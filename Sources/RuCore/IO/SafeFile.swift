@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -206,17 +207,33 @@ public final class OutputFile {
     deinit { discard() }
 }
 
-/// The temporary files of outputs not yet committed, removed when SIGINT, SIGTERM or SIGHUP
-/// ends the process, so an interrupted run leaves nothing behind either. The handler only calls
-/// unlink(2) on C strings prepared beforehand (async-signal-safe), then dies of the signal.
+extension OutputFile {
+    /// Installs handlers for SIGINT, SIGTERM and SIGHUP that remove the temporary files of
+    /// outputs not yet committed and then let the signal end the process, so an interrupted
+    /// run leaves nothing behind either. The tools call it at start; a library user who owns
+    /// the process's signals may too. Without it, an interrupted process leaves its
+    /// temporary files (`.NAME.tmp-…` beside the target).
+    public static func removeTemporaryFilesOnSignals() {
+        PendingTemporaryFiles.lock.withLock { _ in PendingTemporaryFiles.install() }
+    }
+}
+
+/// The temporary files of outputs not yet committed (at most `capacity` at once are removed
+/// on a signal). The handler only calls unlink(2) on C strings prepared beforehand
+/// (async-signal-safe), then dies of the signal.
 enum PendingTemporaryFiles {
     static let capacity = 8
-    nonisolated(unsafe) static let slots = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
+    nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
+        p.initialize(repeating: nil, count: capacity)
+        return p
+    }()
     nonisolated(unsafe) static var installed = false
+    static let lock = Mutex(())
 
-    static func add(_ path: String) {
+    /// Called with `lock` held.
+    static func install() {
         if !installed {
-            slots.initialize(repeating: nil, count: capacity)
             for s in [SIGINT, SIGTERM, SIGHUP] {
                 // A signal ignored at start (nohup, `&` in a script) stays ignored.
                 var old = sigaction()
@@ -233,17 +250,24 @@ enum PendingTemporaryFiles {
             }
             installed = true
         }
-        for i in 0..<capacity where slots[i] == nil {
-            slots[i] = strdup(path)
-            return
+    }
+
+    static func add(_ path: String) {
+        lock.withLock { _ in
+            for i in 0..<capacity where slots[i] == nil {
+                slots[i] = strdup(path)
+                return
+            }
         }
     }
 
     static func remove(_ path: String) {
-        for i in 0..<capacity {
-            if let p = slots[i], String(cString: p) == path {
-                slots[i] = nil
-                free(p)
+        lock.withLock { _ in
+            for i in 0..<capacity {
+                if let p = slots[i], String(cString: p) == path {
+                    slots[i] = nil
+                    free(p)
+                }
             }
         }
     }
