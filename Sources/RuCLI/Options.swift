@@ -166,4 +166,4 @@ public enum VectorType: String, ExpressibleByArgument, CaseIterable, Sendable {
     }
 }
 
-extension Precision: @retroactive ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}

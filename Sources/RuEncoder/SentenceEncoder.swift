@@ -165,7 +165,10 @@ public final class SentenceEncoder: @unchecked Sendable {
 
     /// Runs the model on packed texts, holding the lock its scratch buffers need.
     fileprivate func forward(_ texts: [[UInt32]], skip: Int, normalize: Bool, into out: inout [Float]) {
-        forwardLock.withLock { _ in model.embed(texts, skip: skip, normalize: normalize, into: &out) }
+        forwardLock.withLock { _ in
+            Parallel.adoptThreadCount()
+            model.embed(texts, skip: skip, normalize: normalize, into: &out)
+        }
     }
 }
 

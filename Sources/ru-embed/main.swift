@@ -125,7 +125,8 @@ final class EmbedRun {
 
     func embedText(input: ByteInput, head: [UInt8]) throws {
         try stream.setPrompt(text: try stream.encoder.promptText(o.prompt.choice))
-        let reader = RecordReader(input: input, prefix: head, separator: o.records.separator)
+        input.unread(head)
+        let reader = RecordReader(input: input, separator: o.records.separator)
         let syntax = o.records.syntax
         input.beforeWaiting = { [unowned self] in
             // A pipe with nothing more for now: send what is read so far through the model.

@@ -139,16 +139,16 @@ final class Runner {
     func run() throws {
         o.threads.apply()
         let started = monotonicSeconds()
-        var prefetched: [UInt8] = []
+        var standardInput: ByteInput? = nil
         if o.decode {
             // --decode reads a token stream as well as id lines: look at the first bytes.
-            if let stream = try tokenStreamInput(prefetched: &prefetched) {
+            if let stream = try tokenStreamInput(standardInput: &standardInput) {
                 try decodeStream(stream)
                 return
             }
         }
         let reader = RecordReader(paths: o.records.inputs, separator: o.records.separator,
-                                  prefetchedStandardInput: prefetched)
+                                  standardInput: standardInput)
         var metadata = StreamMetadata()
         metadata["tokenizer_digest"] = .string(setup.digest)
         metadata["prompt"] = .string(setup.promptText)
@@ -216,15 +216,16 @@ final class Runner {
     }
 
     /// The token stream to decode, from its first byte, when the single input is one; nil
-    /// otherwise, with what was read of standard input in `prefetched`.
-    func tokenStreamInput(prefetched: inout [UInt8]) throws -> ByteInput? {
+    /// otherwise, with standard input (its first bytes put back) in `standardInput`.
+    func tokenStreamInput(standardInput: inout ByteInput?) throws -> ByteInput? {
         let paths = o.records.paths
         guard paths.count == 1 else { return nil }
         let input = try ByteInput.open(paths[0])
         // The same test as ru-embed's: any frame kind a stream may start with.
         let head = try input.readHead()
         guard ChunkFormat.startsStream(head) else {
-            if paths[0] == "-" { prefetched = head }
+            // Text after all: its first bytes go back in front for the record reader.
+            if paths[0] == "-" { input.unread(head); standardInput = input }
             return nil
         }
         return try input.restoringHead(head)

@@ -11,7 +11,7 @@ import Synchronization
 
 /// The library as an app uses it, in-process: the README's three lines, the streaming form
 /// against the tool's bytes, threads, typed errors, batch tokenization, record syntax.
-@Suite struct LibraryTests {
+@Suite(.serialized) struct LibraryTests {
     typealias T = TestSupport
 
     /// The README's program on a fixture folder: sentence-transformers' vectors (expected.json
@@ -81,7 +81,8 @@ import Synchronization
         #expect(a.first.map { $0.1.count } == 48)
     }
 
-    /// Sendable, and safe to call from several threads at once: the same vectors as one by one.
+    /// Sendable, and safe to call from several threads at once: the same vectors as one by one
+    /// (to the last bits when the thread count holds still; other suites change it meanwhile).
     @Test func concurrentCallsGiveTheSameVectors() throws {
         let encoder = try SentenceEncoder(model: ModelFixtures.folder("deberta-rel"))
         let texts = try ModelFixtures.expected("deberta-rel").texts
@@ -92,7 +93,9 @@ import Synchronization
             results.withLock { $0[k] = v }
         }
         let got = results.withLock { $0 }
-        for k in texts.indices { #expect(got[k] == serial[k], "text \(k)") }
+        for k in texts.indices {
+            #expect(zip(got[k]!, serial[k]).allSatisfy { abs($0 - $1) <= 1e-6 }, "text \(k)")
+        }
     }
 
     @Test func errorsAreTypedAndNamed() throws {
@@ -167,7 +170,8 @@ import Synchronization
         try Data("первая\r\nвторая\n\nпоследняя".utf8).write(to: URL(fileURLWithPath: path))
         let input = try ByteInput.open(path)
         let head = try input.readHead()
-        let reader = RecordReader(input: input, prefix: head, separator: UInt8(ascii: "\n"))
+        input.unread(head)
+        let reader = RecordReader(input: input, separator: UInt8(ascii: "\n"))
         var lines: [String] = []
         while true {
             let batch = try reader.nextBatch(maxRecords: 1, maxBytes: 1)

@@ -50,9 +50,27 @@ public final class ByteInput {
         return poll(&request, 1, 0) == 0
     }
 
+    /// Bytes put back by `unread`, served before the descriptor's.
+    private var pushedBack: [UInt8] = []
+    private var pushedBackStart = 0
+
+    /// Puts bytes back in front of the input: the next reads return them first. The one way
+    /// the tools put back the bytes they read to tell a stream from text.
+    public func unread(_ bytes: [UInt8]) {
+        pushedBack = bytes + pushedBack[pushedBackStart...]
+        pushedBackStart = 0
+    }
+
     /// Reads up to `buffer.count` bytes; 0 means end of input.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        if pushedBackStart < pushedBack.count {
+            let n = min(buffer.count, pushedBack.count - pushedBackStart)
+            pushedBack.withUnsafeBytes { base.copyMemory(from: $0.baseAddress! + pushedBackStart, byteCount: n) }
+            pushedBackStart += n
+            if pushedBackStart == pushedBack.count { pushedBack = []; pushedBackStart = 0 }
+            return n
+        }
         if let beforeWaiting, wouldWait() { try beforeWaiting() }
         while true {
             let n = Glibc.read(fd, base, buffer.count)
@@ -85,53 +103,13 @@ public final class ByteInput {
 
 extension ByteInput {
     /// This input from its first byte again, after `head` was read from it to sniff it: a
-    /// regular file is opened again; a pipe or terminal becomes a pipe fed by a thread with
-    /// `head` and then the rest, so a stream reader sees one unbroken input (and its name)
-    /// without standard input being stored anywhere.
+    /// regular file is opened again (readers that read a corpus twice need a file); a pipe or
+    /// terminal gets `head` back in front of what it has not read yet (`unread`), so a reader
+    /// sees one unbroken input, and nothing is stored anywhere.
     public func restoringHead(_ head: [UInt8]) throws -> ByteInput {
         if isRegularFile && name != "<stdin>" { return try ByteInput.open(name) }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw RuEmbedError.io("cannot create a pipe: \(errnoDescription())") }
-        let job = HeadCopy(head: head, source: fd, destination: fds[1], keepAlive: self)
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(job).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let job = Unmanaged<HeadCopy>.fromOpaque(raw!).takeRetainedValue()
-            job.run()
-            return nil
-        }, context)
-        pthread_detach(thread)
-        return ByteInput(fd: fds[0], name: name, ownsDescriptor: true)
-    }
-
-    private final class HeadCopy {
-        let head: [UInt8], source: Int32, destination: Int32
-        /// The input whose descriptor is read: kept open while the copy runs.
-        let keepAlive: ByteInput
-        init(head: [UInt8], source: Int32, destination: Int32, keepAlive: ByteInput) {
-            self.head = head; self.source = source; self.destination = destination; self.keepAlive = keepAlive
-        }
-        func run() {
-            defer { close(destination) }
-            guard writeAll(head[...]) else { return }
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { Glibc.read(source, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                guard writeAll(buffer[0..<n]) else { return }
-            }
-        }
-        func writeAll(_ bytes: ArraySlice<UInt8>) -> Bool {
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { write(destination, $0.baseAddress! + done, $0.count - done) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
+        unread(head)
+        return self
     }
 }
 

@@ -22,7 +22,7 @@ public final class RecordReader {
         public func text(_ k: Int) -> ArraySlice<UInt8> { bytes[records[k].range] }
     }
 
-    private enum Source { case path(String), opened(ByteInput, prefix: [UInt8]) }
+    private enum Source { case path(String), opened(ByteInput) }
     private let sources: [Source]
     private let separator: UInt8
     private let stripCarriageReturn: Bool
@@ -38,21 +38,22 @@ public final class RecordReader {
     /// Called with each input when it is opened (e.g. to set its `beforeWaiting` hook).
     public var onOpen: ((ByteInput) -> Void)?
 
-    /// Bytes already read from standard input (to look at them) that come first.
-    private var prefetchedStandardInput: [UInt8]
+    /// Standard input when the caller has opened it already (and put back what it read to
+    /// look at it, `ByteInput.unread`).
+    private let standardInput: ByteInput?
 
-    public init(paths: [String], separator: UInt8, prefetchedStandardInput: [UInt8] = []) {
+    public init(paths: [String], separator: UInt8, standardInput: ByteInput? = nil) {
         sources = (paths.isEmpty ? ["-"] : paths).map(Source.path)
         self.separator = separator
-        self.prefetchedStandardInput = prefetchedStandardInput
+        self.standardInput = standardInput
         stripCarriageReturn = separator == UInt8(ascii: "\n")
     }
 
-    /// The records of one input already opened, whose first bytes (read to look at them) are `prefix`.
-    public init(input: ByteInput, prefix: [UInt8], separator: UInt8) {
-        sources = [.opened(input, prefix: prefix)]
+    /// The records of one input already opened.
+    public init(input: ByteInput, separator: UInt8) {
+        sources = [.opened(input)]
         self.separator = separator
-        prefetchedStandardInput = []
+        standardInput = nil
         stripCarriageReturn = separator == UInt8(ascii: "\n")
     }
 
@@ -103,14 +104,9 @@ public final class RecordReader {
             pending.removeAll(keepingCapacity: true)
             switch sources[fileIndex] {
             case .path(let path):
-                input = try ByteInput.open(path)
-                if path == "-" {
-                    pending = prefetchedStandardInput
-                    prefetchedStandardInput = []
-                }
-            case .opened(let opened, let prefix):
+                input = try path == "-" ? standardInput ?? ByteInput.open(path) : ByteInput.open(path)
+            case .opened(let opened):
                 input = opened
-                pending = prefix
             }
             onOpen?(input!)
             pendingStart = 0

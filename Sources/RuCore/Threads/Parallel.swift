@@ -83,6 +83,13 @@ public enum Parallel {
     }
     private static let serialLock = Mutex(())
 
+    /// Gives the calling thread the configured count for oneDNN (OpenMP keeps the count per
+    /// thread: a library user's own threads would otherwise run oneDNN at OpenMP's default,
+    /// and f32 sums come out in another order than on the thread that set the count).
+    public static func adoptThreadCount() {
+        if serialDepth == 0, threadCount > 0 { entry.setThreads?(Int32(threadCount)) }
+    }
+
     /// Sets the number of threads for oneDNN and for `forEach`; call before the first matmul.
     public static func setThreads(_ n: Int) {
         precondition(n > 0)
