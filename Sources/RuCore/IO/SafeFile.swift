@@ -208,9 +208,9 @@ public final class OutputFile {
 }
 
 extension OutputFile {
-    /// Installs handlers for SIGINT, SIGTERM and SIGHUP that remove the temporary files of
-    /// outputs not yet committed and then let the signal end the process, so an interrupted
-    /// run leaves nothing behind either. The tools call it at start; a library user who owns
+    /// Removes the temporary files of outputs not yet committed when SIGINT, SIGTERM or
+    /// SIGHUP ends the process (`SignalCleanup`: after any handler installed before), so an
+    /// interrupted run leaves nothing behind either. The tools call it at start; a library user who owns
     /// the process's signals may too. Without it, an interrupted process leaves its
     /// temporary files (`.NAME.tmp-…` beside the target).
     public static func removeTemporaryFilesOnSignals() {
@@ -234,19 +234,14 @@ enum PendingTemporaryFiles {
     /// Called with `lock` held.
     static func install() {
         if !installed {
-            for s in [SIGINT, SIGTERM, SIGHUP] {
-                // A signal ignored at start (nohup, `&` in a script) stays ignored.
-                var old = sigaction()
-                if sigaction(s, nil, &old) == 0 && old.__sigaction_handler.sa_handler.map({ unsafeBitCast($0, to: Int.self) }) == 1 { continue }
-                var action = sigaction()
-                action.__sigaction_handler.sa_handler = { signal in
-                    for i in 0..<PendingTemporaryFiles.capacity {
-                        if let p = PendingTemporaryFiles.slots[i] { unlink(p) }
-                    }
-                    Glibc.signal(signal, SIG_DFL)
-                    raise(signal)
+            // Globals are made on first use under a lock (swift_once): make them now, never
+            // for the first time inside the handler (a signal arriving during their making
+            // would wait on that lock forever).
+            _ = slots; _ = capacity
+            SignalCleanup.add {
+                for i in 0..<PendingTemporaryFiles.capacity {
+                    if let p = PendingTemporaryFiles.slots[i] { unlink(p) }
                 }
-                sigaction(s, &action, nil)
             }
             installed = true
         }

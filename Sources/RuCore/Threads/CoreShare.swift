@@ -262,30 +262,20 @@ public final class Jobserver {
     nonisolated(unsafe) static var current: Jobserver?
 
     /// Makes `self` the process's jobserver: its tokens go back at exit and when SIGINT,
-    /// SIGTERM or SIGHUP (left at their default action) end the process.
+    /// SIGTERM or SIGHUP end the process (SignalCleanup: with the other clean-ups, then any
+    /// handler installed before).
     func installExitHooks() {
         Jobserver.current = self
         atexit { Jobserver.current?.release() }
-        for s in Jobserver.returningSignals {
-            var old = sigaction()
-            sigaction(s, nil, &old)
-            guard old.__sigaction_handler.sa_handler == nil else { continue } // SIG_DFL is nil; keep others' handlers
-            var action = sigaction()
-            action.__sigaction_handler.sa_handler = { signal in
-                if let server = Jobserver.current {
-                    while server.held > 0 {
-                        var byte = server.tokens[server.held - 1]
-                        _ = write(server.writeFD, &byte, 1)
-                        server.held -= 1
-                    }
+        // On a signal: the tokens go back, then the other clean-ups, then the signal kills us.
+        SignalCleanup.add {
+            if let server = Jobserver.current {
+                while server.held > 0 {
+                    var byte = server.tokens[server.held - 1]
+                    _ = write(server.writeFD, &byte, 1)
+                    server.held -= 1
                 }
-                // Die of the signal as we would have, so the caller sees how we ended.
-                Glibc.signal(signal, SIG_DFL)
-                raise(signal)
             }
-            sigemptyset(&action.sa_mask)
-            action.sa_flags = 0
-            sigaction(s, &action, nil)
         }
     }
 }
