@@ -101,6 +101,9 @@ public enum VectorBinaryImport {
         }
         let rows = shape.count == 2 ? shape[0] : 1
         let cols = shape.last!
+        // A vector has at least one value: (46666669, 0) would be 46 million empty rows, read
+        // for minutes from a 138-byte file (found by the import fuzzer).
+        guard cols > 0 else { throw RuEmbedError("\(input.name): a .npy array of shape \(shape) holds vectors of 0 values") }
         let descr = header.descr
         let size: Int
         switch descr.dropFirst() {
