@@ -8,49 +8,49 @@ import Glibc
 // same help, in every tool that has it.
 
 /// `--model`: a folder or a hub id.
-public struct ModelOptions: ParsableArguments {
+package struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A model folder (sentence-transformers layout), or a hub id org/name[@revision] found in the Hugging Face cache or downloaded into it. Default: $RU_EMBED_MODEL, else deepvk/USER-base (see docs/MODELS.md).", valueName: "model"))
-    public var model: String?
+    package var model: String?
 
-    public init() {}
+    package init() {}
 
     /// What to load: `--model`, else RU_EMBED_MODEL, else the default model.
-    public var spec: String {
+    package var spec: String {
         if let model { return model }
         if let value = getenv("RU_EMBED_MODEL"), let s = String(validatingCString: value), !s.isEmpty { return s }
         return ModelLocator.defaultModel
     }
 
     /// How the hub reports: a bar on a terminal, lines with `verbose` in logs.
-    public func hubOptions(verbose: Bool) -> ModelLocator.Options {
+    package func hubOptions(verbose: Bool) -> ModelLocator.Options {
         ModelLocator.Options(verbose: verbose, reporting: isatty(2) == 1 ? .bar : (verbose ? .lines : .quiet),
                              reporter: ToolRuntime.reporter)
     }
 }
 
 /// `--prompt`, `--prompt-text`, `--no-prompt`.
-public struct PromptOptions: ParsableArguments {
+package struct PromptOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Use the model's prompt of this name (e.g. query, passage).", valueName: "name"))
-    public var prompt: String?
+    package var prompt: String?
 
     @Option(name: .customLong("prompt-text"), help: ArgumentHelp("Put this text in front of every record.", valueName: "text"))
-    public var promptText: String?
+    package var promptText: String?
 
     @Flag(name: .customLong("no-prompt"), help: "Use no prompt, not even the model's default.")
-    public var noPrompt = false
+    package var noPrompt = false
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         if [prompt != nil, promptText != nil, noPrompt].filter({ $0 }).count > 1 {
             throw ValidationError("--prompt, --prompt-text and --no-prompt exclude each other")
         }
     }
 
     /// True when one of the three was given.
-    public var isGiven: Bool { prompt != nil || promptText != nil || noPrompt }
+    package var isGiven: Bool { prompt != nil || promptText != nil || noPrompt }
 
-    public var choice: Prompt {
+    package var choice: Prompt {
         if let promptText { return .text(promptText) }
         if let prompt { return .named(prompt) }
         return noPrompt ? .noPrompt : .modelDefault
@@ -58,75 +58,75 @@ public struct PromptOptions: ParsableArguments {
 }
 
 /// How input records are read: text lines, `--tsv`, `--jsonl`, `-0`, `--lossy`.
-public struct RecordInputOptions: ParsableArguments {
+package struct RecordInputOptions: ParsableArguments {
     @Argument(help: "Input files; '-' or none for standard input.")
-    public var inputs: [String] = []
+    package var inputs: [String] = []
 
     @Flag(help: "Input lines are id<TAB>text.")
-    public var tsv = false
+    package var tsv = false
 
     @Flag(help: "Input lines are JSON objects.")
-    public var jsonl = false
+    package var jsonl = false
 
     @Option(name: .customLong("id-field"), help: "The JSONL field with the record id.")
-    public var idField = "id"
+    package var idField = "id"
 
     @Option(name: .customLong("text-field"), help: "The JSONL field with the text.")
-    public var textField = "text"
+    package var textField = "text"
 
     @Flag(name: .customShort("0"), help: "Records end with NUL instead of newline (text may contain newlines).")
-    public var nulSeparated = false
+    package var nulSeparated = false
 
     @Flag(help: "Replace invalid UTF-8 with U+FFFD instead of stopping.")
-    public var lossy = false
+    package var lossy = false
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         if tsv && jsonl { throw ValidationError("--tsv and --jsonl exclude each other") }
     }
 
-    public var paths: [String] { inputs.isEmpty ? ["-"] : inputs }
+    package var paths: [String] { inputs.isEmpty ? ["-"] : inputs }
 
-    public var syntax: RecordSyntax {
+    package var syntax: RecordSyntax {
         if tsv { return .tsv }
         if jsonl { return .jsonl(idField: idField, textField: textField) }
         return .text
     }
 
-    public var separator: UInt8 { nulSeparated ? 0 : UInt8(ascii: "\n") }
+    package var separator: UInt8 { nulSeparated ? 0 : UInt8(ascii: "\n") }
 
     /// What a record is called in messages: `line N`, or `record N` with -0.
-    public var unit: String { nulSeparated ? "record" : "line" }
+    package var unit: String { nulSeparated ? "record" : "line" }
 }
 
 /// `--threads`.
-public struct ThreadOptions: ParsableArguments {
+package struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).")
-    public var threads: Int?
+    package var threads: Int?
 
-    public init() {}
+    package init() {}
 
-    public func validate() throws {
+    package func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be 1 or more") }
     }
 
     /// Takes this process's share of the cores (or exactly --threads).
-    public func apply() { Parallel.share(explicitThreads: threads) }
+    package func apply() { Parallel.share(explicitThreads: threads) }
 }
 
 /// `-o/--output` and `--force` for binary output.
-public struct BinaryOutputOptions: ParsableArguments {
+package struct BinaryOutputOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file (default: standard output). It appears whole when the tool succeeds, and is left as it was when the tool fails.", valueName: "file"))
-    public var output: String?
+    package var output: String?
 
     @Flag(help: "Write binary output even to a terminal.")
-    public var force = false
+    package var force = false
 
-    public init() {}
+    package init() {}
 
     /// Runs `body` against the output; a file is committed only when `body` succeeds.
-    public func withOutput(binary: Bool = true, _ body: (ByteOutput) throws -> Void) throws {
+    package func withOutput(binary: Bool = true, _ body: (ByteOutput) throws -> Void) throws {
         guard let output else {
             if binary { try ToolRuntime.checkBinaryOutput(ByteOutput.standardOutput, force: force) }
             try body(ByteOutput.standardOutput)
@@ -145,18 +145,18 @@ public struct BinaryOutputOptions: ParsableArguments {
 }
 
 /// `-v/--verbose`.
-public struct VerboseOptions: ParsableArguments {
+package struct VerboseOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print a summary on standard error at the end (and where the model was found).")
-    public var verbose = false
+    package var verbose = false
 
-    public init() {}
+    package init() {}
 }
 
 /// Vector element types for `--dtype`.
-public enum VectorType: String, ExpressibleByArgument, CaseIterable, Sendable {
+package enum VectorType: String, ExpressibleByArgument, CaseIterable, Sendable {
     case f32, f16, int8, binary
 
-    public var elementType: ElementType {
+    package var elementType: ElementType {
         switch self {
         case .f32: .f32
         case .f16: .f16

@@ -5,13 +5,13 @@ import Glibc
 
 /// Exit statuses, as every tool uses them: sysexits' 64 for a usage error, 2 for bad data
 /// or a failed read or write (as grep and zstd use 2 for trouble).
-public enum ExitStatus {
-    public static let success: Int32 = 0
-    public static let dataError: Int32 = 2
-    public static let usage: Int32 = 64
+package enum ExitStatus {
+    package static let success: Int32 = 0
+    package static let dataError: Int32 = 2
+    package static let usage: Int32 = 64
 
     /// The status for a library error.
-    public static func of(_ error: RuEmbedError) -> Int32 {
+    package static func of(_ error: RuEmbedError) -> Int32 {
         switch error.kind {
         case .invalidArgument: usage
         case .brokenPipe: success
@@ -21,31 +21,31 @@ public enum ExitStatus {
 }
 
 /// Process-wide behaviour every tool shares: messages on stderr, exit statuses.
-public enum ToolRuntime {
+package enum ToolRuntime {
     /// The tool's name for messages, e.g. `ru-vec`.
-    nonisolated(unsafe) public static var toolName = "ru-embed"
+    nonisolated(unsafe) package static var toolName = "ru-embed"
 
     /// Ignores SIGPIPE so a closed pipe shows up as EPIPE, which the library reports as an
     /// error of kind `.brokenPipe` and `run` turns into a quiet exit 0 (`tool | head`).
-    public static func start(_ name: String) {
+    package static func start(_ name: String) {
         toolName = name
         signal(SIGPIPE, SIG_IGN)
         OutputFile.removeTemporaryFilesOnSignals()
     }
 
     /// Writes `name: message` as one line on stderr.
-    public static func warn(_ message: String) {
+    package static func warn(_ message: String) {
         warnRaw("\(toolName): \(message)\n")
     }
 
     /// Writes text to stderr as it is (progress lines that redraw themselves).
-    public static func warnRaw(_ text: String) {
+    package static func warnRaw(_ text: String) {
         var bytes = Array(text.utf8)
         bytes.withUnsafeMutableBytes { p in _ = write(2, p.baseAddress, p.count) }
     }
 
     /// Notes and progress of the library (downloads, where a model was found) on stderr.
-    public static var reporter: Reporter {
+    package static var reporter: Reporter {
         Reporter(note: { ToolRuntime.warn($0) },
                  progress: { line in
                      if let line { ToolRuntime.warnRaw("\r\u{1B}[K\(ToolRuntime.toolName): \(line)") } else { ToolRuntime.warnRaw("\n") }
@@ -55,7 +55,7 @@ public enum ToolRuntime {
     /// Runs a tool's body: a library error becomes one line on stderr and its exit status
     /// (a closed output pipe: nothing, status 0). Other errors (ArgumentParser's validation
     /// errors) are rethrown for the parser to report.
-    public static func run(_ body: () throws -> Void) throws {
+    package static func run(_ body: () throws -> Void) throws {
         do {
             try body()
             try ByteOutput.standardOutput.flush()
@@ -70,7 +70,7 @@ public enum ToolRuntime {
     }
 
     /// Refuses to write binary data to a terminal, as zstd does, unless forced.
-    public static func checkBinaryOutput(_ output: ByteOutput, force: Bool) throws {
+    package static func checkBinaryOutput(_ output: ByteOutput, force: Bool) throws {
         if output.isTerminal && !force {
             throw RuEmbedError.invalidArgument("refusing to write a binary vector stream to a terminal (redirect it, pipe it, or use --force)")
         }
@@ -78,7 +78,7 @@ public enum ToolRuntime {
 }
 
 /// Seconds on the monotonic clock (durations in the tools' summaries).
-public func monotonicSeconds() -> Double {
+package func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

@@ -118,20 +118,20 @@ enum DNNL {
 ///
 /// The primitive is created for the exact shape (30–40 % faster at small M than a
 /// run-time M); create one per shape and keep it.
-public final class MatmulNT {
+package final class MatmulNT {
     /// The element types of A, B and C.
-    public enum Precision {
+    package enum Precision {
         /// f32 × f32 → f32.
         case f32
         /// int8 × int8 → int32 (VNNI on CPUs that have it), for screening scores.
         case int8
     }
 
-    public let m: Int, n: Int, k: Int
+    package let m: Int, n: Int, k: Int
     private let primitive: dnnl_primitive_t
     private var a: dnnl_memory_t?, b: dnnl_memory_t?, c: dnnl_memory_t?
 
-    public init(m: Int, n: Int, k: Int, precision: Precision = .f32) {
+    package init(m: Int, n: Int, k: Int, precision: Precision = .f32) {
         precondition(m > 0 && n > 0 && k > 0)
         self.m = m
         self.n = n
@@ -156,11 +156,11 @@ public final class MatmulNT {
         dnnl_memory_destroy(c)
     }
 
-    public func run(a aPtr: UnsafePointer<Float>, b bPtr: UnsafePointer<Float>, c cPtr: UnsafeMutablePointer<Float>) {
+    package func run(a aPtr: UnsafePointer<Float>, b bPtr: UnsafePointer<Float>, c cPtr: UnsafeMutablePointer<Float>) {
         run(raw: UnsafeRawPointer(aPtr), UnsafeRawPointer(bPtr), UnsafeMutableRawPointer(cPtr))
     }
 
-    public func run(a aPtr: UnsafePointer<Int8>, b bPtr: UnsafePointer<Int8>, c cPtr: UnsafeMutablePointer<Int32>) {
+    package func run(a aPtr: UnsafePointer<Int8>, b bPtr: UnsafePointer<Int8>, c cPtr: UnsafeMutablePointer<Int32>) {
         run(raw: UnsafeRawPointer(aPtr), UnsafeRawPointer(bPtr), UnsafeMutableRawPointer(cPtr))
     }
 

@@ -10,11 +10,11 @@ import CKernels
 ///
 /// The non-GEMM work of a transformer encoder over packed tokens (all texts of a batch one
 /// after another, no padding), run on the OpenMP threads through `Parallel.forRanges`.
-public enum EncoderKernels {
+package enum EncoderKernels {
     /// In place: each row x ← (x − mean) / sqrt(var + eps) · weight + bias, as DebertaLayerNorm
     /// (biased variance, eps inside the square root).
     @_optimize(speed)
-    public static func layerNorm(rows: Int, dim: Int, _ x: UnsafeMutablePointer<Float>,
+    package static func layerNorm(rows: Int, dim: Int, _ x: UnsafeMutablePointer<Float>,
                                  weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float) {
         // A parallel region costs a barrier, and a barrier on a busy machine can cost a time
         // slice: small work (one short text) stays on the calling thread.
@@ -35,13 +35,13 @@ public enum EncoderKernels {
     /// DeBERTa's disentangled relative terms for one layer: position keys and queries for
     /// every row of the relative-embedding table (precomputed at load; they do not depend on
     /// the text), indexed by clamp(i − j + span, 0, 2·span − 1).
-    public struct RelativeTerms {
+    package struct RelativeTerms {
         /// pos_proj(rel_embeddings): [2·span × hidden], or nil without c2p.
-        public var positionKeys: UnsafePointer<Float>?
+        package var positionKeys: UnsafePointer<Float>?
         /// pos_q_proj(rel_embeddings) / scale: [2·span × hidden], or nil without p2c.
-        public var positionQueries: UnsafePointer<Float>?
-        public var span: Int
-        public init(positionKeys: UnsafePointer<Float>?, positionQueries: UnsafePointer<Float>?, span: Int) {
+        package var positionQueries: UnsafePointer<Float>?
+        package var span: Int
+        package init(positionKeys: UnsafePointer<Float>?, positionQueries: UnsafePointer<Float>?, span: Int) {
             self.positionKeys = positionKeys
             self.positionQueries = positionQueries
             self.span = span
@@ -53,7 +53,7 @@ public enum EncoderKernels {
     /// `qkv` is [tokens × 3·hidden]: Q (already scaled) in columns 0..<hidden, K next, V last,
     /// head h at columns h·headDim. Writes `context` [tokens × hidden].
     @_optimize(speed)
-    public static func attention(tokens: Int, hidden: Int, heads: Int, texts: [(start: Int, count: Int)],
+    package static func attention(tokens: Int, hidden: Int, heads: Int, texts: [(start: Int, count: Int)],
                                  qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
                                  relative: RelativeTerms?) {
         let headDim = hidden / heads
@@ -78,7 +78,7 @@ public enum EncoderKernels {
 
     /// From this many tokens on, a text's attention goes through oneDNN: below it, creating
     /// the two primitives of a new length costs more than the products.
-    public static let matmulAttentionLength = 64
+    package static let matmulAttentionLength = 64
 
     static func attendWithMatmul(text: (start: Int, count: Int), hidden: Int, heads: Int,
                                  qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
@@ -147,7 +147,7 @@ public enum EncoderKernels {
     /// in every mode rather than a read outside its span. Callers refuse such records first
     /// (`SentenceTransformerModel.problem(with:skip:)`), so the zeros never reach a stream.
     @_optimize(speed)
-    public static func pool(states: UnsafePointer<Float>, dim: Int, texts: [(start: Int, count: Int)],
+    package static func pool(states: UnsafePointer<Float>, dim: Int, texts: [(start: Int, count: Int)],
                             modes: [PoolingMode], skip: Int, into out: UnsafeMutablePointer<Float>) {
         let width = dim * modes.count
         for (t, text) in texts.enumerated() {
@@ -179,6 +179,6 @@ public enum EncoderKernels {
 }
 
 /// How token states become one vector (sentence-transformers' Pooling module).
-public enum PoolingMode: String, Sendable, CaseIterable {
+package enum PoolingMode: String, Sendable, CaseIterable {
     case cls, max, mean, meanSqrtLen = "mean_sqrt_len_tokens", lastToken = "lasttoken"
 }

@@ -26,10 +26,10 @@ import CKernels
 /// Error per output: with x = s_x·(q_x − z) + e_x and w = s_w·q_w + e_w (|e| ≤ s/2),
 ///     |y − ŷ| ≤ (s_w/2)·‖x‖₁ + (s_x/2)·s_w·‖q_w‖₁ (+ float rounding),
 /// which `errorBound` computes and the tests check.
-public final class Int8LinearLayer {
-    public let inputSize: Int
-    public let outputSize: Int
-    public let epilogue: LinearEpilogue
+package final class Int8LinearLayer {
+    package let inputSize: Int
+    package let outputSize: Int
+    package let epilogue: LinearEpilogue
 
     private let weightScales: UnsafeMutablePointer<Float>
     private let weightCodeSums: UnsafeMutablePointer<Int32>
@@ -57,7 +57,7 @@ public final class Int8LinearLayer {
     static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
 
     /// Whether this CPU runs ru-embed's int8 kernel (AVX-512 VNNI); else oneDNN multiplies.
-    public static let kernelAvailable = ck_int8_has_vnni() != 0
+    package static let kernelAvailable = ck_int8_has_vnni() != 0
     /// Tests: layers made while this is set use oneDNN even where the kernel runs.
     nonisolated(unsafe) static var forceOneDNN = false
 
@@ -76,7 +76,7 @@ public final class Int8LinearLayer {
     ///   - bias: `outputSize` floats, or nil.
     ///   - activationCodeMax: tests only: the activations' largest code (default: 255 for the
     ///     kernel, 127 for oneDNN), so both paths can be compared on the same codes.
-    public init(weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inputSize: Int, outputSize: Int,
+    package init(weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inputSize: Int, outputSize: Int,
                 epilogue: LinearEpilogue = .none, activationCodeMax: Int32? = nil) {
         precondition(inputSize > 0 && outputSize > 0)
         self.inputSize = inputSize
@@ -119,7 +119,7 @@ public final class Int8LinearLayer {
     }
 
     /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
-    public func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+    package func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
         Int8Workspace.lock.withLock { _ in execute(rows: m, input: input, output: output) }
     }
@@ -256,7 +256,7 @@ public final class Int8LinearLayer {
 
     /// The bound on |x·wₙ − (its int8 estimate)| for one input row and output n (before the
     /// epilogue), from the quantisation steps alone.
-    public func errorBound(input row: UnsafePointer<Float>, output n: Int) -> Float {
+    package func errorBound(input row: UnsafePointer<Float>, output n: Int) -> Float {
         var l1: Float = 0, lo: Float = 0, hi: Float = 0
         for j in 0..<inputSize {
             l1 += abs(row[j])

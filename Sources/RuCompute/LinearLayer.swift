@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// What a linear layer does after the product, fused into the same oneDNN sweep.
-public enum LinearEpilogue: Sendable {
+package enum LinearEpilogue: Sendable {
     /// out = x·Wᵀ + b
     case none
     /// out = GELU(x·Wᵀ + b), with the exact erf GELU (transformers' "gelu")
@@ -24,10 +24,10 @@ public enum LinearEpilogue: Sendable {
 /// to disk); the caller's row-major weights may be released afterwards. A primitive is
 /// created per row count M (the number of tokens in a pack) and kept: one made for the
 /// exact M is 30–40 % faster at small M than one taking M at run time.
-public final class LinearLayer {
-    public let inputSize: Int
-    public let outputSize: Int
-    public let epilogue: LinearEpilogue
+package final class LinearLayer {
+    package let inputSize: Int
+    package let outputSize: Int
+    package let epilogue: LinearEpilogue
 
     private let arrangedWeights: UnsafeMutableRawPointer
     private var weightsDesc: dnnl_memory_desc_t
@@ -60,7 +60,7 @@ public final class LinearLayer {
     /// - Parameters:
     ///   - weights: `outputSize` rows of `inputSize` floats, row-major (a Linear's `weight`).
     ///   - bias: `outputSize` floats, or nil for none.
-    public init(weights: UnsafePointer<Float>, bias biasValues: UnsafePointer<Float>?,
+    package init(weights: UnsafePointer<Float>, bias biasValues: UnsafePointer<Float>?,
                 inputSize: Int, outputSize: Int, epilogue: LinearEpilogue = .none) {
         precondition(inputSize > 0 && outputSize > 0)
         self.inputSize = inputSize
@@ -85,14 +85,14 @@ public final class LinearLayer {
     }
 
     /// Bytes held by the arranged weights and bias.
-    public var residentBytes: Int {
+    package var residentBytes: Int {
         var desc = weightsDesc
         return dnnl_memory_desc_get_size(&desc) + outputSize * 4
     }
 
     /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize] · Wᵀ + b, then the epilogue.
     /// `input` and `output` are row-major and must not overlap.
-    public func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+    package func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
         LinearLayer.lock.withLock { _ in execute(rows: m, input: input, output: output) }
     }

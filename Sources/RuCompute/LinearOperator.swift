@@ -8,7 +8,7 @@ public enum Precision: String, Sendable, CaseIterable {
 }
 
 /// A linear layer as the model code sees it: y = x·Wᵀ + b, then its epilogue.
-public protocol LinearOperator: AnyObject {
+package protocol LinearOperator: AnyObject {
     var inputSize: Int { get }
     var outputSize: Int { get }
     /// output[m × outputSize] (=, or += for `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
@@ -19,7 +19,7 @@ extension LinearLayer: LinearOperator {}
 extension Int8LinearLayer: LinearOperator {}
 
 /// Makes the linear layer of `precision` for row-major weights [outputSize × inputSize].
-public func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+package func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                        inputSize: Int, outputSize: Int, epilogue: LinearEpilogue) -> any LinearOperator {
     switch precision {
     case .f32:
@@ -32,7 +32,7 @@ public func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, bi
 /// A feed-forward block: `between` ← first(input), then output (=, or += for `.accumulate`)
 /// second(between). Two int8 layers over enough rows run fused, chunk by chunk, and leave
 /// `between` untouched.
-public func runFeedForward(_ first: any LinearOperator, _ second: any LinearOperator, rows m: Int,
+package func runFeedForward(_ first: any LinearOperator, _ second: any LinearOperator, rows m: Int,
                            input: UnsafePointer<Float>, between: UnsafeMutablePointer<Float>,
                            output: UnsafeMutablePointer<Float>) {
     if let a = first as? Int8LinearLayer, let b = second as? Int8LinearLayer, a.usesKernel, b.usesKernel,

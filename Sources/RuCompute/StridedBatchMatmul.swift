@@ -8,12 +8,12 @@ import CDNNL
 /// full vector width, which Swift code built for baseline x86-64 cannot.
 ///
 /// One primitive per shape and strides; `shared` keeps them (attention needs two per text length).
-public final class StridedBatchMatmul: @unchecked Sendable { // its memory objects are used under `lock` only
-    public struct Shape: Hashable {
-        public var batch: Int, m: Int, k: Int, n: Int
+package final class StridedBatchMatmul: @unchecked Sendable { // its memory objects are used under `lock` only
+    package struct Shape: Hashable {
+        package var batch: Int, m: Int, k: Int, n: Int
         /// (batch, row, column) strides of A [m × k], B [k × n] and C [m × n].
-        public var a: [Int], b: [Int], c: [Int]
-        public init(batch: Int, m: Int, k: Int, n: Int, a: [Int], b: [Int], c: [Int]) {
+        package var a: [Int], b: [Int], c: [Int]
+        package init(batch: Int, m: Int, k: Int, n: Int, a: [Int], b: [Int], c: [Int]) {
             self.batch = batch; self.m = m; self.k = k; self.n = n; self.a = a; self.b = b; self.c = c
         }
     }
@@ -31,7 +31,7 @@ public final class StridedBatchMatmul: @unchecked Sendable { // its memory objec
     private static let lock = Mutex(())
 
     /// The matmul for `shape`, created on first use.
-    public static func shared(_ shape: Shape) -> StridedBatchMatmul {
+    package static func shared(_ shape: Shape) -> StridedBatchMatmul {
         lock.withLock { _ in
             let key = Key(shape: shape, threads: Parallel.threads)
             if let p = cache[key] { return p }
@@ -58,7 +58,7 @@ public final class StridedBatchMatmul: @unchecked Sendable { // its memory objec
         dnnl_memory_destroy(aMemory); dnnl_memory_destroy(bMemory); dnnl_memory_destroy(cMemory)
     }
 
-    public func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+    package func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
         StridedBatchMatmul.lock.withLock { _ in execute(a: a, b: b, c: c) }
     }
 

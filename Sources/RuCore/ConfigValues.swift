@@ -7,48 +7,48 @@
 /// key's stated bounds (no fraction, no 1e30, no −1 where −1 means nothing); a float key a
 /// finite number within its bounds. Everything else is a `RuEmbedError` (exit 2) that names the
 /// file, the key and what was wrong.
-public struct ConfigValues {
+package struct ConfigValues {
     /// The file, as messages name it.
-    public let path: String
-    public let json: JSONValue
+    package let path: String
+    package let json: JSONValue
 
-    public init(_ json: JSONValue, path: String) {
+    package init(_ json: JSONValue, path: String) {
         self.json = json
         self.path = path
     }
 
     /// Reads a JSON file (an error naming it when it is not JSON).
-    public static func read(_ path: String) throws -> ConfigValues {
+    package static func read(_ path: String) throws -> ConfigValues {
         ConfigValues(try JSONValue.read(path), path: path)
     }
 
     /// The value of `key`, nil when absent or null (a null means "the default" in these files).
-    public func value(_ key: String) -> JSONValue? {
+    package func value(_ key: String) -> JSONValue? {
         guard let v = json[key], v != .null else { return nil }
         return v
     }
 
-    public func error(_ key: String, _ problem: String) -> RuEmbedError {
+    package func error(_ key: String, _ problem: String) -> RuEmbedError {
         RuEmbedError("\(path): \"\(key)\": \(problem)")
     }
 
     /// An integer in `range`; `fallback` when the key is absent (an error naming the key
     /// when there is no fallback).
-    public func int(_ key: String, _ range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
+    package func int(_ key: String, _ range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
         if let n = try optionalInt(key, range) { return n }
         if let fallback { return fallback }
         throw RuEmbedError("\(path): no \"\(key)\"")
     }
 
     /// An integer in `range`, or nil when the key is absent or null.
-    public func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+    package func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
         guard let v = value(key) else { return nil }
         guard let n = ConfigValues.integer(v, range) else { throw error(key, ConfigValues.notInteger(v, range)) }
         return n
     }
 
     /// A finite number accepted by `valid` (described by `bounds`, e.g. "> 0 and ≤ 1").
-    public func double(_ key: String, default fallback: Double, bounds: String,
+    package func double(_ key: String, default fallback: Double, bounds: String,
                        _ valid: (Double) -> Bool) throws -> Double {
         guard let v = value(key) else { return fallback }
         guard let d = v.numberValue, d.isFinite, valid(d) else {
@@ -57,13 +57,13 @@ public struct ConfigValues {
         return d
     }
 
-    public func bool(_ key: String, default fallback: Bool) throws -> Bool {
+    package func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard let v = value(key) else { return fallback }
         guard case .bool(let b) = v else { throw error(key, "\(v.serialized) is not true or false") }
         return b
     }
 
-    public func string(_ key: String) throws -> String? {
+    package func string(_ key: String) throws -> String? {
         guard let v = value(key) else { return nil }
         guard let s = v.stringValue else { throw error(key, "\(v.serialized) is not a string") }
         return s
@@ -73,7 +73,7 @@ public struct ConfigValues {
 
     /// `v` as an Int when it is a whole number within `range`; nil otherwise. The range is
     /// checked on the Double before converting, so 1e19 or inf never reach `Int(_:)` (a trap).
-    public static func integer(_ v: JSONValue, _ range: ClosedRange<Int>) -> Int? {
+    package static func integer(_ v: JSONValue, _ range: ClosedRange<Int>) -> Int? {
         guard let d = v.numberValue, d.isFinite, d == d.rounded(.towardZero),
               d >= Double(range.lowerBound), d <= Double(range.upperBound) else { return nil }
         // Double(upperBound) may round up past upperBound (Int.max): compare again as Int.
@@ -82,7 +82,7 @@ public struct ConfigValues {
     }
 
     /// What is wrong with `v` for an integer key, for messages.
-    public static func notInteger(_ v: JSONValue, _ range: ClosedRange<Int>) -> String {
+    package static func notInteger(_ v: JSONValue, _ range: ClosedRange<Int>) -> String {
         let bounds = range.upperBound == Int.max ? "≥ \(range.lowerBound)" : "in \(range.lowerBound)...\(range.upperBound)"
         return "\(v.serialized) is not an integer \(bounds)"
     }
@@ -91,7 +91,7 @@ public struct ConfigValues {
     /// leave gaps (tokens added after the vocabulary), but a table never grows to more than
     /// twice the entries the file lists (or 65,536 slots), so a 40 KB file cannot ask for
     /// gigabytes through one id of 4,000,000,000.
-    public static func tokenIDLimit(entries: Int) -> Int {
+    package static func tokenIDLimit(entries: Int) -> Int {
         max(2 * entries, 1 << 16) - 1
     }
 }

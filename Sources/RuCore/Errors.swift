@@ -37,25 +37,25 @@ public struct RuEmbedError: Error, CustomStringConvertible, Sendable, Equatable 
 }
 
 /// Where in a stream a problem was found; rendered as `file: frame N: record M: `.
-public struct StreamPosition: Sendable, CustomStringConvertible {
-    public var file: String
-    public var frame: Int?      // 1-based
-    public var record: Int?     // 1-based, counted over the whole stream
+package struct StreamPosition: Sendable, CustomStringConvertible {
+    package var file: String
+    package var frame: Int?      // 1-based
+    package var record: Int?     // 1-based, counted over the whole stream
 
-    public init(file: String, frame: Int? = nil, record: Int? = nil) {
+    package init(file: String, frame: Int? = nil, record: Int? = nil) {
         self.file = file
         self.frame = frame
         self.record = record
     }
 
-    public var description: String {
+    package var description: String {
         var parts = [file]
         if let frame { parts.append("frame \(frame)") }
         if let record { parts.append("record \(record)") }
         return parts.joined(separator: ": ")
     }
 
-    public func error(_ message: String) -> RuEmbedError {
+    package func error(_ message: String) -> RuEmbedError {
         RuEmbedError("\(self): \(message)")
     }
 }

@@ -1,9 +1,9 @@
 /// Text conventions shared by every tool's tab-separated output.
-public enum TSV {
+package enum TSV {
     /// Escapes a field so it cannot break a TSV line: backslash, tab, newline and carriage
     /// return become `\\`, `\t`, `\n`, `\r` (the convention of PostgreSQL's text COPY and
     /// "linear TSV"). Everything else passes unchanged.
-    public static func escape(_ field: String) -> String {
+    package static func escape(_ field: String) -> String {
         guard field.utf8.contains(where: { $0 == 0x5C || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { return field }
         var out = ""
         out.reserveCapacity(field.utf8.count + 4)
@@ -20,7 +20,7 @@ public enum TSV {
     }
 
     /// Reverses `escape`; an unknown escape keeps its backslash.
-    public static func unescape(_ field: String) -> String {
+    package static func unescape(_ field: String) -> String {
         guard field.utf8.contains(0x5C) else { return field }
         var out = ""
         var pendingBackslash = false
@@ -45,10 +45,10 @@ public enum TSV {
     }
 }
 
-public enum NumberFormat {
+package enum NumberFormat {
     /// `value` with exactly `decimals` digits after the point, rounded half away from zero
     /// (no Foundation, no locale).
-    public static func fixed(_ value: Double, decimals: Int = 6) -> String {
+    package static func fixed(_ value: Double, decimals: Int = 6) -> String {
         guard value.isFinite else { return value.isNaN ? "nan" : (value < 0 ? "-inf" : "inf") }
         var scale: Int64 = 1
         for _ in 0..<decimals { scale *= 10 }
@@ -63,7 +63,7 @@ public enum NumberFormat {
     }
 
     /// The shortest text that reads back as the same Float (Swift's own algorithm).
-    public static func shortest(_ value: Float) -> String {
+    package static func shortest(_ value: Float) -> String {
         value.description
     }
 }

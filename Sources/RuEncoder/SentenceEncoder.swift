@@ -109,6 +109,10 @@ public final class SentenceEncoder: @unchecked Sendable {
 
     /// The tokenizer with its prompts and maximum length.
     public var tokenizer: ModelTokenizer { model.modelTokenizer }
+    /// The SHA-256 of the weight files, as the stream metadata records it (`model.digest`):
+    /// compare it with a stream's `shape?.modelDigest` to know that the stream's vectors come
+    /// from the same weights. Hashed once per file and kept in the digest cache.
+    public func modelDigest() throws -> String { try model.modelDigest() }
     /// Tokens per text, prompt and special tokens included.
     public var maxLength: Int? { model.maxLength }
 
@@ -277,13 +281,17 @@ final class EmbeddingBatch {
 /// input order. A record that cannot be embedded throws an error naming it; the records
 /// before it are still written when the caller `finish`es.
 public final class StreamEncoder {
+    /// The encoder the records run through.
     public let encoder: SentenceEncoder
+    /// The stream writer underneath; `writer.records` and `writer.frames` count what is
+    /// written so far.
     public let writer: VectorStreamWriter
     private let batch: EmbeddingBatch
     private var metadata: StreamMetadata
     /// Records written, their tokens (prompt and special tokens included), and texts cut to
     /// the maximum length.
     public private(set) var records = 0, tokens = 0
+    /// Texts cut to the encoder's `maxLength` so far.
     public var truncated: Int { batch.truncated }
     /// Replace invalid UTF-8 in text records with U+FFFD instead of refusing them.
     public var lossy: Bool {

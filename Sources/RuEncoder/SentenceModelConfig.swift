@@ -15,17 +15,17 @@ import Glibc
 /// `word_embedding_dimension`) and 6.x (`sentence_transformers.sentence_transformer.modules.pooling.Pooling`,
 /// `pooling_mode: "mean"`, `embedding_dimension`). A folder without modules.json is a plain
 /// transformers model: mean pooling over all tokens, as sentence-transformers would build it.
-public struct SentenceModelConfig: Sendable {
+package struct SentenceModelConfig: Sendable {
     /// The folder with config.json and the weights (modules.json's Transformer path).
-    public var transformerFolder: String
+    package var transformerFolder: String
     /// Pooling modes in the order sentence-transformers concatenates them.
-    public var pooling: [PoolingMode] = [.mean]
-    public var includePrompt = true
-    public var hasNormalizeModule = false
+    package var pooling: [PoolingMode] = [.mean]
+    package var includePrompt = true
+    package var hasNormalizeModule = false
     /// Where the settings came from, for messages: "modules.json" or "default".
-    public var source = "default"
+    package var source = "default"
 
-    public static func load(folder: String) throws -> SentenceModelConfig {
+    package static func load(folder: String) throws -> SentenceModelConfig {
         var config = SentenceModelConfig(transformerFolder: folder)
         let modulesPath = folder + "/modules.json"
         guard access(modulesPath, R_OK) == 0 else { return config }
@@ -93,5 +93,5 @@ public struct SentenceModelConfig: Sendable {
     }
 
     /// The pooling modes joined the way sentence-transformers names them ("mean", "cls+max").
-    public var poolingName: String { pooling.map(\.rawValue).joined(separator: "+") }
+    package var poolingName: String { pooling.map(\.rawValue).joined(separator: "+") }
 }

@@ -11,18 +11,18 @@ import Dispatch
 
 /// A sentence-transformers model folder ready to encode: tokenizer, prompts, maximum length,
 /// the DeBERTa encoder, pooling and normalisation, as `SentenceTransformer(folder).encode`.
-public final class SentenceTransformerModel {
-    public let folder: String
-    public let modelTokenizer: ModelTokenizer
-    public let sentenceConfig: SentenceModelConfig
-    public let model: DebertaModel
-    public var tokenizer: Tokenizer { modelTokenizer.tokenizer }
+package final class SentenceTransformerModel {
+    package let folder: String
+    package let modelTokenizer: ModelTokenizer
+    package let sentenceConfig: SentenceModelConfig
+    package let model: DebertaModel
+    package var tokenizer: Tokenizer { modelTokenizer.tokenizer }
     /// The vector width: hidden size times the number of pooling modes.
-    public var dimension: Int { model.config.hiddenSize * sentenceConfig.pooling.count }
+    package var dimension: Int { model.config.hiddenSize * sentenceConfig.pooling.count }
     /// Tokens per text, prompt and special tokens included (sentence-transformers' max_seq_length).
-    public let maxLength: Int?
+    package let maxLength: Int?
 
-    public init(folder: String, precision: Precision = .f32) throws {
+    package init(folder: String, precision: Precision = .f32) throws {
         self.folder = folder
         let sentenceConfig = try SentenceModelConfig.load(folder: folder)
         self.sentenceConfig = sentenceConfig
@@ -53,7 +53,7 @@ public final class SentenceTransformerModel {
     /// How many leading tokens pooling skips for this prompt: none when the Pooling module
     /// includes the prompt; otherwise the prompt's own token count minus a trailing special
     /// token, measured on the prompt alone as sentence-transformers does.
-    public func pooledPromptTokens(_ prompt: String) -> Int {
+    package func pooledPromptTokens(_ prompt: String) -> Int {
         guard !sentenceConfig.includePrompt, !prompt.isEmpty else { return 0 }
         let ids = tokenizer.encode(prompt, maxLength: maxLength).ids
         guard let last = ids.last else { return 0 }
@@ -64,7 +64,7 @@ public final class SentenceTransformerModel {
     /// pooled-out tokens (`pooledPromptTokens`); `fromText` says the ids were just made by
     /// this folder's own tokenizer (not read from a token stream), which changes what an id
     /// outside the vocabulary means.
-    public func problem(with ids: [UInt32], skip: Int = 0, fromText: Bool = false) -> String? {
+    package func problem(with ids: [UInt32], skip: Int = 0, fromText: Bool = false) -> String? {
         let c = model.config
         // Zero tokens have no vector in any pooling mode (CLS has no first token, mean
         // divides by zero, max is −inf): sentence-transformers cannot embed them either.
@@ -86,7 +86,7 @@ public final class SentenceTransformerModel {
 
     /// Sentence vectors for texts given as token ids (`dimension` floats per text, appended
     /// to `out`), pooled skipping `skip` leading tokens, L2-normalised when `normalize`.
-    public func embed(_ texts: [[UInt32]], skip: Int = 0, normalize: Bool, into out: inout [Float]) {
+    package func embed(_ texts: [[UInt32]], skip: Int = 0, normalize: Bool, into out: inout [Float]) {
         let dim = dimension
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: dim * texts.count))
@@ -104,7 +104,7 @@ public final class SentenceTransformerModel {
     }
 
     /// x ← x / max(‖x‖, 1e-12), as torch.nn.functional.normalize.
-    public static func normalize(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    package static func normalize(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         var sum: Double = 0
         for j in 0..<n { sum += Double(x[j]) * Double(x[j]) }
         let norm = max(Float(sum.squareRoot()), 1e-12)
@@ -114,7 +114,7 @@ public final class SentenceTransformerModel {
     /// The model's digest: SHA-256 over config.json's SHA-256 followed by the SHA-256 of every
     /// 64 MiB piece of every weights file, in name order (a hash tree, so no file is read into
     /// memory whole). Hashing 340 MB takes seconds, so the result is kept in `DigestCache`.
-    public func modelDigest() throws -> String {
+    package func modelDigest() throws -> String {
         var files = [sentenceConfig.transformerFolder + "/config.json"]
         let archive = try SafetensorsArchive.weightFiles(folder: sentenceConfig.transformerFolder)
         files += archive.sorted()

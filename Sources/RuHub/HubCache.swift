@@ -13,20 +13,20 @@ import Glibc
 ///
 /// A blob's name is the file's ETag: the git blob sha1 for small files, the sha256 of the content
 /// for LFS files (safetensors).
-public struct HubCache: Sendable {
-    public let root: String
+package struct HubCache: Sendable {
+    package let root: String
 
-    public init(root: String) { self.root = root }
+    package init(root: String) { self.root = root }
 
-    public func storage(_ id: HubModelID) -> String { root + "/" + id.folderName }
-    public func blob(_ id: HubModelID, etag: String) -> String { storage(id) + "/blobs/" + etag }
-    public func snapshot(_ id: HubModelID, commit: String) -> String { storage(id) + "/snapshots/" + commit }
-    public func ref(_ id: HubModelID, revision: String) -> String { storage(id) + "/refs/" + revision }
-    public func lock(_ id: HubModelID, etag: String) -> String { root + "/.locks/" + id.folderName + "/" + etag + ".lock" }
+    package func storage(_ id: HubModelID) -> String { root + "/" + id.folderName }
+    package func blob(_ id: HubModelID, etag: String) -> String { storage(id) + "/blobs/" + etag }
+    package func snapshot(_ id: HubModelID, commit: String) -> String { storage(id) + "/snapshots/" + commit }
+    package func ref(_ id: HubModelID, revision: String) -> String { storage(id) + "/refs/" + revision }
+    package func lock(_ id: HubModelID, etag: String) -> String { root + "/.locks/" + id.folderName + "/" + etag + ".lock" }
 
     /// The commit `id.revision` names in the cache: itself when it is a commit hash, else the
     /// content of refs/<revision>.
-    public func cachedCommit(_ id: HubModelID) -> String? {
+    package func cachedCommit(_ id: HubModelID) -> String? {
         if HubModelID.isCommitHash(id.revision) { return id.revision }
         guard let text = try? readSmallFile(ref(id, revision: id.revision)) else { return nil }
         let commit = trimWhitespace(text)
@@ -34,7 +34,7 @@ public struct HubCache: Sendable {
     }
 
     /// The snapshot folder of `id` when the cache holds a complete model there.
-    public func completeSnapshot(_ id: HubModelID) -> String? {
+    package func completeSnapshot(_ id: HubModelID) -> String? {
         guard let commit = cachedCommit(id) else { return nil }
         let folder = snapshot(id, commit: commit)
         return ModelFiles.missing(in: folder).isEmpty ? folder : nil
@@ -42,7 +42,7 @@ public struct HubCache: Sendable {
 
     /// Writes refs/<revision> = commit (atomically: temporary file, then rename), unless the
     /// revision is the commit itself or the ref already says so.
-    public func writeRef(_ id: HubModelID, commit: String) throws {
+    package func writeRef(_ id: HubModelID, commit: String) throws {
         guard id.revision != commit else { return }
         let path = ref(id, revision: id.revision)
         if let text = try? readSmallFile(path), text == commit { return }
@@ -54,7 +54,7 @@ public struct HubCache: Sendable {
     /// (`../../blobs/<etag>`, one more `../` per folder level of `path`).
     /// symlink(2) never follows what is at `pointer`; the folders above it are checked to be real
     /// folders, so a link planted at snapshots/<commit> cannot send the new link elsewhere.
-    public func link(_ id: HubModelID, commit: String, path: String, etag: String) throws {
+    package func link(_ id: HubModelID, commit: String, path: String, etag: String) throws {
         let pointer = snapshot(id, commit: commit) + "/" + path
         let depth = path.split(separator: "/").count - 1
         let target = String(repeating: "../", count: depth + 2) + "blobs/" + etag
@@ -80,7 +80,7 @@ public struct HubCache: Sendable {
     /// The tag that tells backup tools to skip the cache (huggingface_hub writes the same bytes).
     /// Created O_EXCL | O_NOFOLLOW: whatever already has the name (a tag, or a link planted
     /// there) is left alone and never written through.
-    public func writeCacheDirTag() {
+    package func writeCacheDirTag() {
         let path = root + "/CACHEDIR.TAG"
         var info = stat()
         if lstat(path, &info) == 0 { return }
@@ -98,7 +98,7 @@ public struct HubCache: Sendable {
     /// blob a regular file; it also writes plain files where links are not possible. Anything
     /// else — a link leading elsewhere (outside the cache, to a device, to another link) — was
     /// not made by a download and is refused, so the tools never read through it.
-    public func checkSnapshot(_ id: HubModelID, folder: String) throws {
+    package func checkSnapshot(_ id: HubModelID, folder: String) throws {
         func visit(_ dir: String, depth: Int) throws {
             guard let names = FileSystem.listFolder(dir) else { throw FileSystem.error(dir, errno) }
             for name in names {
@@ -138,7 +138,7 @@ public struct HubCache: Sendable {
 }
 
 /// Which files of a hub repo a model needs, and whether a folder has them.
-public enum ModelFiles {
+package enum ModelFiles {
     /// Top-level files a model folder may use: config, tokenizer, sentence-transformers metadata.
     static let topLevel: Set<String> = [
         "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -151,7 +151,7 @@ public enum ModelFiles {
     /// `*.safetensors`, and the JSON, text and safetensors files of sentence-transformers module
     /// folders (`1_Pooling/config.json`, `2_Dense/...`). Model cards, other weight formats
     /// (pytorch_model.bin, onnx/, openvino/) and everything else are left out.
-    public static func select(_ siblings: [String]) -> [String] {
+    package static func select(_ siblings: [String]) -> [String] {
         siblings.filter { path in
             let parts = path.split(separator: "/", omittingEmptySubsequences: false)
             if parts.count == 1 { return topLevel.contains(path) || path.hasSuffix(".safetensors") }
@@ -172,7 +172,7 @@ public enum ModelFiles {
     /// What `folder` lacks to be a usable model: config.json, tokenizer.json, the weights
     /// (model.safetensors, or every shard of model.safetensors.index.json) and the config of each
     /// Pooling or Dense module of modules.json. Empty when complete.
-    public static func missing(in folder: String) -> [String] {
+    package static func missing(in folder: String) -> [String] {
         var missing: [String] = []
         func exists(_ rel: String) -> Bool { access(folder + "/" + rel, R_OK) == 0 }
         guard FileSystem.isDirectory(folder) else { return ["the folder \(folder)"] }

@@ -19,9 +19,9 @@ import Glibc
 ///    (resuming with Range what an interrupted run left), check the size and, for LFS files,
 ///    the sha256 the etag is; rename to `blobs/<etag>`; link `snapshots/<commit>/<path>` to it.
 /// 4. `refs/<revision>` = commit.
-public final class HubClient {
-    public let settings: HubSettings
-    public let cache: HubCache
+package final class HubClient {
+    package let settings: HubSettings
+    package let cache: HubCache
     let reporting: DownloadReporting
     let verbose: Bool
     /// Attempts per file when the connection breaks (each resumes where the last stopped).
@@ -29,7 +29,7 @@ public final class HubClient {
 
     let reporter: Reporter
 
-    public init(settings: HubSettings, reporting: DownloadReporting, verbose: Bool, reporter: Reporter = .silent) {
+    package init(settings: HubSettings, reporting: DownloadReporting, verbose: Bool, reporter: Reporter = .silent) {
         self.reporter = reporter
         self.settings = settings
         self.cache = HubCache(root: settings.cacheDirectory)
@@ -40,7 +40,7 @@ public final class HubClient {
     // MARK: Snapshot
 
     /// Fetches what is missing of `id` and returns its snapshot folder.
-    public func download(_ id: HubModelID) throws -> String {
+    package func download(_ id: HubModelID) throws -> String {
         let (commit, siblings) = try revisionInfo(id)
         let files = ModelFiles.select(siblings)
         guard files.contains("config.json") else {

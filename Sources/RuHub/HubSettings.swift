@@ -102,10 +102,10 @@ public struct HubModelID: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `models--org--name`, the repo's folder in the cache.
-    public var folderName: String { "models--" + repo.replacingOccurrences(of: "/", with: "--") }
+    package var folderName: String { "models--" + repo.replacingOccurrences(of: "/", with: "--") }
 
     /// True for a full 40-digit commit hash.
-    public static func isCommitHash(_ s: String) -> Bool {
+    package static func isCommitHash(_ s: String) -> Bool {
         s.utf8.count == 40 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 

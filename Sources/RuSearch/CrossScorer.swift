@@ -2,15 +2,15 @@ import RuCompute
 import RuCore
 import RuVectors
 /// Cosines of blocks of vectors against one fixed set, through one matmul per block.
-public final class CrossScorer {
-    public let dim: Int
-    public let rightCount: Int
+package final class CrossScorer {
+    package let dim: Int
+    package let rightCount: Int
     private let right: [Float]
     private var matmuls: [Int: MatmulNT] = [:]
     private var scores: [Float] = []
 
     /// `right` holds rows of `dim` floats; they are normalised here.
-    public init(right: [Float], dim: Int) {
+    package init(right: [Float], dim: Int) {
         self.dim = dim
         rightCount = right.count / dim
         var normalized = right
@@ -19,7 +19,7 @@ public final class CrossScorer {
     }
 
     /// The `count × rightCount` cosines of the rows of `left` (normalised in place).
-    public func scores(_ left: inout [Float], count: Int) -> [Float] {
+    package func scores(_ left: inout [Float], count: Int) -> [Float] {
         left.withUnsafeMutableBufferPointer { VectorMath.l2NormalizeRows($0.baseAddress!, count: count, dim: dim) }
         let matmul = matmuls[count] ?? {
             let m = MatmulNT(m: count, n: rightCount, k: dim)

@@ -47,7 +47,7 @@ public final class ExactSearch {
     private var matmuls: [Int: MatmulNT] = [:]
     public private(set) var corpusCount = 0
     /// Documents scored in f32 by the int8 screen (for --verbose and the tests).
-    public private(set) var exactScores = 0
+    package private(set) var exactScores = 0
 
     /// The screen's largest int8 code. oneDNN's s8·s8 matmul without VNNI (AVX2) shifts one
     /// side to u8 (+128) and adds pairs of products in saturating int16: with codes up to 127,

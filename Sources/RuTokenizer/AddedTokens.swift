@@ -1,14 +1,14 @@
 import RuCore
 /// An entry of "added_tokens": text matched before the model sees it.
-public struct AddedToken: Sendable {
-    public var id: UInt32
-    public var content: [UInt32]
-    public var singleWord: Bool
-    public var leftStrip: Bool
-    public var rightStrip: Bool
+package struct AddedToken: Sendable {
+    package var id: UInt32
+    package var content: [UInt32]
+    package var singleWord: Bool
+    package var leftStrip: Bool
+    package var rightStrip: Bool
     /// Matched in the normalized text (true) or in the raw text (false).
-    public var normalized: Bool
-    public var special: Bool
+    package var normalized: Bool
+    package var special: Bool
 }
 
 /// Finds added tokens in text: leftmost match first, the longest among those starting

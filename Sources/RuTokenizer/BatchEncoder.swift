@@ -15,7 +15,7 @@ public final class BatchEncoder: Sendable {
 
     /// Runs `body(k, workspace, &encoding, &scalars)` for every k in 0..<count, in parallel,
     /// and stores its result at index k.
-    public func map<T>(_ count: Int, _ body: (Int, EncodeWorkspace, inout Encoding, inout [UInt32]) -> T) -> [T] {
+    package func map<T>(_ count: Int, _ body: (Int, EncodeWorkspace, inout Encoding, inout [UInt32]) -> T) -> [T] {
         var results = [T?](repeating: nil, count: count)
         withoutActuallyEscaping(body) { body in
           results.withUnsafeMutableBufferPointer { out in
@@ -46,7 +46,7 @@ public final class BatchEncoder: Sendable {
     }
 
     /// Every workspace made so far (their counters: truncations, dropped characters).
-    public var workspaces: [EncodeWorkspace] { made.withLock { $0 } }
+    package var workspaces: [EncodeWorkspace] { made.withLock { $0 } }
 
     private func takeWorkspace() -> EncodeWorkspace {
         if let w = pool.withLock({ $0.popLast() }) { return w }

@@ -4,7 +4,7 @@ import RuCore
 /// Keys are raw UTF-8 bytes, so "ё" (U+0451) and "е\u{0308}" stay two different tokens:
 /// a `[String: Int]` would merge them, since String compares by canonical equivalence.
 /// Lookups take a pointer and a length, so hot loops look up slices without allocating.
-public struct ByteKeyTable: Sendable {
+package struct ByteKeyTable: Sendable {
     private var keyBytes: [UInt8] = []
     private var keyStarts: [Int32] = []
     private var keyLengths: [Int32] = []
@@ -13,14 +13,14 @@ public struct ByteKeyTable: Sendable {
     private var slots: [Int32]
     private var mask: Int
 
-    public init(capacity: Int = 16) {
+    package init(capacity: Int = 16) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         slots = [Int32](repeating: 0, count: size)
         mask = size - 1
     }
 
-    public var count: Int { values.count }
+    package var count: Int { values.count }
 
     @inline(__always)
     static func hash(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
@@ -31,7 +31,7 @@ public struct ByteKeyTable: Sendable {
     }
 
     @inline(__always)
-    public func lookup(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt32? {
+    package func lookup(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt32? {
         var i = ByteKeyTable.hash(p, n) & mask
         return slots.withUnsafeBufferPointer { slots in
             keyBytes.withUnsafeBufferPointer { bytes in
@@ -48,7 +48,7 @@ public struct ByteKeyTable: Sendable {
         }
     }
 
-    public func lookup(_ key: [UInt8]) -> UInt32? {
+    package func lookup(_ key: [UInt8]) -> UInt32? {
         key.withUnsafeBufferPointer { b in
             if let base = b.baseAddress { return lookup(base, b.count) }
             var empty: UInt8 = 0
@@ -56,11 +56,11 @@ public struct ByteKeyTable: Sendable {
         }
     }
 
-    public func lookup(_ key: String) -> UInt32? { lookup(Array(key.utf8)) }
+    package func lookup(_ key: String) -> UInt32? { lookup(Array(key.utf8)) }
 
     /// Inserts or replaces; returns the previous value.
     @discardableResult
-    public mutating func insert(_ key: [UInt8], _ value: UInt32) -> UInt32? {
+    package mutating func insert(_ key: [UInt8], _ value: UInt32) -> UInt32? {
         if (values.count + 1) * 2 > slots.count { grow() }
         var i = key.withUnsafeBufferPointer { ByteKeyTable.hash($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, $0.count) } & mask
         while true {
@@ -95,7 +95,7 @@ public struct ByteKeyTable: Sendable {
     }
 
     /// Every key with its value, in insertion order.
-    public func forEach(_ body: (ArraySlice<UInt8>, UInt32) -> Void) {
+    package func forEach(_ body: (ArraySlice<UInt8>, UInt32) -> Void) {
         for k in 0..<values.count {
             let start = Int(keyStarts[k])
             body(keyBytes[start..<start + Int(keyLengths[k])], values[k])

@@ -10,13 +10,13 @@ public struct Encoding: Equatable {
     /// For an added token found in the text: the White_Space scalars its matched text
     /// begins and ends with (lstrip/rstrip take spaces along), packed as lead << 16 | trail;
     /// -1 for tokens whose text is their vocabulary entry. Offset trimming looks at it.
-    public var matchedSpaces: [Int32] = []
+    package var matchedSpaces: [Int32] = []
 
     public init() {}
 
     public var count: Int { ids.count }
 
-    public mutating func append(_ id: UInt32, start: Int32, end: Int32, special isSpecial: Bool = false, matchedSpaces spaces: Int32 = -1) {
+    package mutating func append(_ id: UInt32, start: Int32, end: Int32, special isSpecial: Bool = false, matchedSpaces spaces: Int32 = -1) {
         ids.append(id)
         starts.append(start)
         ends.append(end)
@@ -24,7 +24,7 @@ public struct Encoding: Equatable {
         matchedSpaces.append(spaces)
     }
 
-    public mutating func removeAll() {
+    package mutating func removeAll() {
         ids.removeAll(keepingCapacity: true)
         starts.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
@@ -33,7 +33,7 @@ public struct Encoding: Equatable {
     }
 
     /// Keeps `count` tokens from the end given (the Rust library's truncation directions).
-    public mutating func truncate(to count: Int, fromLeft: Bool) {
+    package mutating func truncate(to count: Int, fromLeft: Bool) {
         guard ids.count > count else { return }
         if fromLeft {
             let drop = ids.count - count

@@ -4,37 +4,37 @@ import RuCore
 ///
 /// The Rust library keeps byte offsets and Python converts them to character offsets;
 /// keeping scalar offsets throughout gives the same numbers as Python directly.
-public struct NormalizedText {
-    public var scalars: [UInt32] = []
-    public var starts: [Int32] = []
-    public var ends: [Int32] = []
+package struct NormalizedText {
+    package var scalars: [UInt32] = []
+    package var starts: [Int32] = []
+    package var ends: [Int32] = []
 
-    public init() {}
+    package init() {}
 
     /// Original scalars `range` of `text`, each aligned to itself.
-    public init(_ text: UnsafeBufferPointer<UInt32>, range: Range<Int>) {
+    package init(_ text: UnsafeBufferPointer<UInt32>, range: Range<Int>) {
         scalars = Array(text[range])
         starts = (range.lowerBound..<range.upperBound).map { Int32($0) }
         ends = starts.map { $0 + 1 }
     }
 
-    public init(scalars: [UInt32]) {
+    package init(scalars: [UInt32]) {
         self.scalars = scalars
         starts = (0..<scalars.count).map { Int32($0) }
         ends = starts.map { $0 + 1 }
     }
 
-    public var count: Int { scalars.count }
-    public var isEmpty: Bool { scalars.isEmpty }
+    package var count: Int { scalars.count }
+    package var isEmpty: Bool { scalars.isEmpty }
 
-    public mutating func removeAll() {
+    package mutating func removeAll() {
         scalars.removeAll(keepingCapacity: true)
         starts.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
     }
 
     @inline(__always)
-    public mutating func append(_ scalar: UInt32, start: Int32, end: Int32) {
+    package mutating func append(_ scalar: UInt32, start: Int32, end: Int32) {
         scalars.append(scalar)
         starts.append(start)
         ends.append(end)
@@ -42,14 +42,14 @@ public struct NormalizedText {
 
     /// Appends `source[i]` with its alignment.
     @inline(__always)
-    public mutating func append(from source: NormalizedText, at i: Int) {
+    package mutating func append(from source: NormalizedText, at i: Int) {
         append(source.scalars[i], start: source.starts[i], end: source.ends[i])
     }
 
     /// Rebuilds the text scalar by scalar: `body` gets each scalar and appends what replaces it
     /// (nothing to remove it, several to expand it) through the sink, which gives every
     /// replacement the alignment of the scalar it came from.
-    public mutating func map(_ body: (UInt32, (UInt32) -> Void) -> Void) {
+    package mutating func map(_ body: (UInt32, (UInt32) -> Void) -> Void) {
         var out = NormalizedText()
         out.scalars.reserveCapacity(scalars.count)
         out.starts.reserveCapacity(scalars.count)
@@ -63,14 +63,14 @@ public struct NormalizedText {
 
     /// Puts `prefix` in front; the new scalars take the alignment of the first scalar
     /// (the Rust library's `prepend`). Does nothing to empty text.
-    public mutating func prepend(_ prefix: [UInt32]) {
+    package mutating func prepend(_ prefix: [UInt32]) {
         guard !scalars.isEmpty, !prefix.isEmpty else { return }
         scalars.insert(contentsOf: prefix, at: 0)
         starts.insert(contentsOf: repeatElement(starts[0], count: prefix.count), at: 0)
         ends.insert(contentsOf: repeatElement(ends[0], count: prefix.count), at: 0)
     }
 
-    public func slice(_ range: Range<Int>) -> NormalizedText {
+    package func slice(_ range: Range<Int>) -> NormalizedText {
         var out = NormalizedText()
         out.scalars = Array(scalars[range])
         out.starts = Array(starts[range])
@@ -81,34 +81,34 @@ public struct NormalizedText {
 
 /// Text cut into pieces. A piece is either text still to be tokenized (a range of the
 /// shared scalars) or a token already decided (an added token found in the text).
-public struct PieceList {
-    public struct Piece {
-        public var lower: Int32
-        public var upper: Int32
+package struct PieceList {
+    package struct Piece {
+        package var lower: Int32
+        package var upper: Int32
         /// The added token this piece is, or -1 for text.
-        public var token: Int32
+        package var token: Int32
         /// Original offsets of a decided token.
-        public var originalStart: Int32
-        public var originalEnd: Int32
+        package var originalStart: Int32
+        package var originalEnd: Int32
         /// Leading << 16 | trailing White_Space scalars of a decided token's matched text.
-        public var matchedSpaces: Int32 = 0
+        package var matchedSpaces: Int32 = 0
 
-        public var isText: Bool { token < 0 }
-        public var range: Range<Int> { Int(lower)..<Int(upper) }
+        package var isText: Bool { token < 0 }
+        package var range: Range<Int> { Int(lower)..<Int(upper) }
     }
 
-    public var text = NormalizedText()
-    public var pieces: [Piece] = []
+    package var text = NormalizedText()
+    package var pieces: [Piece] = []
 
-    public init() {}
+    package init() {}
 
-    public mutating func removeAll() {
+    package mutating func removeAll() {
         text.removeAll()
         pieces.removeAll(keepingCapacity: true)
     }
 
     /// Appends a text piece copied from `source[range]`.
-    public mutating func appendText(_ source: NormalizedText, _ range: Range<Int>) {
+    package mutating func appendText(_ source: NormalizedText, _ range: Range<Int>) {
         guard !range.isEmpty else { return }
         let lower = Int32(text.count)
         text.scalars.append(contentsOf: source.scalars[range])
@@ -118,11 +118,11 @@ public struct PieceList {
     }
 
     /// Appends the decided token of `piece` (from another list).
-    public mutating func appendToken(of piece: Piece) {
+    package mutating func appendToken(of piece: Piece) {
         appendToken(UInt32(piece.token), originalStart: piece.originalStart, originalEnd: piece.originalEnd, matchedSpaces: piece.matchedSpaces)
     }
 
-    public mutating func appendToken(_ id: UInt32, originalStart: Int32, originalEnd: Int32, matchedSpaces: Int32) {
+    package mutating func appendToken(_ id: UInt32, originalStart: Int32, originalEnd: Int32, matchedSpaces: Int32) {
         let at = Int32(text.count)
         pieces.append(Piece(lower: at, upper: at, token: Int32(id), originalStart: originalStart, originalEnd: originalEnd,
                             matchedSpaces: matchedSpaces))

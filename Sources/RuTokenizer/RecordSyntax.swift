@@ -1,23 +1,23 @@
 import RuCore
 
 /// How a record's bytes hold its id and text: the text itself, `id<TAB>text`, or a JSON object.
-public enum RecordSyntax: Sendable, Equatable {
+package enum RecordSyntax: Sendable, Equatable {
     case text
     case tsv
     case jsonl(idField: String, textField: String)
 
     /// A record split into its parts.
-    public struct Fields {
+    package struct Fields {
         /// The id the record carries; nil for plain text (the caller numbers it).
-        public var id: String?
+        package var id: String?
         /// The text as UTF-8 bytes (text, TSV) or as a string (JSON).
-        public var textBytes: ArraySlice<UInt8>
-        public var textString: String?
+        package var textBytes: ArraySlice<UInt8>
+        package var textString: String?
         /// The parsed object of a JSONL record.
-        public var object: JSONValue?
+        package var object: JSONValue?
 
         /// Calls `body` with the text's UTF-8.
-        public func withText<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        package func withText<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
             if var s = textString { return try s.withUTF8 { try body(UnsafeRawBufferPointer($0)) } }
             return try textBytes.withUnsafeBytes(body)
         }
@@ -27,7 +27,7 @@ public enum RecordSyntax: Sendable, Equatable {
     /// With `lossy`, invalid UTF-8 in an id or a JSON line is replaced with U+FFFD (counted in
     /// `replaced`); the text of text and TSV records is left for the tokenizer to check.
     /// `needsText` false: a JSON record's text field is not required (ru-tok --decode).
-    public func parse(_ record: ArraySlice<UInt8>, lossy: Bool, replaced: inout Int, needsText: Bool = true) throws -> Fields {
+    package func parse(_ record: ArraySlice<UInt8>, lossy: Bool, replaced: inout Int, needsText: Bool = true) throws -> Fields {
         switch self {
         case .text:
             return Fields(id: nil, textBytes: record, textString: nil, object: nil)
@@ -63,7 +63,7 @@ public enum RecordSyntax: Sendable, Equatable {
     }
 
     /// Bytes as a string: strict, or with U+FFFD for invalid UTF-8 when `lossy`.
-    public static func decode(_ bytes: ArraySlice<UInt8>, lossy: Bool, replaced: inout Int) throws -> String {
+    package static func decode(_ bytes: ArraySlice<UInt8>, lossy: Bool, replaced: inout Int) throws -> String {
         if let s = String(validating: bytes, as: UTF8.self) { return s }
         if !lossy { throw RuEmbedError("invalid UTF-8 (--lossy replaces bad bytes with U+FFFD)") }
         var scalars: [UInt32] = []

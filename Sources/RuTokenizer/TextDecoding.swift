@@ -1,11 +1,11 @@
 import RuCore
 /// UTF-8 bytes to Unicode scalar values, strictly or the way Python's
 /// `bytes.decode("utf-8", errors="replace")` does.
-public enum TextDecoding {
+package enum TextDecoding {
     /// Decodes `bytes`. Strict mode returns nil at the first invalid sequence; lossy mode
     /// writes one U+FFFD per maximal invalid subpart (the Unicode recommended practice,
     /// which CPython follows) and counts them in `replaced`.
-    public static func scalars(_ bytes: UnsafeRawBufferPointer, lossy: Bool, into out: inout [UInt32], replaced: inout Int) -> Bool {
+    package static func scalars(_ bytes: UnsafeRawBufferPointer, lossy: Bool, into out: inout [UInt32], replaced: inout Int) -> Bool {
         out.removeAll(keepingCapacity: true)
         let n = bytes.count
         var i = 0
@@ -54,7 +54,7 @@ public enum TextDecoding {
         return true
     }
 
-    public static func scalars(_ string: String) -> [UInt32] {
+    package static func scalars(_ string: String) -> [UInt32] {
         string.unicodeScalars.map(\.value)
     }
 }

@@ -1,8 +1,8 @@
 import RuCore
 /// Token strings by id, for the model's vocabulary and the added tokens together.
-public struct TokenVocabulary: Sendable {
+package struct TokenVocabulary: Sendable {
     /// UTF-8 of every token; empty where an id has no token.
-    public let tokens: [[UInt8]]
+    package let tokens: [[UInt8]]
     /// Leading and trailing byte-level spaces (Ġ) or White_Space of each token, for offset trimming.
     private let spaces: [UInt32]
 
@@ -19,7 +19,7 @@ public struct TokenVocabulary: Sendable {
         }
     }
 
-    public var count: Int { tokens.count }
+    package var count: Int { tokens.count }
 
     @inline(__always)
     func spaceCounts(_ id: UInt32) -> (Int, Int) {
@@ -28,7 +28,7 @@ public struct TokenVocabulary: Sendable {
         return (Int(s >> 16), Int(s & 0xFFFF))
     }
 
-    public func token(_ id: UInt32) -> [UInt8]? {
+    package func token(_ id: UInt32) -> [UInt8]? {
         Int(id) < tokens.count && !tokens[Int(id)].isEmpty ? tokens[Int(id)] : nil
     }
 }
@@ -36,7 +36,7 @@ public struct TokenVocabulary: Sendable {
 /// Per-thread state for encoding: reuse one per thread, never share one between threads.
 /// One thread uses a workspace at a time; it may move between threads (BatchEncoder's pool), hence
 /// `@unchecked Sendable`.
-public final class EncodeWorkspace: @unchecked Sendable {
+package final class EncodeWorkspace: @unchecked Sendable {
     var model = ModelWorkspace()
     var pieces = PieceList()
     var splits: [AddedTokenMatcher.Split] = []
@@ -45,18 +45,18 @@ public final class EncodeWorkspace: @unchecked Sendable {
     /// Scalars of a part of a long text being checked (`Tokenizer.encode(utf8:...)`).
     var scratchScalars: [UInt32] = []
     /// Records cut to the maximum length.
-    public var truncated = 0
+    package var truncated = 0
     /// Texts tokenized by a prefix (`Tokenizer.encode(utf8:...)`), for tests.
     var prefixEncodes = 0
-    public init() {}
+    package init() {}
     /// Characters dropped because a BPE without `unk_token` had no symbol for them.
-    public var droppedUnknown: Int { model.droppedUnknown }
+    package var droppedUnknown: Int { model.droppedUnknown }
 }
 
 /// A Hugging Face tokenizer (`tokenizer.json`): added tokens, normalizer, pre-tokenizer,
 /// model and post-processor, applied as the Rust `tokenizers` library applies them.
 public final class Tokenizer: Sendable {
-    public let model: TokenModel
+    package let model: TokenModel
     let normalizer: Normalizer?
     let preTokenizer: PreTokenizer?
     let postProcessor: PostProcessor?
@@ -64,8 +64,8 @@ public final class Tokenizer: Sendable {
     let decoderProblem: String?
     let rawMatcher: AddedTokenMatcher
     let normalizedMatcher: AddedTokenMatcher
-    public let addedTokens: [AddedToken]
-    public let vocabulary: TokenVocabulary
+    package let addedTokens: [AddedToken]
+    package let vocabulary: TokenVocabulary
     /// `truncation.max_length` of tokenizer.json, if truncation is on there.
     public let configuredMaxLength: Int?
     let truncateLeft: Bool
@@ -162,7 +162,7 @@ public final class Tokenizer: Sendable {
     /// - maxLength: the most tokens, special tokens included (nil: no limit); the text is
     ///   cut before the special tokens are added, so they are always there.
     /// - specialTokensAsText: special tokens written in the text are split as plain text.
-    public func encode(_ text: UnsafeBufferPointer<UInt32>, maxLength: Int? = nil, specialTokensAsText: Bool = false,
+    package func encode(_ text: UnsafeBufferPointer<UInt32>, maxLength: Int? = nil, specialTokensAsText: Bool = false,
                        workspace w: EncodeWorkspace, into out: inout Encoding) {
         tokenize(text, specialTokensAsText: specialTokensAsText, workspace: w, into: &out)
         finish(&out, maxLength: maxLength, workspace: w)
@@ -220,7 +220,7 @@ public final class Tokenizer: Sendable {
     /// missed at P changes the text within its length of P, inside the margin; the model
     /// tokenizes each piece alone. Truncation from the left, tokenizers without such a
     /// pre-tokenizer, and texts with no such cuts take the whole text.
-    public func encode(utf8 text: UnsafeRawBufferPointer, prompt: [UInt32], lossy: Bool, replaced: inout Int,
+    package func encode(utf8 text: UnsafeRawBufferPointer, prompt: [UInt32], lossy: Bool, replaced: inout Int,
                        maxLength: Int?, specialTokensAsText: Bool = false, workspace w: EncodeWorkspace,
                        scalars: inout [UInt32], into out: inout Encoding, prefixBytes: Int = Tokenizer.prefixBytes,
                        firstPrefix: Int? = nil) -> Bool {
@@ -264,7 +264,7 @@ public final class Tokenizer: Sendable {
     }
 
     /// Texts up to twice this many bytes are tokenized whole (tests pass less).
-    public static let prefixBytes = 1 << 16
+    package static let prefixBytes = 1 << 16
 
     /// Tokenizes `scalars` up to the last letter + space cut P and returns how many leading
     /// tokens end at or before an earlier cut B (≥ prefixMargin before P), when that is more

@@ -4,52 +4,52 @@ import RuCore
 ///
 /// One byte of flags per scalar. The Basic Multilingual Plane is tabulated once (64 KiB);
 /// scalars above it are rare in Russian text and are classified on the spot.
-public struct ScalarFlags: OptionSet, Sendable {
-    public let rawValue: UInt16
-    public init(rawValue: UInt16) { self.rawValue = rawValue }
+package struct ScalarFlags: OptionSet, Sendable {
+    package let rawValue: UInt16
+    package init(rawValue: UInt16) { self.rawValue = rawValue }
 
     /// General category L* (Oniguruma's `\p{L}`).
-    public static let letter = ScalarFlags(rawValue: 1 << 0)
+    package static let letter = ScalarFlags(rawValue: 1 << 0)
     /// General category N*: Nd, Nl and No (Oniguruma's `\p{N}`, Rust's `char::is_numeric`).
-    public static let number = ScalarFlags(rawValue: 1 << 1)
+    package static let number = ScalarFlags(rawValue: 1 << 1)
     /// The White_Space property: `\s` in Oniguruma and Rust's regex, Rust's `char::is_whitespace`.
-    public static let whiteSpace = ScalarFlags(rawValue: 1 << 2)
+    package static let whiteSpace = ScalarFlags(rawValue: 1 << 2)
     /// The Alphabetic property (Rust's `char::is_alphabetic`).
-    public static let alphabetic = ScalarFlags(rawValue: 1 << 3)
+    package static let alphabetic = ScalarFlags(rawValue: 1 << 3)
     /// General category P* (the `unicode_categories` crate's `is_punctuation`).
-    public static let punctuation = ScalarFlags(rawValue: 1 << 4)
+    package static let punctuation = ScalarFlags(rawValue: 1 << 4)
     /// ASCII punctuation and symbols (Rust's `char::is_ascii_punctuation`).
-    public static let asciiPunctuation = ScalarFlags(rawValue: 1 << 5)
+    package static let asciiPunctuation = ScalarFlags(rawValue: 1 << 5)
     /// General category Mn (nonspacing marks, removed when stripping accents).
-    public static let nonspacingMark = ScalarFlags(rawValue: 1 << 6)
+    package static let nonspacingMark = ScalarFlags(rawValue: 1 << 6)
     /// General category M* (part of the regex `\w`).
-    public static let mark = ScalarFlags(rawValue: 1 << 7)
+    package static let mark = ScalarFlags(rawValue: 1 << 7)
     /// General category C*: Cc, Cf, Cn, Co, Cs (BERT's "control" characters).
-    public static let other = ScalarFlags(rawValue: 1 << 8)
+    package static let other = ScalarFlags(rawValue: 1 << 8)
     /// Nd (part of `\w`).
-    public static let decimalNumber = ScalarFlags(rawValue: 1 << 9)
+    package static let decimalNumber = ScalarFlags(rawValue: 1 << 9)
     /// Pc or Join_Control (the rest of `\w`).
-    public static let connector = ScalarFlags(rawValue: 1 << 10)
+    package static let connector = ScalarFlags(rawValue: 1 << 10)
 
     /// Rust regex `\w`: Alphabetic, M, Nd, Pc, Join_Control.
-    public static let word: ScalarFlags = [.alphabetic, .mark, .decimalNumber, .connector]
+    package static let word: ScalarFlags = [.alphabetic, .mark, .decimalNumber, .connector]
 }
 
-public enum UnicodeClasses {
+package enum UnicodeClasses {
     private static let bmp: [UInt16] = (0..<0x10000).map { value in
         guard let scalar = Unicode.Scalar(UInt32(value)) else { return ScalarFlags.other.rawValue } // surrogates: Cs
         return compute(scalar).rawValue
     }
 
     @inline(__always)
-    public static func flags(_ value: UInt32) -> ScalarFlags {
+    package static func flags(_ value: UInt32) -> ScalarFlags {
         if value < 0x10000 { return ScalarFlags(rawValue: bmp.withUnsafeBufferPointer { $0[Int(value)] }) }
         guard let scalar = Unicode.Scalar(value) else { return .other }
         return compute(scalar)
     }
 
     @inline(__always)
-    public static func has(_ value: UInt32, _ flag: ScalarFlags) -> Bool {
+    package static func has(_ value: UInt32, _ flag: ScalarFlags) -> Bool {
         !flags(value).isDisjoint(with: flag)
     }
 
@@ -91,17 +91,17 @@ public enum UnicodeClasses {
 
     /// Rust's `char::is_alphanumeric`.
     @inline(__always)
-    public static func isAlphanumeric(_ v: UInt32) -> Bool { has(v, [.alphabetic, .number]) }
+    package static func isAlphanumeric(_ v: UInt32) -> Bool { has(v, [.alphabetic, .number]) }
     @inline(__always)
-    public static func isWhitespace(_ v: UInt32) -> Bool { has(v, .whiteSpace) }
+    package static func isWhitespace(_ v: UInt32) -> Bool { has(v, .whiteSpace) }
 }
 
 // MARK: UTF-8 helpers over scalar values
 
-public enum UTF8Encoding {
+package enum UTF8Encoding {
     /// Appends the UTF-8 encoding of scalar value `v`.
     @inline(__always)
-    public static func append(_ v: UInt32, to out: inout [UInt8]) {
+    package static func append(_ v: UInt32, to out: inout [UInt8]) {
         if v < 0x80 {
             out.append(UInt8(v))
         } else if v < 0x800 {
@@ -119,16 +119,16 @@ public enum UTF8Encoding {
         }
     }
 
-    public static func bytes<S: Sequence>(_ scalars: S) -> [UInt8] where S.Element == UInt32 {
+    package static func bytes<S: Sequence>(_ scalars: S) -> [UInt8] where S.Element == UInt32 {
         var out: [UInt8] = []
         for v in scalars { append(v, to: &out) }
         return out
     }
 
     /// The scalar values of a String, one per Unicode scalar (never per Character).
-    public static func scalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
+    package static func scalars(_ s: String) -> [UInt32] { s.unicodeScalars.map(\.value) }
 
-    public static func string<S: Sequence>(_ scalars: S) -> String where S.Element == UInt32 {
+    package static func string<S: Sequence>(_ scalars: S) -> String where S.Element == UInt32 {
         var s = String.UnicodeScalarView()
         for v in scalars { s.append(Unicode.Scalar(v)!) }
         return String(s)

@@ -269,8 +269,8 @@ struct StreamOutputOptions: ParsableArguments {
 
     func writer(to out: ByteOutput, dtype: ElementType, dim: Int, normalized: Bool, metadata: StreamMetadata) -> VectorStreamWriter {
         VectorStreamWriter(output: out, dtype: elementType ?? dtype, dim: dim,
-                           flags: normalized || normalize ? .normalized : [], metadata: metadata,
-                           maxRecords: chunkRecords ?? ChunkFormat.writerMaxRecords)
+                           flags: normalized || normalize ? .normalized : [], metadata: metadata, level: nil,
+                           maxRecords: chunkRecords ?? ChunkFormat.writerMaxRecords, maxBytes: ChunkFormat.writerMaxBytes)
     }
 }
 

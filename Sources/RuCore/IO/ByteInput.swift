@@ -40,11 +40,11 @@ public final class ByteInput {
     /// Called before a read that would wait for a pipe or terminal, so a filter can flush
     /// what it has produced so far: records then flow through a pipeline as they come,
     /// instead of waiting for a full buffer.
-    public var beforeWaiting: (() throws -> Void)?
+    package var beforeWaiting: (() throws -> Void)?
     private lazy var canWait: Bool = !isRegularFile
 
     /// True when the input is a pipe or terminal with nothing to read right now.
-    public func wouldWait() -> Bool {
+    package func wouldWait() -> Bool {
         guard canWait else { return false }
         var request = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return poll(&request, 1, 0) == 0
@@ -56,7 +56,7 @@ public final class ByteInput {
 
     /// Puts bytes back in front of the input: the next reads return them first. The one way
     /// the tools put back the bytes they read to tell a stream from text.
-    public func unread(_ bytes: [UInt8]) {
+    package func unread(_ bytes: [UInt8]) {
         pushedBack = bytes + pushedBack[pushedBackStart...]
         pushedBackStart = 0
     }
@@ -82,7 +82,7 @@ public final class ByteInput {
 
     /// Reads `count` bytes, fewer only when the input ends first: the first bytes of an input,
     /// to decide what it is (8 bytes: `ChunkFormat.sniffBytes` of RuVectors).
-    public func readHead(_ count: Int = 8) throws -> [UInt8] {
+    package func readHead(_ count: Int = 8) throws -> [UInt8] {
         var head = [UInt8](repeating: 0, count: count)
         var n = 0
         while n < count {
@@ -95,7 +95,7 @@ public final class ByteInput {
     }
 
     /// True when the input is a regular file, which can be opened again and read twice.
-    public var isRegularFile: Bool {
+    package var isRegularFile: Bool {
         var info = stat()
         return fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
     }
@@ -106,7 +106,7 @@ extension ByteInput {
     /// regular file is opened again (readers that read a corpus twice need a file); a pipe or
     /// terminal gets `head` back in front of what it has not read yet (`unread`), so a reader
     /// sees one unbroken input, and nothing is stored anywhere.
-    public func restoringHead(_ head: [UInt8]) throws -> ByteInput {
+    package func restoringHead(_ head: [UInt8]) throws -> ByteInput {
         if isRegularFile && name != "<stdin>" { return try ByteInput.open(name) }
         unread(head)
         return self
@@ -119,7 +119,7 @@ func errnoDescription(_ code: Int32 = errno) -> String {
 
 extension ByteInput {
     /// The whole of a file ('-': standard input).
-    public static func readFile(_ path: String) throws -> [UInt8] {
+    package static func readFile(_ path: String) throws -> [UInt8] {
         let input = try ByteInput.open(path)
         var out: [UInt8] = []
         // A regular file's size is known: one allocation instead of doublings and copies.
@@ -138,7 +138,7 @@ extension ByteInput {
 
 extension JSONValue {
     /// Reads and parses a JSON file (an error naming it when it is not JSON).
-    public static func read(_ path: String) throws -> JSONValue {
+    package static func read(_ path: String) throws -> JSONValue {
         let bytes = try ByteInput.readFile(path)
         do { return try bytes.withUnsafeBytes { try JSONValue.parse($0) } } catch {
             throw RuEmbedError("\(path): not valid JSON: \(error)")

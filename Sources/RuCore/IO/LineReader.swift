@@ -2,23 +2,23 @@
 ///
 /// A record is handed out as a borrowed byte buffer, valid until the next call. A final
 /// record without a delimiter still counts; a trailing delimiter does not start another.
-public final class LineReader {
-    public let input: ByteInput
-    public let delimiter: UInt8
+package final class LineReader {
+    package let input: ByteInput
+    package let delimiter: UInt8
     /// 1-based number of the record last returned.
-    public private(set) var lineNumber = 0
+    package private(set) var lineNumber = 0
     private var buffer: [UInt8]
     private var start = 0, end = 0
     private var atEOF = false
 
-    public init(input: ByteInput, delimiter: UInt8 = 0x0A, bufferSize: Int = 1 << 20) {
+    package init(input: ByteInput, delimiter: UInt8 = 0x0A, bufferSize: Int = 1 << 20) {
         self.input = input
         self.delimiter = delimiter
         buffer = [UInt8](repeating: 0, count: bufferSize)
     }
 
     /// Calls `body` with the next record (without its delimiter); returns false at the end.
-    public func next<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+    package func next<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
         while true {
             if let i = buffer[start..<end].firstIndex(of: delimiter) {
                 let record = start..<i
@@ -52,7 +52,7 @@ public final class LineReader {
     }
 
     /// The next record as a String, or nil at the end. Invalid UTF-8 is an error naming the line.
-    public func nextString(strippingCR: Bool = true) throws -> String? {
+    package func nextString(strippingCR: Bool = true) throws -> String? {
         try next { bytes in
             var bytes = bytes
             if strippingCR, let last = bytes.last, last == 0x0D {

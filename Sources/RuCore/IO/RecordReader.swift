@@ -8,18 +8,18 @@ import Glibc
 ///
 /// A batch owns a copy of its records' bytes, so the read buffer can move on while workers
 /// read the batch (slices of the read buffer would make every refill copy it).
-public final class RecordReader {
-    public struct Record: Sendable {
-        public var file: String
-        public var number: Int      // 1-based within its file, for messages
-        public var range: Range<Int> // in the batch's bytes
+package final class RecordReader {
+    package struct Record: Sendable {
+        package var file: String
+        package var number: Int      // 1-based within its file, for messages
+        package var range: Range<Int> // in the batch's bytes
     }
 
-    public struct Batch: Sendable {
-        public var bytes: [UInt8] = []
-        public var records: [Record] = []
-        public init() {}
-        public func text(_ k: Int) -> ArraySlice<UInt8> { bytes[records[k].range] }
+    package struct Batch: Sendable {
+        package var bytes: [UInt8] = []
+        package var records: [Record] = []
+        package init() {}
+        package func text(_ k: Int) -> ArraySlice<UInt8> { bytes[records[k].range] }
     }
 
     private enum Source { case path(String), opened(ByteInput) }
@@ -33,16 +33,16 @@ public final class RecordReader {
     private var atEOF = true
     private var lineInFile = 0
     private var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    public private(set) var bytesRead = 0
+    package private(set) var bytesRead = 0
 
     /// Called with each input when it is opened (e.g. to set its `beforeWaiting` hook).
-    public var onOpen: ((ByteInput) -> Void)?
+    package var onOpen: ((ByteInput) -> Void)?
 
     /// Standard input when the caller has opened it already (and put back what it read to
     /// look at it, `ByteInput.unread`).
     private let standardInput: ByteInput?
 
-    public init(paths: [String], separator: UInt8, standardInput: ByteInput? = nil) {
+    package init(paths: [String], separator: UInt8, standardInput: ByteInput? = nil) {
         sources = (paths.isEmpty ? ["-"] : paths).map(Source.path)
         self.separator = separator
         self.standardInput = standardInput
@@ -50,7 +50,7 @@ public final class RecordReader {
     }
 
     /// The records of one input already opened.
-    public init(input: ByteInput, separator: UInt8) {
+    package init(input: ByteInput, separator: UInt8) {
         sources = [.opened(input)]
         self.separator = separator
         standardInput = nil
@@ -58,7 +58,7 @@ public final class RecordReader {
     }
 
     /// The next batch of at most `maxRecords` records or about `maxBytes` bytes; empty at the end.
-    public func nextBatch(maxRecords: Int, maxBytes: Int) throws -> Batch {
+    package func nextBatch(maxRecords: Int, maxBytes: Int) throws -> Batch {
         var batch = Batch()
         batch.bytes.reserveCapacity(min(maxBytes, 1 << 20))
         while batch.records.count < maxRecords && batch.bytes.count < maxBytes {

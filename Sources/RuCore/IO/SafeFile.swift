@@ -13,10 +13,10 @@ import Darwin
 /// - A temporary file gets an unpredictable name (64 random bits from the system's generator,
 ///   getrandom(2)), in the target's folder so the final rename stays on one file system, and is
 ///   created mode 0600: nobody else reads a half-written file, whatever the final mode.
-public enum SafeFile {
+package enum SafeFile {
     /// Creates `path`, which must not exist in any form. Returns the descriptor, or throws
     /// naming `path` (EEXIST for anything already there, a symbolic link included).
-    public static func createNew(_ path: String, mode: mode_t = 0o600, flags: Int32 = O_WRONLY) throws -> Int32 {
+    package static func createNew(_ path: String, mode: mode_t = 0o600, flags: Int32 = O_WRONLY) throws -> Int32 {
         let fd = open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileSystem.error(path, errno) }
         return fd
@@ -24,7 +24,7 @@ public enum SafeFile {
 
     /// Creates a fresh file, mode 0600, next to `path` (same folder) under a random name such
     /// as `.corpus.npy.3f9c0a7e12b4d6e8.tmp`. Returns the descriptor and the name.
-    public static func createTemporary(near path: String) throws -> (fd: Int32, path: String) {
+    package static func createTemporary(near path: String) throws -> (fd: Int32, path: String) {
         let folder = FileSystem.parent(path)
         var base = path.split(separator: "/").last.map(String.init) ?? "output"
         // Keep the name within NAME_MAX (255 bytes) whatever the target's length.
@@ -42,7 +42,7 @@ public enum SafeFile {
 
     /// Replaces `path` with `bytes` atomically: a temporary file, fsync, chmod to `mode` less the
     /// umask, rename. A link or anything else at `path` is replaced, never written through.
-    public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o666) throws {
+    package static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o666) throws {
         let (fd, temporary) = try createTemporary(near: path)
         do {
             defer { close(fd) }
@@ -176,7 +176,7 @@ public final class OutputFile {
     }
 
     /// False for a FIFO, a terminal or a socket: nothing written can be rewritten (a .npy header).
-    public var isSeekable: Bool { lseek(output.fd, 0, SEEK_CUR) >= 0 }
+    package var isSeekable: Bool { lseek(output.fd, 0, SEEK_CUR) >= 0 }
 
     /// Writes out what is buffered and, for a regular file, puts it in place: fsync, the final
     /// mode, rename over the target.
@@ -213,7 +213,7 @@ extension OutputFile {
     /// interrupted run leaves nothing behind either. The tools call it at start; a library user who owns
     /// the process's signals may too. Without it, an interrupted process leaves its
     /// temporary files (`.NAME.tmp-…` beside the target).
-    public static func removeTemporaryFilesOnSignals() {
+    package static func removeTemporaryFilesOnSignals() {
         PendingTemporaryFiles.lock.withLock { _ in PendingTemporaryFiles.install() }
     }
 }

@@ -10,11 +10,11 @@ import Glibc
 /// per-user registry while it runs, and before each batch counts the live slots and takes its
 /// share (cores / processes, at least one). With one thread a process starts no OpenMP team,
 /// so nothing spins. A process alone keeps all cores: one process runs as fast as before.
-public enum CoreShare {
+package enum CoreShare {
     /// Threads for the process of rank `rank` (0-based, in slot order) among `processes` live
     /// ones on `cores` cores: an equal share, the remainder going to the lowest ranks, and
     /// never less than one.
-    public static func threads(cores: Int, processes: Int, rank: Int) -> Int {
+    package static func threads(cores: Int, processes: Int, rank: Int) -> Int {
         let cores = max(1, cores), processes = max(1, processes)
         if processes >= cores { return 1 }
         return cores / processes + (rank < cores % processes ? 1 : 0)
@@ -22,7 +22,7 @@ public enum CoreShare {
 
     /// The thread count the user chose: `--threads` first, then OMP_NUM_THREADS (its first
     /// element, as libgomp reads it). nil: none, so the share is ours to choose.
-    public static func explicitThreads(option: Int?, environment: [String: String]) -> Int? {
+    package static func explicitThreads(option: Int?, environment: [String: String]) -> Int? {
         if let option { return option }
         guard let value = environment["OMP_NUM_THREADS"] else { return nil }
         let first = value.split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? ""
@@ -37,18 +37,18 @@ public enum CoreShare {
 /// content is ever trusted (there is none to parse). The directory must be ours and closed
 /// to others (0700, owned by this user, not a link); a slot that is not a regular file of
 /// ours (a planted link, FIFO or device) is skipped, never followed or opened blocking.
-public final class CoreRegistry {
+package final class CoreRegistry {
     /// Slots looked at: more live processes than this count as this many (each gets one thread anyway).
-    public static let slotCount = 64
+    package static let slotCount = 64
 
     private let directory: Int32
     /// Our slot's number and descriptor (holding the lock), or nil when every slot was taken.
-    public private(set) var slot: Int?
+    package private(set) var slot: Int?
     private var slotDescriptor: Int32 = -1
 
     /// Opens (creating when missing) the registry at `path` and takes a slot; nil when the
     /// directory cannot be made safe (then the process runs as if alone).
-    public init?(path: String) {
+    package init?(path: String) {
         _ = mkdir(path, 0o700)
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -78,7 +78,7 @@ public final class CoreRegistry {
 
     /// The default place: `$XDG_RUNTIME_DIR/ru-embed` (per user, 0700, on tmpfs) when set,
     /// else `/dev/shm/ru-embed-<uid>`, else `/tmp/ru-embed-<uid>`.
-    public static func defaultPath(environment: [String: String]) -> String {
+    package static func defaultPath(environment: [String: String]) -> String {
         if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
             var st = stat()
             if stat(runtime, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == geteuid() {
@@ -106,7 +106,7 @@ public final class CoreRegistry {
     }
 
     /// Live processes (ours included) and our rank among them (slot order).
-    public func census() -> (processes: Int, rank: Int) {
+    package func census() -> (processes: Int, rank: Int) {
         var live = 0, rank = 0
         for index in 0..<CoreRegistry.slotCount where index != slot {
             let fd = openSlot(index, create: false)
@@ -128,16 +128,16 @@ public final class CoreRegistry {
 /// A client of GNU make's jobserver (`make -jN` hands its recipes N job tokens in all; each
 /// job holds one implicitly). Extra threads take extra tokens, read without blocking, and
 /// every token taken goes back: when the share shrinks, at exit, and on SIGINT/SIGTERM/SIGHUP.
-public final class Jobserver {
+package final class Jobserver {
     /// Where MAKEFLAGS says the jobserver is.
-    public enum Auth: Equatable {
+    package enum Auth: Equatable {
         case fifo(String)
         case pipe(read: Int32, write: Int32)
     }
 
     /// The jobserver named by MAKEFLAGS (`--jobserver-auth=fifo:PATH`, `--jobserver-auth=R,W`
     /// or the older `--jobserver-fds=R,W`; the last one counts, as make reads it), nil if none.
-    public static func auth(makeflags: String) -> Auth? {
+    package static func auth(makeflags: String) -> Auth? {
         var found: Auth?
         for word in makeflags.split(separator: " ") {
             if word == "--" { break } // variable assignments follow
@@ -168,12 +168,12 @@ public final class Jobserver {
     /// Tokens held, as the bytes read (given back as they came).
     private let tokens: UnsafeMutablePointer<UInt8>
     private var held = 0
-    public static let maxTokens = 1024
+    package static let maxTokens = 1024
 
     /// Connects to `auth`; nil when it is not a usable jobserver (make closes the descriptors
     /// of recipes it does not know to be recursive, and a number may then be some other file
     /// of ours: only FIFOs/pipes above stderr, open for reading and writing, are taken).
-    public init?(_ auth: Auth) {
+    package init?(_ auth: Auth) {
         switch auth {
         case .fifo(let path):
             // Our own open file description, so O_NONBLOCK affects no one else.
@@ -209,12 +209,12 @@ public final class Jobserver {
     }
 
     /// Tokens held now (besides the implicit one).
-    public var count: Int { held }
+    package var count: Int { held }
 
     /// Takes or gives back tokens so that `wanted` are held, as far as free ones allow;
     /// returns how many are held.
     @discardableResult
-    public func hold(_ wanted: Int) -> Int {
+    package func hold(_ wanted: Int) -> Int {
         let wanted = min(max(0, wanted), Jobserver.maxTokens)
         withSignalsBlocked {
             while held < wanted {
@@ -235,7 +235,7 @@ public final class Jobserver {
     }
 
     /// Gives every token back (also called at exit and from signal handlers).
-    public func release(all: Bool = true) {
+    package func release(all: Bool = true) {
         withSignalsBlocked { while held > 0 { giveBackOne() } }
     }
 

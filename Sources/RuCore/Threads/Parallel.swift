@@ -57,7 +57,7 @@ public enum Parallel {
     public static var threads: Int { serialDepth > 0 ? 1 : configuredThreads }
 
     /// The number of threads set (or the OpenMP default), whether or not inside `serially`.
-    public static var configuredThreads: Int {
+    package static var configuredThreads: Int {
         if threadCount > 0 { return threadCount }
         if let maxThreads = entry.maxThreads { return Int(maxThreads()) }
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
@@ -67,7 +67,7 @@ public enum Parallel {
     /// woken, so none spins afterwards on a core another thread of ours is using.
     /// While any thread is inside, every thread's loops run serially (the flag is process-wide:
     /// it only costs speed where a library user loads a model while another one computes).
-    public static func serially<T>(_ body: () throws -> T) rethrows -> T {
+    package static func serially<T>(_ body: () throws -> T) rethrows -> T {
         let configured = serialLock.withLock { _ in
             let configured = configuredThreads
             if threadCount == 0 { threadCount = configured } // OpenMP's own count reads 1 inside
@@ -86,7 +86,7 @@ public enum Parallel {
     /// Gives the calling thread the configured count for oneDNN (OpenMP keeps the count per
     /// thread: a library user's own threads would otherwise run oneDNN at OpenMP's default,
     /// and f32 sums come out in another order than on the thread that set the count).
-    public static func adoptThreadCount() {
+    package static func adoptThreadCount() {
         if serialDepth == 0, threadCount > 0 { entry.setThreads?(Int32(threadCount)) }
     }
 
@@ -118,7 +118,7 @@ public enum Parallel {
     /// `Jobserver`) and takes this process's share. Tools call it once at start, before the
     /// first matmul, then `rebalance()` between batches. An explicit `--threads N` (or
     /// OMP_NUM_THREADS) is used as it is; the process still registers, so others count it.
-    public static func share(explicitThreads option: Int?, environment: [String: String] = currentEnvironment()) {
+    package static func share(explicitThreads option: Int?, environment: [String: String] = currentEnvironment()) {
         let explicit = CoreShare.explicitThreads(option: option, environment: environment)
         if let option { setThreads(option) }
         var state = Sharing(explicit: explicit, cores: explicit ?? configuredThreads)
@@ -135,7 +135,7 @@ public enum Parallel {
     /// Takes this process's share of the cores now (at most every `recheckInterval`): fewer
     /// threads when other tools started, more when they ended. Call between batches, from
     /// the thread that runs them, outside any parallel region.
-    public static func rebalance(force: Bool = false) {
+    package static func rebalance(force: Bool = false) {
         guard var state = sharing, state.explicit == nil else { return }
         let now = monotonicNow()
         guard force || now - state.lastCheck >= recheckInterval else { return }
@@ -158,7 +158,7 @@ public enum Parallel {
     }
 
     /// The process's environment as a dictionary (no Foundation in the core library).
-    public static func currentEnvironment() -> [String: String] {
+    package static func currentEnvironment() -> [String: String] {
         var result: [String: String] = [:]
         var p = environ
         while let entry = p.pointee {
@@ -188,27 +188,27 @@ public enum Parallel {
 
     /// Splits `0..<count` into one contiguous range per thread and runs
     /// `body(range.lowerBound, range.upperBound)` on each, returning when all are done.
-    public static func forRanges(_ count: Int, _ body: @escaping (Int, Int) -> Void) {
+    package static func forRanges(_ count: Int, _ body: @escaping (Int, Int) -> Void) {
         forThreadRanges(count) { _, lo, hi in body(lo, hi) }
     }
 
     /// The ranges `forThreadRanges(count)` hands out: thread t gets `ranges(count)[t]`
     /// (empty ranges are not run).
-    public static func ranges(_ count: Int) -> [Range<Int>] {
+    package static func ranges(_ count: Int) -> [Range<Int>] {
         let n = max(1, min(threads, count))
         return (0..<n).map { me in count * me / n ..< count * (me + 1) / n }
     }
 
     /// As `forRanges`, also telling the body which thread (0..<threads) runs it, so it can
     /// use per-thread scratch.
-    public static func forThreadRanges(_ count: Int, _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
+    package static func forThreadRanges(_ count: Int, _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
         forThreadRanges(ranges: ranges(count), body)
     }
 
     /// Runs `body(t, ranges[t].lowerBound, ranges[t].upperBound)` for every range t, each on
     /// its own thread when OpenMP grants them (one per thread: the split that work prepared
     /// beforehand, as `ranges(count)` made it; t indexes per-thread scratch).
-    public static func forThreadRanges(ranges: [Range<Int>], _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
+    package static func forThreadRanges(ranges: [Range<Int>], _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
         let n = ranges.count
         if n <= 1 {
             if let r = ranges.first, !r.isEmpty { body(0, r.lowerBound, r.upperBound) }

@@ -24,27 +24,27 @@ import Glibc
 ///   pos_q_proj(rel_embeddings)/scale do not depend on the text: computed once per layer.
 /// - Weights go into oneDNN's layout (`LinearLayer`); the mapped f32 pages they came from are
 ///   dropped from memory.
-public final class DebertaModel {
-    public struct Config {
-        public var vocabSize: Int
-        public var hiddenSize: Int
-        public var embeddingSize: Int
-        public var layers: Int
-        public var heads: Int
-        public var intermediateSize: Int
-        public var maxPositions: Int
-        public var typeVocabSize: Int
-        public var positionBiasedInput: Bool
-        public var relativeAttention: Bool
-        public var maxRelativePositions: Int
-        public var contentToPosition: Bool
-        public var positionToContent: Bool
-        public var positionAttentionTypes: Int
-        public var layerNormEps: Float
-        public var activation: LinearEpilogue
+package final class DebertaModel {
+    package struct Config {
+        package var vocabSize: Int
+        package var hiddenSize: Int
+        package var embeddingSize: Int
+        package var layers: Int
+        package var heads: Int
+        package var intermediateSize: Int
+        package var maxPositions: Int
+        package var typeVocabSize: Int
+        package var positionBiasedInput: Bool
+        package var relativeAttention: Bool
+        package var maxRelativePositions: Int
+        package var contentToPosition: Bool
+        package var positionToContent: Bool
+        package var positionAttentionTypes: Int
+        package var layerNormEps: Float
+        package var activation: LinearEpilogue
 
         /// Reads config.json, refusing what this implementation does not compute.
-        public init(json: JSONValue, path: String) throws {
+        package init(json: JSONValue, path: String) throws {
             let modelType = json["model_type"]?.stringValue ?? "?"
             let architecture = json["architectures"]?.arrayValue?.first?.stringValue ?? "?"
             guard modelType == "deberta" else {
@@ -100,7 +100,7 @@ public final class DebertaModel {
             }
         }
 
-        public var headDim: Int { hiddenSize / heads }
+        package var headDim: Int { hiddenSize / heads }
     }
 
     struct Layer {
@@ -114,9 +114,9 @@ public final class DebertaModel {
         let positionQueries: UnsafeMutablePointer<Float>?
     }
 
-    public let config: Config
+    package let config: Config
     /// The arithmetic of the encoder's linear layers (`--precision`).
-    public let precision: Precision
+    package let precision: Precision
     private let archive: SafetensorsArchive
     private let wordEmbeddings: TensorData
     private let positionEmbeddings: TensorData?
@@ -134,7 +134,7 @@ public final class DebertaModel {
     private var inner: UnsafeMutablePointer<Float>?
 
     @_optimize(speed)
-    public init(folder: String, precision: Precision = .f32) throws {
+    package init(folder: String, precision: Precision = .f32) throws {
         self.precision = precision
         let configPath = folder + "/config.json"
         guard access(configPath, R_OK) == 0 else { throw RuEmbedError("\(folder): no config.json") }
@@ -259,7 +259,7 @@ public final class DebertaModel {
     /// valid until the next call. Token ids must be < vocabSize and, with absolute positions,
     /// a text at most maxPositions long (the caller checks both, to name the record).
     @_optimize(speed)
-    public func forward(_ texts: [[UInt32]]) -> UnsafePointer<Float> {
+    package func forward(_ texts: [[UInt32]]) -> UnsafePointer<Float> {
         let c = config
         let h = c.hiddenSize, e = c.embeddingSize
         var spans: [(start: Int, count: Int)] = []

@@ -8,33 +8,33 @@ import Glibc
 #endif
 
 /// One tensor of a safetensors file: where its bytes lie in the mapped file.
-public struct TensorInfo {
-    public enum DType: String { case f32 = "F32", f16 = "F16", bf16 = "BF16" }
-    public let name: String
-    public let dtype: DType
-    public let shape: [Int]
-    public let file: String
+package struct TensorInfo {
+    package enum DType: String { case f32 = "F32", f16 = "F16", bf16 = "BF16" }
+    package let name: String
+    package let dtype: DType
+    package let shape: [Int]
+    package let file: String
     let base: UnsafeRawPointer
     let byteCount: Int
-    public var elementCount: Int { shape.reduce(1, *) }
+    package var elementCount: Int { shape.reduce(1, *) }
 }
 
 /// The tensors of a model folder's safetensors file(s), memory-mapped read-only and used in
 /// place: f32 tensors are read straight from the mapping, f16/bf16 ones converted on request.
 /// A sharded checkpoint is found through `model.safetensors.index.json`.
-public final class SafetensorsArchive {
+package final class SafetensorsArchive {
     private struct Mapping { let path: String; let base: UnsafeMutableRawPointer; let size: Int }
     private var mappings: [Mapping] = []
-    public private(set) var tensors: [String: TensorInfo] = [:]
-    public private(set) var files: [String] = []
+    package private(set) var tensors: [String: TensorInfo] = [:]
+    package private(set) var files: [String] = []
 
-    public init(folder: String) throws {
+    package init(folder: String) throws {
         files = try SafetensorsArchive.weightFiles(folder: folder)
         for file in files { try map(file) }
     }
 
     /// The weights files of a folder: model.safetensors, or the shards its index names.
-    public static func weightFiles(folder: String) throws -> [String] {
+    package static func weightFiles(folder: String) throws -> [String] {
         let single = folder + "/model.safetensors"
         let index = folder + "/model.safetensors.index.json"
         if access(single, R_OK) == 0 { return [single] }
@@ -61,7 +61,7 @@ public final class SafetensorsArchive {
     }
 
     /// The tensor called `name`, or an error naming it and the files searched.
-    public func tensor(_ name: String) throws -> TensorInfo {
+    package func tensor(_ name: String) throws -> TensorInfo {
         guard let t = tensors[name] else {
             throw RuEmbedError("\(files.map(basename).joined(separator: ", ")): no tensor \"\(name)\"")
         }
@@ -71,7 +71,7 @@ public final class SafetensorsArchive {
     /// The tensor's values as f32, checking its shape: the mapped bytes themselves for an
     /// f32 tensor (no copy), a converted copy for f16 and bf16.
     @_optimize(speed)
-    public func floats(_ name: String, shape: [Int]) throws -> TensorData {
+    package func floats(_ name: String, shape: [Int]) throws -> TensorData {
         let t = try tensor(name)
         guard t.shape == shape else {
             throw RuEmbedError("\(t.file): tensor \"\(name)\" has shape \(t.shape), expected \(shape)")
@@ -94,7 +94,7 @@ public final class SafetensorsArchive {
 
     /// Tells the kernel the mapped pages of `info` are no longer needed (they were copied into
     /// another layout), so they leave the resident set; reading them again would reload them.
-    public func release(_ info: TensorInfo) {
+    package func release(_ info: TensorInfo) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (Int(bitPattern: info.base) + page - 1) / page * page
         let end = (Int(bitPattern: info.base) + info.byteCount) / page * page
@@ -179,10 +179,10 @@ public final class SafetensorsArchive {
 }
 
 /// f32 values of one tensor: borrowed from the mapping, or an owned converted copy.
-public final class TensorData {
-    public let pointer: UnsafePointer<Float>
-    public let count: Int
-    public let info: TensorInfo
+package final class TensorData {
+    package let pointer: UnsafePointer<Float>
+    package let count: Int
+    package let info: TensorInfo
     private let owned: Bool
     init(pointer: UnsafePointer<Float>, count: Int, owned: Bool, info: TensorInfo) {
         self.pointer = pointer
@@ -191,8 +191,8 @@ public final class TensorData {
         self.info = info
     }
     deinit { if owned { UnsafeMutablePointer(mutating: pointer).deallocate() } }
-    public subscript(k: Int) -> Float { pointer[k] }
-    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    package subscript(k: Int) -> Float { pointer[k] }
+    package var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
 
 func basename(_ path: String) -> String {

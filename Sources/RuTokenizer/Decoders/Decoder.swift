@@ -1,6 +1,6 @@
 import RuCore
 /// A decoder turns token strings back into text.
-public protocol TokenDecoder: Sendable {
+package protocol TokenDecoder: Sendable {
     func decode(_ tokens: [[UInt8]]) -> String
 }
 

@@ -1,15 +1,15 @@
 import RuCore
 /// A token of a piece: its id and the range of the piece's scalars it covers.
-public struct ModelToken: Equatable {
-    public var id: UInt32
-    public var lower: Int32
-    public var upper: Int32
+package struct ModelToken: Equatable {
+    package var id: UInt32
+    package var lower: Int32
+    package var upper: Int32
 }
 
 /// Per-thread scratch state of the models: word cache, buffers and counters. A struct
 /// passed `inout`, so the hot loops touch plain local memory (class properties would cost a
 /// dynamic exclusivity check on every access).
-public struct ModelWorkspace {
+package struct ModelWorkspace {
     var cache = WordCache()
     var bytes: [UInt8] = []
     var symbolIDs: [UInt32] = []
@@ -20,12 +20,12 @@ public struct ModelWorkspace {
     var nextSymbol: [Int32] = []
     var previousSymbol: [Int32] = []
     /// Characters a BPE without `unk_token` dropped (the Rust library drops them silently).
-    public var droppedUnknown = 0
-    public init() {}
+    package var droppedUnknown = 0
+    package init() {}
 }
 
 /// A model turns one piece (a word) into tokens.
-public protocol TokenModel: Sendable {
+package protocol TokenModel: Sendable {
     func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace: inout ModelWorkspace)
     /// Token id → token bytes (UTF-8), for every id of the model's vocabulary.
     var tokenBytes: [[UInt8]] { get }

@@ -1,6 +1,6 @@
 import RuCore
 /// A normalizer rewrites text before it is split, keeping each scalar's alignment.
-public protocol Normalizer: Sendable {
+package protocol Normalizer: Sendable {
     func normalize(_ text: inout NormalizedText)
     /// Leaves letters and U+0020 spaces where they are and acts within a few scalars (case,
     /// Unicode forms, accents, cleaning; Prepend and Strip only at the ends of a text): the
@@ -10,7 +10,7 @@ public protocol Normalizer: Sendable {
 }
 
 extension Normalizer {
-    public var keepsLettersAndSpaces: Bool { true }
+    package var keepsLettersAndSpaces: Bool { true }
 }
 
 enum Normalizers {

@@ -1,9 +1,9 @@
 import RuCore
 /// GPT-2's byte-level alphabet: every byte gets a printable stand-in character, so any
 /// UTF-8 text becomes a string over 256 symbols and nothing is ever unknown.
-public enum ByteAlphabet {
+package enum ByteAlphabet {
     /// Byte → scalar of its stand-in.
-    public static let scalarForByte: [UInt32] = {
+    package static let scalarForByte: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 256)
         var next: UInt32 = 256
         for b in 0..<256 {
@@ -19,14 +19,14 @@ public enum ByteAlphabet {
     }()
 
     /// Stand-in scalar → byte, or -1.
-    public static let byteForScalar: [Int16] = {
+    package static let byteForScalar: [Int16] = {
         var table = [Int16](repeating: -1, count: 512)
         for (b, s) in scalarForByte.enumerated() { table[Int(s)] = Int16(b) }
         return table
     }()
 
     @inline(__always)
-    public static func byte(for scalar: UInt32) -> UInt8? {
+    package static func byte(for scalar: UInt32) -> UInt8? {
         guard scalar < 512 else { return nil }
         let b = byteForScalar[Int(scalar)]
         return b < 0 ? nil : UInt8(b)

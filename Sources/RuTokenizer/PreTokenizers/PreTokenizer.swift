@@ -1,7 +1,7 @@
 import RuCore
 /// A pre-tokenizer cuts the text pieces of a `PieceList` into smaller ones (words);
 /// the model then tokenizes each piece on its own. Decided tokens pass through untouched.
-public protocol PreTokenizer: Sendable {
+package protocol PreTokenizer: Sendable {
     func preTokenize(_ list: inout PieceList)
     /// Always ends a piece between a letter and a following U+0020 (whatever comes after):
     /// what lets a long text be tokenized by a prefix (`Tokenizer.encode(utf8:...)`).
@@ -11,8 +11,8 @@ public protocol PreTokenizer: Sendable {
 }
 
 extension PreTokenizer {
-    public var splitsAtSpaces: Bool { false }
-    public var reach: Int { 1 }
+    package var splitsAtSpaces: Bool { false }
+    package var reach: Int { 1 }
 }
 
 /// How the matches of a pattern become pieces (the Rust library's `SplitDelimiterBehavior`).

@@ -1,7 +1,7 @@
 import RuCore
 /// A post-processor adds the special tokens around an encoded text (`<s> … </s>`,
 /// `[CLS] … [SEP]`) and may adjust offsets. Only single texts are encoded here.
-public protocol PostProcessor: Sendable {
+package protocol PostProcessor: Sendable {
     /// How many tokens `process` adds to a single text (truncation leaves room for them).
     var addedTokenCount: Int { get }
     func process(_ encoding: inout Encoding, vocabulary: TokenVocabulary)

@@ -4,16 +4,16 @@ import Glibc
 #endif
 
 /// NumPy's `.npy` format (version 1.0 and 2.0 headers) for 2-D float matrices.
-public enum NPY {
-    public struct Header {
-        public var descr: String
-        public var fortranOrder: Bool
-        public var shape: [Int]
+package enum NPY {
+    package struct Header {
+        package var descr: String
+        package var fortranOrder: Bool
+        package var shape: [Int]
     }
 
     /// Writes a version 1.0 header for a C-order `rows × cols` '<f4' matrix, padded to a fixed
     /// 128 bytes so it can be rewritten in place once the row count is known.
-    public static func header(rows: Int, cols: Int) -> [UInt8] {
+    package static func header(rows: Int, cols: Int) -> [UInt8] {
         var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(rows), \(cols)), }"
         let total = 128
         let fixed = 10 // magic (6) + version (2) + header length (2)
@@ -25,7 +25,7 @@ public enum NPY {
     }
 
     /// Reads and checks the header; leaves the input positioned at the data.
-    public static func readHeader(_ read: (Int) throws -> [UInt8], name: String) throws -> Header {
+    package static func readHeader(_ read: (Int) throws -> [UInt8], name: String) throws -> Header {
         let prefix = try read(8)
         guard prefix.count == 8, prefix[0] == 0x93, Array(prefix[1..<6]) == Array("NUMPY".utf8) else {
             throw RuEmbedError("\(name): not a .npy file (bad magic)")

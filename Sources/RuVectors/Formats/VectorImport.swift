@@ -2,11 +2,11 @@ import RuCore
 /// Readers for the text and binary vector formats `ru-vec import` accepts. Each calls
 /// `emit(id, vector, place)` per record, where `place` names the file and line or record
 /// for error messages; a nil id means "use the position".
-public typealias VectorEmitter = (String?, [Float], String) throws -> Void
+package typealias VectorEmitter = (String?, [Float], String) throws -> Void
 
-public enum VectorTextImport {
+package enum VectorTextImport {
     /// JSON lines `{"id": …, "vector": [ … ]}`; the id may be a string or a number.
-    public static func jsonl(_ input: ByteInput, _ emit: VectorEmitter) throws {
+    package static func jsonl(_ input: ByteInput, _ emit: VectorEmitter) throws {
         let lines = LineReader(input: input)
         while let (value, place) = try lines.next({ bytes -> (JSONValue, String) in
             let place = "\(input.name): line \(lines.lineNumber)"
@@ -36,7 +36,7 @@ public enum VectorTextImport {
     }
 
     /// TSV lines: the (escaped) id, then one column per dimension.
-    public static func tsv(_ input: ByteInput, _ emit: VectorEmitter) throws {
+    package static func tsv(_ input: ByteInput, _ emit: VectorEmitter) throws {
         let lines = LineReader(input: input)
         while let (id, vector, place) = try lines.next({ bytes -> (String, [Float], String) in
             let place = "\(input.name): line \(lines.lineNumber)"
@@ -62,7 +62,7 @@ public enum VectorTextImport {
     }
 }
 
-public enum VectorBinaryImport {
+package enum VectorBinaryImport {
     /// Reads exactly `n` bytes, or fewer only at the end of the input, through a 1 MiB buffer
     /// (binary formats are read a record of a few KiB at a time).
     final class BufferedBytes {
@@ -92,7 +92,7 @@ public enum VectorBinaryImport {
     }
 
     /// A 1-D or 2-D NumPy array of float32, float64 or float16 (either byte order).
-    public static func npy(_ input: ByteInput, _ emit: VectorEmitter) throws {
+    package static func npy(_ input: ByteInput, _ emit: VectorEmitter) throws {
         let bytes = BufferedBytes(input)
         let header = try NPY.readHeader({ try bytes.read($0) }, name: input.name)
         let shape = header.shape
@@ -153,7 +153,7 @@ public enum VectorBinaryImport {
     }
 
     /// `.fvecs`: per record a little-endian int32 dimension and that many float32 values.
-    public static func fvecs(_ input: ByteInput, _ emit: VectorEmitter) throws {
+    package static func fvecs(_ input: ByteInput, _ emit: VectorEmitter) throws {
         let bytes = BufferedBytes(input)
         var record = 0
         while true {

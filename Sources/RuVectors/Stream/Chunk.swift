@@ -12,13 +12,13 @@ public struct Chunk: Sendable {
     public var metadata: StreamMetadata
     public var ids: [String]
     /// The payload bytes; a slice that may share the reader's decompression buffer.
-    public var payload: ArraySlice<UInt8>
+    package var payload: ArraySlice<UInt8>
 
     public var count: Int { ids.count }
     public var isNormalized: Bool { flags.contains(.normalized) }
     public var rowBytes: Int { dtype.rowBytes(dim: dim) }
 
-    public init(kind: ChunkKind, dtype: ElementType, dim: Int, flags: ChunkFlags,
+    package init(kind: ChunkKind, dtype: ElementType, dim: Int, flags: ChunkFlags,
                 metadata: StreamMetadata, ids: [String], payload: ArraySlice<UInt8>) {
         self.kind = kind
         self.dtype = dtype
@@ -31,7 +31,7 @@ public struct Chunk: Sendable {
 
     // MARK: Encoding
 
-    public func encode() -> [UInt8] {
+    package func encode() -> [UInt8] {
         var out: [UInt8] = []
         encode(into: &out)
         return out
@@ -39,7 +39,7 @@ public struct Chunk: Sendable {
 
     /// Encodes into `out`, replacing its contents but keeping its capacity (writers reuse one
     /// buffer instead of faulting in fresh pages for every chunk).
-    public func encode(into out: inout [UInt8]) {
+    package func encode(into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
         let ext = metadata.encoded()
         var idBytes = 0
@@ -60,7 +60,7 @@ public struct Chunk: Sendable {
 
     /// Parses and checks the first `size` bytes of `bytes` as a chunk. The payload is a slice
     /// of `bytes`, shared rather than copied. Errors carry the 0-based record where one applies.
-    public static func decode(_ bytes: [UInt8], size: Int) throws -> Chunk {
+    package static func decode(_ bytes: [UInt8], size: Int) throws -> Chunk {
         var (chunk, payload) = try bytes.withUnsafeBytes { try decodeHeaderAndIDs(UnsafeRawBufferPointer(rebasing: $0[0..<size])) }
         chunk.payload = bytes[payload]
         try chunk.checkPayload()
@@ -167,7 +167,7 @@ public struct Chunk: Sendable {
 
     /// Writes records `records` as `dim` floats each, row after row: f16 widened, int8
     /// dequantized with the chunk's calibration, binary bits as +1 / -1.
-    public func decodeFloats(_ records: Range<Int>? = nil, into out: UnsafeMutablePointer<Float>) {
+    package func decodeFloats(_ records: Range<Int>? = nil, into out: UnsafeMutablePointer<Float>) {
         precondition(kind == .vectors)
         let records = records ?? 0..<count
         let first = records.lowerBound
@@ -238,17 +238,17 @@ public struct Chunk: Sendable {
 /// The per-dimension affine map of int8 vectors, the scheme of sentence-transformers'
 /// `quantize_embeddings(precision="int8")`: value = start + (q + 128) * step, with
 /// start and step from the minimum and maximum of each dimension over the chunk.
-public struct Int8Calibration: Sendable {
-    public var starts: [Float]
-    public var steps: [Float]
+package struct Int8Calibration: Sendable {
+    package var starts: [Float]
+    package var steps: [Float]
 
-    public init(starts: [Float], steps: [Float]) {
+    package init(starts: [Float], steps: [Float]) {
         self.starts = starts
         self.steps = steps
     }
 
     /// Calibrates on `count` rows of `dim` floats.
-    public init(rows: UnsafePointer<Float>, count: Int, dim: Int) {
+    package init(rows: UnsafePointer<Float>, count: Int, dim: Int) {
         var lo = [Float](repeating: .infinity, count: dim)
         var hi = [Float](repeating: -.infinity, count: dim)
         for r in 0..<count {
@@ -291,7 +291,7 @@ public struct Int8Calibration: Sendable {
     /// Why this calibration cannot be in a stream, or nil: every start must be finite, every
     /// step finite and ≥ 0, and the largest value it decodes to, start + 255 × step, finite,
     /// so no int8 code decodes to a NaN or an infinity.
-    public var problem: String? {
+    package var problem: String? {
         for j in starts.indices {
             let start = starts[j], step = steps[j]
             if !start.isFinite { return "int8 calibration: start of dimension \(j + 1) is \(start), not finite" }
@@ -301,14 +301,14 @@ public struct Int8Calibration: Sendable {
         return nil
     }
 
-    public var json: JSONValue {
+    package var json: JSONValue {
         .object([
             ("starts", .array(starts.map { .number(Double($0)) })),
             ("steps", .array(steps.map { .number(Double($0)) })),
         ])
     }
 
-    public func quantize(_ v: Float, dim j: Int) -> Int8 {
+    package func quantize(_ v: Float, dim j: Int) -> Int8 {
         guard steps[j] > 0 else { return -128 }
         let q = ((v - starts[j]) / steps[j]).rounded() - 128
         return Int8(max(-128, min(127, q)))
@@ -317,7 +317,7 @@ public struct Int8Calibration: Sendable {
 
 extension Chunk {
     /// Encodes `count` rows of `dim` floats as a chunk of `dtype`.
-    public static func vectors(ids: [String], floats: UnsafePointer<Float>, dim: Int, dtype: ElementType,
+    package static func vectors(ids: [String], floats: UnsafePointer<Float>, dim: Int, dtype: ElementType,
                                flags: ChunkFlags, metadata: StreamMetadata) -> Chunk {
         let count = ids.count
         let n = count * dim
@@ -352,7 +352,7 @@ extension Chunk {
     }
 
     /// Encodes token id lists as a token chunk.
-    public static func tokens(ids: [String], lists: [[UInt32]], metadata: StreamMetadata) -> Chunk {
+    package static func tokens(ids: [String], lists: [[UInt32]], metadata: StreamMetadata) -> Chunk {
         var payload: [UInt8] = []
         payload.reserveCapacity(4 * (lists.count + lists.reduce(0) { $0 + $1.count }))
         for list in lists { payload.appendLE(UInt32(list.count)) }

@@ -1,32 +1,32 @@
 import RuCore
 /// The fixed parts of a chunk, the unit inside each zstd frame of a vector stream.
 /// `docs/FORMAT.md` is the normative description; this file mirrors it.
-public enum ChunkFormat {
+package enum ChunkFormat {
     /// `\x89 R U V E C \r \n`: a high byte first so text tools see binary, CR LF so
     /// line-ending conversion is caught (the PNG trick).
-    public static let magic: [UInt8] = [0x89, 0x52, 0x55, 0x56, 0x45, 0x43, 0x0D, 0x0A]
-    public static let majorVersion: UInt16 = 1
-    public static let minorVersion: UInt16 = 0
-    public static let headerSize = 64
+    package static let magic: [UInt8] = [0x89, 0x52, 0x55, 0x56, 0x45, 0x43, 0x0D, 0x0A]
+    package static let majorVersion: UInt16 = 1
+    package static let minorVersion: UInt16 = 0
+    package static let headerSize = 64
     /// The payload starts on this boundary, counted from the start of the chunk.
-    public static let payloadAlignment = 64
+    package static let payloadAlignment = 64
 
     /// Writers close a chunk before it grows past either bound.
-    public static let writerMaxBytes = 8 << 20
-    public static let writerMaxRecords = 65_536
+    package static let writerMaxBytes = 8 << 20
+    package static let writerMaxRecords = 65_536
     /// Readers refuse frames that declare or decompress to more than this (bomb guard).
     /// Writers hold every chunk they write to the same bound (a chunk, header to payload,
     /// is at most this many bytes), so nothing a tool writes is refused by a reader.
-    public static let readerMaxBytes = 64 << 20
+    package static let readerMaxBytes = 64 << 20
 
     /// Flags in the low 16 bits may be ignored by a reader that does not know them;
     /// a set bit in the high 16 bits that the reader does not know makes it refuse the chunk.
-    public static let requiredFlagsMask: UInt32 = 0xFFFF_0000
-    public static let knownFlags: UInt32 = ChunkFlags.normalized.rawValue
+    package static let requiredFlagsMask: UInt32 = 0xFFFF_0000
+    package static let knownFlags: UInt32 = ChunkFlags.normalized.rawValue
 
-    public static let zstdMagic: UInt32 = 0xFD2F_B528
-    public static let skippableMagicMask: UInt32 = 0xFFFF_FFF0
-    public static let skippableMagic: UInt32 = 0x184D_2A50
+    package static let zstdMagic: UInt32 = 0xFD2F_B528
+    package static let skippableMagicMask: UInt32 = 0xFFFF_FFF0
+    package static let skippableMagic: UInt32 = 0x184D_2A50
 
     static func align(_ n: Int) -> Int {
         (n + payloadAlignment - 1) / payloadAlignment * payloadAlignment
@@ -34,7 +34,7 @@ public enum ChunkFormat {
 
     /// The size of a chunk with these sections, or nil when it overflows (sizes given by a
     /// writer's caller are checked before anything is encoded).
-    public static func chunkSize(extensionBytes: Int, idsBytes: Int, payloadBytes: Int) -> Int? {
+    package static func chunkSize(extensionBytes: Int, idsBytes: Int, payloadBytes: Int) -> Int? {
         let (head, o1) = headerSize.addingReportingOverflow(extensionBytes)
         let (withIDs, o2) = head.addingReportingOverflow(idsBytes)
         guard !o1, !o2, withIDs <= Int.max - payloadAlignment else { return nil }
@@ -43,7 +43,7 @@ public enum ChunkFormat {
     }
 
     /// Bytes to look at before deciding whether an input is a stream (`startsStream`).
-    public static let sniffBytes = 8
+    package static let sniffBytes = 8
 
     /// True when `head`, the first bytes of an input (up to `sniffBytes`, fewer only when the
     /// input is that short), begin a stream: a zstd frame, a skippable frame or a raw chunk,
@@ -51,7 +51,7 @@ public enum ChunkFormat {
     /// follows it: no text starts with its magic (`5? 2A 4D 18`), and the stream reader then
     /// reports what comes after it as not a frame. A prefix of the chunk magic that the input
     /// ends inside is a (truncated) stream too: text never starts with the byte 0x89.
-    public static func startsStream(_ head: some Collection<UInt8>) -> Bool {
+    package static func startsStream(_ head: some Collection<UInt8>) -> Bool {
         let bytes = Array(head.prefix(sniffBytes))
         if bytes.count >= 4 {
             let magic = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
@@ -100,7 +100,7 @@ public enum ElementType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     }
 
     /// Bytes one record of `dim` dimensions takes in the payload.
-    public func rowBytes(dim: Int) -> Int {
+    package func rowBytes(dim: Int) -> Int {
         switch self {
         case .f32, .u32: 4 * dim
         case .f16: 2 * dim
@@ -109,7 +109,7 @@ public enum ElementType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         }
     }
 
-    public static let vectorTypes: [ElementType] = [.f32, .f16, .int8, .binary]
+    package static let vectorTypes: [ElementType] = [.f32, .f16, .int8, .binary]
 }
 
 public struct ChunkFlags: OptionSet, Sendable {
@@ -124,20 +124,20 @@ public struct ChunkFlags: OptionSet, Sendable {
 ///     0  magic[8]          8  major u16    10 minor u16   12 kind u8   13 dtype u8
 ///     14 header_size u16   16 dim u32      20 count u32   24 flags u32 28 ext_len u32
 ///     32 ids_len u64       40 payload_len u64             48 reserved (zero) to 64
-public struct ChunkHeader: Sendable, Equatable {
-    public var major: UInt16 = ChunkFormat.majorVersion
-    public var minor: UInt16 = ChunkFormat.minorVersion
-    public var kind: ChunkKind
-    public var dtype: ElementType
-    public var headerSize: Int = ChunkFormat.headerSize
-    public var dim: Int
-    public var count: Int
-    public var flags: ChunkFlags
-    public var extensionLength: Int
-    public var idsLength: Int
-    public var payloadLength: Int
+package struct ChunkHeader: Sendable, Equatable {
+    package var major: UInt16 = ChunkFormat.majorVersion
+    package var minor: UInt16 = ChunkFormat.minorVersion
+    package var kind: ChunkKind
+    package var dtype: ElementType
+    package var headerSize: Int = ChunkFormat.headerSize
+    package var dim: Int
+    package var count: Int
+    package var flags: ChunkFlags
+    package var extensionLength: Int
+    package var idsLength: Int
+    package var payloadLength: Int
 
-    public init(kind: ChunkKind, dtype: ElementType, dim: Int, count: Int, flags: ChunkFlags,
+    package init(kind: ChunkKind, dtype: ElementType, dim: Int, count: Int, flags: ChunkFlags,
                 extensionLength: Int, idsLength: Int, payloadLength: Int) {
         self.kind = kind
         self.dtype = dtype
@@ -150,10 +150,10 @@ public struct ChunkHeader: Sendable, Equatable {
     }
 
     /// Offset of the payload from the start of the chunk.
-    public var payloadOffset: Int { ChunkFormat.align(headerSize + extensionLength + idsLength) }
-    public var totalSize: Int { payloadOffset + payloadLength }
+    package var payloadOffset: Int { ChunkFormat.align(headerSize + extensionLength + idsLength) }
+    package var totalSize: Int { payloadOffset + payloadLength }
 
-    public func encode(into bytes: inout [UInt8]) {
+    package func encode(into bytes: inout [UInt8]) {
         bytes.append(contentsOf: ChunkFormat.magic)
         bytes.appendLE(major)
         bytes.appendLE(minor)
@@ -220,9 +220,9 @@ public struct ChunkHeader: Sendable, Equatable {
 }
 
 /// A chunk-level problem before it is placed in a file and frame.
-public struct ChunkDecodeError: Error {
-    public var message: String
-    public var record: Int?   // 0-based within the chunk
+package struct ChunkDecodeError: Error {
+    package var message: String
+    package var record: Int?   // 0-based within the chunk
     init(_ message: String, record: Int? = nil) {
         self.message = message
         self.record = record

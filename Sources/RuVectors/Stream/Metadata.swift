@@ -5,7 +5,7 @@ import RuCore
 /// `truncate_dim`, `tokenizer_digest`, `precision`, `int8` {`starts`, `steps`}.
 /// Unknown keys are kept and passed on unchanged.
 public struct StreamMetadata: Equatable, Sendable {
-    public var object: [(key: String, value: JSONValue)]
+    package var object: [(key: String, value: JSONValue)]
 
     public init(_ object: [(key: String, value: JSONValue)] = []) {
         self.object = object
@@ -30,7 +30,7 @@ public struct StreamMetadata: Equatable, Sendable {
     public var modelID: String? { self["model"]?["id"]?.stringValue }
 
     /// The same metadata without the per-chunk int8 calibration.
-    public var withoutCalibration: StreamMetadata {
+    package var withoutCalibration: StreamMetadata {
         var copy = self
         copy["int8"] = nil
         return copy

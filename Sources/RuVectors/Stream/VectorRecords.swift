@@ -64,7 +64,7 @@ public final class VectorRecords {
     /// Rows are decoded straight from the chunk into `values`.
     /// With `stopBeforeWaiting`, a block that has records ends early rather than wait for a
     /// pipe, so a slow producer's records are answered as they come.
-    public func nextBlock(maxRows: Int, values: inout [Float], ids: inout [String], stopBeforeWaiting: Bool = false) throws -> Int {
+    package func nextBlock(maxRows: Int, values: inout [Float], ids: inout [String], stopBeforeWaiting: Bool = false) throws -> Int {
         var added = 0
         while added < maxRows {
             let chunkDone = chunk.map { index >= $0.count } ?? true
@@ -97,7 +97,7 @@ public final class VectorRecords {
 extension VectorRecords {
     /// Warnings when two streams were made by different models or at different precisions:
     /// their cosines are then not comparable. Empty when they are.
-    public static func incomparability(_ a: VectorRecords, _ b: VectorRecords) -> [String] {
+    package static func incomparability(_ a: VectorRecords, _ b: VectorRecords) -> [String] {
         var warnings: [String] = []
         if let da = a.shape?.modelDigest, let db = b.shape?.modelDigest, da != db {
             warnings.append("warning: \(a.name) and \(b.name) were made by different models (digest \(da) vs \(db)); their cosines mean little")

@@ -9,7 +9,7 @@ public struct StreamShape: Equatable, Sendable, CustomStringConvertible {
     public var normalized: Bool
     public var modelDigest: String?
 
-    public init(_ chunk: Chunk) {
+    package init(_ chunk: Chunk) {
         kind = chunk.kind
         dtype = chunk.dtype
         dim = chunk.dim
@@ -22,7 +22,7 @@ public struct StreamShape: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Names the first field in which `other` differs, or nil when they agree.
-    public func difference(from other: StreamShape) -> String? {
+    package func difference(from other: StreamShape) -> String? {
         if kind != other.kind { return "kind changes from \(kind) to \(other.kind)" }
         if dtype != other.dtype { return "element type changes from \(dtype) to \(other.dtype)" }
         if dim != other.dim { return "dimension changes from \(dim) to \(other.dim)" }
@@ -59,7 +59,7 @@ public final class VectorStreamReader {
     private var chunkBuffer: [UInt8] = []
     private let maxChunkBytes: Int
 
-    public init(input: ByteInput, maxChunkBytes: Int = ChunkFormat.readerMaxBytes) {
+    package init(input: ByteInput, maxChunkBytes: Int = ChunkFormat.readerMaxBytes) {
         self.input = input
         self.maxChunkBytes = maxChunkBytes
         buffer = .allocate(byteCount: 1 << 20, alignment: 64)
@@ -72,7 +72,7 @@ public final class VectorStreamReader {
     deinit { buffer.deallocate() }
 
     /// True when the next chunk can be read without waiting for a pipe.
-    public var canReadWithoutWaiting: Bool { end > start || !input.wouldWait() }
+    package var canReadWithoutWaiting: Bool { end > start || !input.wouldWait() }
 
     private var position: StreamPosition { StreamPosition(file: name, frame: frames + 1) }
 

@@ -1,15 +1,15 @@
 import RuCore
 /// Writes a stream: chunks compressed one per zstd frame, with content size and checksum.
-public final class ChunkWriter {
-    public let output: ByteOutput
+package final class ChunkWriter {
+    package let output: ByteOutput
     private let compressor: ZstdCompressor
-    public private(set) var frames = 0
-    public private(set) var records = 0
+    package private(set) var frames = 0
+    package private(set) var records = 0
 
     private let level: Int32?
 
     /// `level` nil chooses per chunk (see `defaultLevel`).
-    public init(output: ByteOutput, level: Int32? = nil) {
+    package init(output: ByteOutput, level: Int32? = nil) {
         self.output = output
         self.level = level
         compressor = ZstdCompressor(level: 3)
@@ -19,7 +19,7 @@ public final class ChunkWriter {
     /// literals halve the reading speed, so their chunks use zstd's fast level -1, which
     /// stores them as they are and still compresses repeated ids. Token ids and int8 codes
     /// compress well: zstd's default level 3.
-    public static func defaultLevel(for chunk: Chunk) -> Int32 {
+    package static func defaultLevel(for chunk: Chunk) -> Int32 {
         switch chunk.dtype {
         case .f32, .f16, .binary: -1
         case .int8, .u32: 3
@@ -28,7 +28,7 @@ public final class ChunkWriter {
 
     private var encoded: [UInt8] = []
 
-    public func write(_ chunk: Chunk) throws {
+    package func write(_ chunk: Chunk) throws {
         chunk.encode(into: &encoded)
         // The last guard: a chunk a reader would refuse is never written. The stream writers
         // below size their chunks so this does not happen; chunks copied from a reader were
@@ -44,7 +44,7 @@ public final class ChunkWriter {
         records += chunk.count
     }
 
-    public func flushOutput() throws {
+    package func flushOutput() throws {
         try output.flush()
     }
 }
@@ -62,7 +62,7 @@ public final class ChunkWriter {
 /// record's id and vector, with the chunk header and metadata, must fit in one chunk of
 /// `ChunkFormat.readerMaxBytes`. Nothing is written for a refused record.
 public final class VectorStreamWriter {
-    public let writer: ChunkWriter
+    package let writer: ChunkWriter
     public let dtype: ElementType
     public let dim: Int
     public let flags: ChunkFlags
@@ -76,9 +76,20 @@ public final class VectorStreamWriter {
     /// Bytes of the metadata as encoded in each chunk (without an int8 calibration).
     private var extensionBytes: Int
 
-    public init(output: ByteOutput, dtype: ElementType, dim: Int, flags: ChunkFlags = [],
-                metadata: StreamMetadata = StreamMetadata(), level: Int32? = nil,
-                maxRecords: Int = ChunkFormat.writerMaxRecords, maxBytes: Int = ChunkFormat.writerMaxBytes) {
+    /// A writer of `dim`-wide vectors of type `dtype` to `output`, with `metadata` in every
+    /// chunk. `dtype` is one of ``ElementType/f32``, ``ElementType/f16``, ``ElementType/int8``
+    /// and ``ElementType/binary``, and `dim` is positive. `level` is a zstd level (nil: the
+    /// format's default for the type). Nothing is written before the first chunk fills or
+    /// ``flush()`` is called.
+    public convenience init(output: ByteOutput, dtype: ElementType, dim: Int, flags: ChunkFlags = [],
+                            metadata: StreamMetadata = StreamMetadata(), level: Int32? = nil) {
+        self.init(output: output, dtype: dtype, dim: dim, flags: flags, metadata: metadata, level: level,
+                  maxRecords: ChunkFormat.writerMaxRecords, maxBytes: ChunkFormat.writerMaxBytes)
+    }
+
+    /// The same with the chunk limits chosen (tests make small chunks with them).
+    package init(output: ByteOutput, dtype: ElementType, dim: Int, flags: ChunkFlags,
+                 metadata: StreamMetadata, level: Int32?, maxRecords: Int, maxBytes: Int) {
         precondition(ElementType.vectorTypes.contains(dtype) && dim > 0)
         writer = ChunkWriter(output: output, level: level)
         self.dtype = dtype
@@ -222,7 +233,7 @@ public final class VectorStreamWriter {
 /// `ChunkFormat.readerMaxBytes`. A record too large for any chunk (a huge id) is refused with
 /// an error naming its place.
 public final class TokenStreamWriter {
-    public let writer: ChunkWriter
+    package let writer: ChunkWriter
     public private(set) var metadata: StreamMetadata
     private var extensionBytes: Int
     private var ids: [String] = []

@@ -15,3 +15,6 @@ let passageVectors = try encoder.embed(passages, prompt: "passage")
 let scores = passageVectors.map { zip($0, vectors[0]).reduce(Float(0)) { $0 + $1.0 * $1.1 } }
 let best = scores.indices.max { scores[$0] < scores[$1] }!
 print("closest passage: \(passages[best]) (cosine \(scores[best]))")
+
+// The rest of the getting-started article (Tour.swift).
+try runTour(encoder)
