@@ -5,6 +5,7 @@
 /// The library never prints or exits; the tools (RuCLI) turn an error into one line on stderr
 /// and an exit status chosen by its kind.
 public struct RuEmbedError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// What went wrong; the tools choose their exit status by it.
     public enum Kind: Sendable, Equatable {
         /// Malformed or refused data: a model folder, tokenizer.json, stream, record or cache entry.
         case invalidData
@@ -17,18 +18,23 @@ public struct RuEmbedError: Error, CustomStringConvertible, Sendable, Equatable 
         case brokenPipe
     }
 
+    /// What went wrong.
     public var kind: Kind
+    /// One line that names the place (file, frame, record, line, JSON key) and the problem.
     public var message: String
 
+    /// An error of `kind` (bad data by default) with a message that names its place.
     public init(_ message: String, kind: Kind = .invalidData) {
         self.message = message
         self.kind = kind
     }
 
+    /// A request that cannot be met: an unknown name, a value out of range, options that exclude each other.
     public static func invalidArgument(_ message: String) -> RuEmbedError {
         RuEmbedError(message, kind: .invalidArgument)
     }
 
+    /// A failed system call; the message should carry the path and errno's text.
     public static func io(_ message: String) -> RuEmbedError {
         RuEmbedError(message, kind: .io)
     }

@@ -28,21 +28,25 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// The value of `key` in an object (the last one if the key repeats); nil for a missing key or a non-object.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let pairs) = self else { return nil }
         return pairs.last(where: { $0.key.utf8.elementsEqual(key.utf8) })?.value
     }
 
+    /// The string, or nil if this is not a string.
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// The number, or nil if this is not a number.
     public var numberValue: Double? {
         if case .number(let d) = self { return d }
         return nil
     }
 
+    /// The elements, or nil if this is not an array.
     public var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
@@ -57,7 +61,7 @@ public enum JSONValue: Equatable, Sendable {
         return out
     }
 
-    public func write(to out: inout String) {
+    package func write(to out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -87,13 +91,13 @@ public enum JSONValue: Equatable, Sendable {
     /// back as ±1e999, a valid JSON number that reads as the same value, never as `inf`
     /// (which no JSON parser reads: a copied chunk extension would become unreadable).
     /// NaN cannot come from parsing and is refused by every writer of vectors.
-    public static func format(_ d: Double) -> String {
+    package static func format(_ d: Double) -> String {
         if d.isInfinite { return d < 0 ? "-1e999" : "1e999" }
         if d == d.rounded(), abs(d) < 9.0e15 { return String(Int64(d)) }
         return "\(d)"
     }
 
-    public static func writeString(_ s: String, to out: inout String) {
+    package static func writeString(_ s: String, to out: inout String) {
         out += "\""
         var plainStart = s.unicodeScalars.startIndex
         var index = plainStart
@@ -128,13 +132,13 @@ public enum JSONValue: Equatable, Sendable {
 
     // MARK: Reading
 
-    public static func parse(_ text: String) throws -> JSONValue {
+    package static func parse(_ text: String) throws -> JSONValue {
         var text = text
         return try text.withUTF8 { try parse(UnsafeRawBufferPointer($0)) }
     }
 
     /// Parses one complete JSON document; trailing non-space bytes are an error.
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+    package static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         let value = try parser.parseValue(depth: 0)
         parser.skipSpace()
@@ -143,10 +147,10 @@ public enum JSONValue: Equatable, Sendable {
     }
 }
 
-public struct JSONError: Error, CustomStringConvertible {
-    public var message: String
-    public var offset: Int
-    public var description: String { "\(message) at byte \(offset + 1)" }
+package struct JSONError: Error, CustomStringConvertible {
+    package var message: String
+    package var offset: Int
+    package var description: String { "\(message) at byte \(offset + 1)" }
 }
 
 struct JSONParser {

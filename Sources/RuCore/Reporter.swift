@@ -7,6 +7,7 @@ public struct Reporter: Sendable {
     /// and the line should be ended. nil here: no progress lines are made.
     public var progress: (@Sendable (String?) -> Void)?
 
+    /// A reporter that passes notes to `note` and, if given, progress lines to `progress`.
     public init(note: @escaping @Sendable (String) -> Void, progress: (@Sendable (String?) -> Void)? = nil) {
         self.note = note
         self.progress = progress

@@ -33,6 +33,8 @@ public struct EncoderOptions: Sendable {
     /// How a hub id is found or downloaded (cache, offline mode, progress).
     public var hub = ModelLocator.Options()
 
+    /// Options as the properties above describe them; every argument has the default a
+    /// sentence-transformers user expects (f32, normalised, all dimensions, batches of 32).
     public init(precision: Precision = .f32, normalize: Bool = true, truncateDimension: Int? = nil,
                 batchSize: Int = 32, hub: ModelLocator.Options = ModelLocator.Options()) {
         self.precision = precision

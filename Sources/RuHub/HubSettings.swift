@@ -18,6 +18,7 @@ public struct HubSettings: Sendable {
     /// HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) set to 1/true/yes/on.
     public var offline: Bool
 
+    /// Settings given by the caller; nothing is read from the environment.
     public init(cacheDirectory: String, endpoint: String = "https://huggingface.co", token: String? = nil,
                 tokenSource: String? = nil, offline: Bool = false) {
         self.cacheDirectory = cacheDirectory
@@ -27,6 +28,9 @@ public struct HubSettings: Sendable {
         self.offline = offline
     }
 
+    /// The settings Python's `huggingface_hub` would use: `HF_HUB_CACHE`, `HF_HOME`, `HF_ENDPOINT`,
+    /// `HF_TOKEN`, `HF_TOKEN_PATH` and `HF_HUB_OFFLINE` (and their legacy names), the cache falling
+    /// back to `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
     public static func fromEnvironment() -> HubSettings {
         let home = expandUser(environment("HF_HOME")
             ?? ((environment("XDG_CACHE_HOME").map(expandUser) ?? expandUser("~/.cache")) + "/huggingface"))
@@ -74,7 +78,9 @@ public struct HubSettings: Sendable {
 
 /// A model on the hub: `org/name` and a revision (branch, tag or commit).
 public struct HubModelID: Sendable, Equatable, CustomStringConvertible {
+    /// The repository, `org/name`.
     public var repo: String
+    /// A branch, tag or commit hash; "main" when none was given.
     public var revision: String
 
     /// Parses `org/name[@revision]`; nil when `spec` does not look like a hub id.

@@ -27,6 +27,7 @@ public enum ModelLocator {
         /// The environment's hub settings; nil reads them (HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE).
         public var settings: HubSettings?
 
+        /// Options with the defaults of a quiet library call: no notes, the settings read from the environment.
         public init(verbose: Bool = false, reporting: DownloadReporting? = nil, settings: HubSettings? = nil,
                     reporter: Reporter = .silent) {
             self.reporter = reporter

@@ -5,8 +5,11 @@ import CKernels
 
 /// One search result: the score, the corpus position (0-based) and the corpus id.
 public struct Neighbor: Sendable, Equatable {
+    /// The cosine of the query and the document.
     public var score: Float
+    /// The document's position in the corpus, 0-based, over all blocks added.
     public var index: Int
+    /// The document's id, as given to `add`.
     public var id: String
 }
 
@@ -24,6 +27,7 @@ public struct Neighbor: Sendable, Equatable {
 ///     q·c − s_q·s_c·(q̂·ĉ) = s_c·(e_q·ĉ) + q·e_c,   so   |error| ≤ (s_q/2)·s_c·‖ĉ‖₁ + ‖q‖₁·(s_c/2).
 /// No document that could enter the top k is skipped, so the result equals the f32 search.
 public final class ExactSearch {
+    /// How scores are computed; both give the same neighbours.
     public enum Method: Sendable {
         /// Every score from an f32 matrix product.
         case f32
@@ -31,9 +35,13 @@ public final class ExactSearch {
         case int8Screened
     }
 
+    /// The width of the queries and of every corpus row.
     public let dim: Int
+    /// Neighbours kept per query.
     public let k: Int
+    /// The number of queries.
     public let queryCount: Int
+    /// How the scores are computed.
     public let method: Method
     private let queries: [Float]
     private let queryCodes: [Int8]
@@ -45,6 +53,7 @@ public final class ExactSearch {
     private var blockScales: [Float] = []
     private var blockBounds: [Float] = []
     private var matmuls: [Int: MatmulNT] = [:]
+    /// Corpus rows added so far.
     public private(set) var corpusCount = 0
     /// Documents scored in f32 by the int8 screen (for --verbose and the tests).
     package private(set) var exactScores = 0

@@ -5,10 +5,12 @@ import Synchronization
 /// records and a workspace of its own from a pool, results land at their record's index, so
 /// the output order is the input order whatever the thread count. What ru-tok runs.
 public final class BatchEncoder: Sendable {
+    /// The tokenizer every text goes through.
     public let tokenizer: Tokenizer
     private let pool = Mutex<[EncodeWorkspace]>([])
     private let made = Mutex<[EncodeWorkspace]>([])
 
+    /// A batch encoder over `tokenizer`; its per-thread workspaces are made on first use.
     public init(tokenizer: Tokenizer) {
         self.tokenizer = tokenizer
     }

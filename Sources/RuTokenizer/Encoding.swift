@@ -2,8 +2,11 @@ import RuCore
 /// The tokens of one text: ids and, for each, the range of original Unicode scalars it
 /// covers (Python's character offsets); special tokens added around the text cover (0, 0).
 public struct Encoding: Equatable {
+    /// Token ids, special tokens included.
     public var ids: [UInt32] = []
+    /// Each token's first byte in the UTF-8 of the input text (0 for added special tokens).
     public var starts: [Int32] = []
+    /// Each token's end (one past its last byte) in the UTF-8 of the input text.
     public var ends: [Int32] = []
     /// True for tokens the post-processor added.
     public var special: [Bool] = []
@@ -12,8 +15,10 @@ public struct Encoding: Equatable {
     /// -1 for tokens whose text is their vocabulary entry. Offset trimming looks at it.
     package var matchedSpaces: [Int32] = []
 
+    /// An empty encoding.
     public init() {}
 
+    /// The number of tokens.
     public var count: Int { ids.count }
 
     package mutating func append(_ id: UInt32, start: Int32, end: Int32, special isSpecial: Bool = false, matchedSpaces spaces: Int32 = -1) {

@@ -12,14 +12,18 @@ import Glibc
 /// `sentence_bert_config.json` ("max_seq_length") and `tokenizer_config.json`
 /// ("model_max_length"). A lone tokenizer.json uses the tokenizer_config.json beside it.
 public struct ModelTokenizer: Sendable {
+    /// The tokenizer of tokenizer.json.
     public let tokenizer: Tokenizer
     /// SHA-256 of the tokenizer.json bytes, hex: what a token stream records.
     public let digest: String
+    /// The prompts of config_sentence_transformers.json in file order, e.g. ("query", "query: ").
     public let prompts: [(name: String, text: String)]
+    /// The prompt used when none is asked for (`default_prompt_name`); nil means no prompt.
     public let defaultPromptName: String?
     /// The length to truncate to by default: max_seq_length, else the tokenizer's own
     /// truncation, else model_max_length (ignored when it is the "no limit" 1e30 of transformers).
     public let maxLength: Int?
+    /// The model folder, or nil when only a tokenizer.json was loaded.
     public let folder: String?
 
     /// Loads a model folder.

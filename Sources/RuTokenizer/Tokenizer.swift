@@ -144,6 +144,7 @@ public final class Tokenizer: Sendable {
         prefixMargin = 256 + 2 * longestAdded + 2 * (preTokenizer?.reach ?? 1)
     }
 
+    /// Parses the bytes of a tokenizer.json. Throws `.invalidData` naming what is wrong.
     public convenience init(contentsOf bytes: [UInt8]) throws {
         let json: JSONValue
         do { json = try bytes.withUnsafeBytes { try JSONValue.parse($0) } } catch let e as JSONError {
@@ -155,6 +156,7 @@ public final class Tokenizer: Sendable {
     /// Tokens the post-processor adds to one text.
     public var addedTokenCount: Int { postProcessor?.addedTokenCount ?? 0 }
 
+    /// Whether `id` is a special added token (`decode` skips those).
     public func isSpecial(_ id: UInt32) -> Bool { specialIDs.contains(id) }
 
     /// Encodes the scalars of one text into `out`.

@@ -11,9 +11,11 @@ import Darwin
 public final class ByteInput {
     /// The name used in messages: the path, or `<stdin>`.
     public let name: String
+    /// The file descriptor read from.
     public let fd: Int32
     private let ownsDescriptor: Bool
 
+    /// Reads `fd`, named `name` in messages; closes it at deinit when `ownsDescriptor`.
     public init(fd: Int32, name: String, ownsDescriptor: Bool) {
         self.fd = fd
         self.name = name

@@ -84,6 +84,7 @@ package enum SafeFile {
 public final class OutputFile {
     /// The name the user gave (for messages).
     public let path: String
+    /// Where to write the file's bytes; nothing is visible at `path` before `commit()`.
     public let output: ByteOutput
     /// The temporary file renamed over the target at commit; nil when written in place.
     private var temporary: String?
@@ -91,6 +92,9 @@ public final class OutputFile {
     private let destination: String
     private let finalMode: mode_t
 
+    /// Opens `path` for writing; `-` is standard output. A regular file is written through a new
+    /// temporary file beside it (never through a link someone planted there) and renamed into
+    /// place by `commit()`.
     public init(path: String) throws {
         self.path = path
         if let descriptor = Self.namedDescriptor(path) {
@@ -213,7 +217,7 @@ extension OutputFile {
     /// interrupted run leaves nothing behind either. The tools call it at start; a library user who owns
     /// the process's signals may too. Without it, an interrupted process leaves its
     /// temporary files (`.NAME.tmp-…` beside the target).
-    package static func removeTemporaryFilesOnSignals() {
+    public static func removeTemporaryFilesOnSignals() {
         PendingTemporaryFiles.lock.withLock { _ in PendingTemporaryFiles.install() }
     }
 }

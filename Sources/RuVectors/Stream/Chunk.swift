@@ -4,18 +4,26 @@ import RuCore
 /// Ids are kept as Strings (validated UTF-8); the payload stays as the raw little-endian
 /// bytes of the file, one dense row per record, decoded on demand.
 public struct Chunk: Sendable {
+    /// Vectors or token id lists.
     public var kind: ChunkKind
+    /// How each value is stored: f32, f16, int8, binary, or u32 for tokens.
     public var dtype: ElementType
     /// Vector dimension; 0 for token chunks.
     public var dim: Int
+    /// Flags of the chunk, e.g. `.normalized`.
     public var flags: ChunkFlags
+    /// The JSON metadata the writer put in this chunk (model, prompt, pooling, …).
     public var metadata: StreamMetadata
+    /// The record ids, one per record.
     public var ids: [String]
     /// The payload bytes; a slice that may share the reader's decompression buffer.
     package var payload: ArraySlice<UInt8>
 
+    /// The number of records.
     public var count: Int { ids.count }
+    /// Whether the writer declared the vectors unit length.
     public var isNormalized: Bool { flags.contains(.normalized) }
+    /// Bytes per stored row.
     public var rowBytes: Int { dtype.rowBytes(dim: dim) }
 
     package init(kind: ChunkKind, dtype: ElementType, dim: Int, flags: ChunkFlags,

@@ -61,8 +61,11 @@ package enum ChunkFormat {
     }
 }
 
+/// What a chunk holds.
 public enum ChunkKind: UInt8, Sendable, CustomStringConvertible {
+    /// One vector per record (ru-embed, ru-vec).
     case vectors = 1
+    /// One list of token ids per record (ru-tok).
     case tokens = 2
 
     public var description: String {
@@ -75,7 +78,9 @@ public enum ChunkKind: UInt8, Sendable, CustomStringConvertible {
 
 /// The element type of a chunk's payload.
 public enum ElementType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// IEEE binary32, little-endian.
     case f32 = 1
+    /// IEEE binary16, little-endian (rounded to nearest even from f32).
     case f16 = 2
     /// Signed bytes with a per-dimension affine calibration in the chunk's extension.
     case int8 = 3
@@ -94,6 +99,7 @@ public enum ElementType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         }
     }
 
+    /// The type named as in the tools' options and the format (`f32`, `f16`, `int8`, `binary`, `u32`).
     public init?(name: String) {
         guard let match = ElementType.allCases.first(where: { $0.description == name }) else { return nil }
         self = match
@@ -112,6 +118,7 @@ public enum ElementType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     package static let vectorTypes: [ElementType] = [.f32, .f16, .int8, .binary]
 }
 
+/// Flags that a chunk header carries.
 public struct ChunkFlags: OptionSet, Sendable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }

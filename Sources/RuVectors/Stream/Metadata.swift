@@ -7,6 +7,7 @@ import RuCore
 public struct StreamMetadata: Equatable, Sendable {
     package var object: [(key: String, value: JSONValue)]
 
+    /// Metadata with these keys, in this order.
     public init(_ object: [(key: String, value: JSONValue)] = []) {
         self.object = object
     }
@@ -15,8 +16,10 @@ public struct StreamMetadata: Equatable, Sendable {
         JSONValue.object(a.object) == JSONValue.object(b.object)
     }
 
+    /// Whether there are no keys.
     public var isEmpty: Bool { object.isEmpty }
 
+    /// The value of a key; setting nil removes the key, setting a new key appends it.
     public subscript(key: String) -> JSONValue? {
         get { JSONValue.object(object)[key] }
         set {
@@ -27,6 +30,7 @@ public struct StreamMetadata: Equatable, Sendable {
 
     /// The digest of the model that made the vectors; chunks of one stream must agree on it.
     public var modelDigest: String? { self["model"]?["digest"]?.stringValue }
+    /// The model as it was asked for (`model.id`): a folder or a hub id.
     public var modelID: String? { self["model"]?["id"]?.stringValue }
 
     /// The same metadata without the per-chunk int8 calibration.

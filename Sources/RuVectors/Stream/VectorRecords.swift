@@ -1,6 +1,7 @@
 import RuCore
 /// Record-at-a-time and block-at-a-time access to the vectors of a stream, as floats.
 public final class VectorRecords {
+    /// The stream read from.
     public let reader: VectorStreamReader
     private var chunk: Chunk?
     private var floats: [Float] = []
@@ -8,15 +9,19 @@ public final class VectorRecords {
     /// The first chunk's metadata (nil until a chunk was read).
     public private(set) var metadata: StreamMetadata?
 
+    /// Records of the stream `reader` reads; a token stream is refused at the first read.
     public init(reader: VectorStreamReader) {
         self.reader = reader
     }
 
+    /// Records of the stream in the file at `path` (`-`: standard input).
     public convenience init(path: String) throws {
         self.init(reader: try VectorStreamReader(path: path))
     }
 
+    /// The stream's name in messages.
     public var name: String { reader.name }
+    /// The stream's shape, fixed by its first chunk (nil before a read).
     public var shape: StreamShape? { reader.shape }
 
     /// Reads chunks until one with records is current; false at the end of the stream.

@@ -3,10 +3,15 @@ import CZstd
 
 /// What must stay the same across the chunks of one stream.
 public struct StreamShape: Equatable, Sendable, CustomStringConvertible {
+    /// Vectors or token lists.
     public var kind: ChunkKind
+    /// The stored element type.
     public var dtype: ElementType
+    /// The vector width (0 for token streams).
     public var dim: Int
+    /// Whether the writer declared the vectors unit length.
     public var normalized: Bool
+    /// The weights digest of the model that made the vectors, if the metadata records one.
     public var modelDigest: String?
 
     package init(_ chunk: Chunk) {
@@ -39,7 +44,9 @@ public struct StreamShape: Equatable, Sendable, CustomStringConvertible {
 /// Reads a vector stream: zstd frames (skippable frames are skipped; chunks left raw by
 /// `zstd -dc` are read too), one chunk per frame, every rule of docs/FORMAT.md checked.
 public final class VectorStreamReader {
+    /// The bytes read from.
     public let input: ByteInput
+    /// The stream's name in messages: its path, or `<stdin>`.
     public var name: String { input.name }
 
     /// Frames read so far (skippable frames not counted).
@@ -48,6 +55,7 @@ public final class VectorStreamReader {
     public private(set) var records = 0
     /// Bytes consumed from the input and produced by decompression.
     public private(set) var compressedBytes = 0
+    /// Bytes of chunks after decompression.
     public private(set) var uncompressedBytes = 0
     /// The shape of the first chunk; every later chunk must match it.
     public private(set) var shape: StreamShape?
@@ -65,6 +73,7 @@ public final class VectorStreamReader {
         buffer = .allocate(byteCount: 1 << 20, alignment: 64)
     }
 
+    /// A reader of the file at `path`; `-` is standard input.
     public convenience init(path: String) throws {
         self.init(input: try ByteInput.open(path))
     }

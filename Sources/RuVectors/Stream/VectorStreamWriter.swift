@@ -63,9 +63,13 @@ package final class ChunkWriter {
 /// `ChunkFormat.readerMaxBytes`. Nothing is written for a refused record.
 public final class VectorStreamWriter {
     package let writer: ChunkWriter
+    /// The stored element type.
     public let dtype: ElementType
+    /// The width of every vector.
     public let dim: Int
+    /// The flags of every chunk.
     public let flags: ChunkFlags
+    /// The metadata of the next chunk.
     public private(set) var metadata: StreamMetadata
     private let maxRecords: Int
     private let rowBytes: Int
@@ -101,7 +105,9 @@ public final class VectorStreamWriter {
         self.maxRecords = max(1, min(maxRecords, maxBytes / max(1, rowBytes)))
     }
 
+    /// Chunks (zstd frames) written so far.
     public var frames: Int { writer.frames }
+    /// Records appended so far, written or still buffered.
     public var records: Int { writer.records + ids.count }
 
     /// Size of a chunk of the open records plus `extraRecords` records whose ids take
@@ -151,6 +157,7 @@ public final class VectorStreamWriter {
         if ids.count >= maxRecords { try flush() }
     }
 
+    /// Appends one record; as `append(id:vector:place:)` with a buffer pointer.
     public func append(id: String, vector: [Float], place: @autoclosure () -> String? = nil) throws {
         try vector.withUnsafeBufferPointer { try append(id: id, vector: $0, place: place()) }
     }
@@ -234,18 +241,22 @@ public final class VectorStreamWriter {
 /// an error naming its place.
 public final class TokenStreamWriter {
     package let writer: ChunkWriter
+    /// The metadata of the next chunk.
     public private(set) var metadata: StreamMetadata
     private var extensionBytes: Int
     private var ids: [String] = []
     private var lists: [[UInt32]] = []
     private var idsBytes = 0, tokenBytes = 0
 
+    /// A writer of token lists to `output` with `metadata` in every chunk; `level` is a zstd level
+    /// (nil: the format's default).
     public init(output: ByteOutput, metadata: StreamMetadata = StreamMetadata(), level: Int32? = nil) {
         writer = ChunkWriter(output: output, level: level)
         self.metadata = metadata
         extensionBytes = metadata.encoded().count
     }
 
+    /// Records appended so far, written or still buffered.
     public var records: Int { writer.records + ids.count }
 
     private func chunkSize(idsBytes: Int, tokenBytes: Int) -> Int? {
@@ -261,6 +272,8 @@ public final class TokenStreamWriter {
         return "a record of \(tokens) tokens with a \(idBytes)-byte id makes a chunk of \(size.map(String.init) ?? "too many") bytes, over the \(ChunkFormat.readerMaxBytes) bytes a reader accepts"
     }
 
+    /// Appends one record of token ids; `place` names it in errors. A bad id or a record too
+    /// large for a chunk is refused and nothing of it is written.
     public func append(id: String, tokens: [UInt32], place: @autoclosure () -> String? = nil) throws {
         if let problem = problem(id: id, tokens: tokens.count) {
             throw RuEmbedError("\(place() ?? "\(writer.output.name): record \(records + 1)"): \(problem)")
@@ -287,6 +300,7 @@ public final class TokenStreamWriter {
         tokenBytes = 0
     }
 
+    /// Writes the last chunk and flushes the output (which stays open).
     public func finish() throws {
         try flush()
         try writer.flushOutput()
