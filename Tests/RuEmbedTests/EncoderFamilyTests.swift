@@ -215,6 +215,42 @@ enum FamilyFixtures {
         }
     }
 
+    /// From the command line, f32 and int8: the same vectors, the stream's metadata saying
+    /// the pooling and the maximum length.
+    @Test(arguments: FamilyFixtures.names)
+    func ruEmbedGivesTheSentenceTransformersVectors(_ name: String) throws {
+        let expected = try FamilyFixtures.expected(name)
+        for (mode, flags) in [("none", ["--no-prompt"]), ("passage", ["--prompt", "passage"])] {
+            for precision in ["f32", "int8"] {
+                let r = try EmbedCLITests.embed(["--model", ModelFixtures.folder(name), "--batch-size", "3", "--precision", precision] + flags,
+                                                stdin: EmbedCLITests.lines(expected.texts))
+                #expect(r.status == 0, "\(r.stderr)")
+                let (ids, rows, chunks) = try EmbedCLITests.vectors(r.stdout)
+                #expect(ids.count == expected.texts.count)
+                let bound = precision == "f32" ? 0.99999 : 0.98
+                for (k, (g, w)) in zip(rows, expected.vectors[mode]!).enumerated() {
+                    #expect(cosine(g, w) >= bound, "\(name) \(mode) \(precision) line \(k + 1)")
+                }
+                #expect(chunks[0].metadata["precision"]?.stringValue == precision)
+                #expect(chunks[0].metadata["max_length"]?.numberValue == Double(expected.ids.map(\.count).max()!))
+            }
+        }
+    }
+
+    /// do_lower_case with invalid UTF-8: refused naming the line, or with --lossy replaced by
+    /// U+FFFD (counted) and then lowercased like the rest.
+    @Test func lowercasingKeepsTheUTF8Rules() throws {
+        let folder = ModelFixtures.folder("bert-labse")
+        let bad = Data([0xD0, 0x9C, 0x41, 0xFF, 0x0A]) // Cyrillic М, Latin A, a stray byte
+        var r = try EmbedCLITests.embed(["--model", folder, "--no-prompt"], stdin: bad)
+        #expect(r.status == 2 && r.stderr.contains("line 1") && r.stderr.contains("UTF-8"), "\(r.stderr)")
+        r = try EmbedCLITests.embed(["--model", folder, "--no-prompt", "--lossy"], stdin: bad)
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = try EmbedCLITests.vectors(r.stdout).rows
+        let want = try SentenceEncoder(model: folder).embed(["\u{43C}a\u{FFFD}"], prompt: .noPrompt) // м, Latin a
+        #expect(got.count == 1 && got[0] == want[0])
+    }
+
     /// transformers' integer buffers in older checkpoints are skipped; other integer tensors
     /// are still refused.
     @Test func positionIDBuffersAreSkipped() throws {
