@@ -27,6 +27,7 @@ vectors sentence-transformers itself returns for them:
 expected.json: the texts, the prompts, and for the prompts "query", "passage" and none the
 vectors of encode(..., normalize_embeddings=True) ("vectors") and normalize_embeddings=False
 ("raw"), plus the token ids sentence-transformers fed the model for each text with no prompt.
+One text holds "<pad>", which the byte-level BPE tokenizers turn into the pad token.
 
     python3 scripts/make-family-fixtures.py   # writes Tests/RuEmbedTests/Fixtures/models/
 
@@ -73,6 +74,9 @@ TEXTS = [
     # Longer than every context here: cut to the maximum length, prompt and specials counted.
     " ".join(["Река замёрзла, и дети катались на коньках до самой темноты, пока не зажглись фонари."] * 6),
     "Поезд отправляется в 12:45 с платформы №3.",
+    # A pad token inside a text (RoBERTa/XLM-R: it takes position pad_token_id and the tokens
+    # after it count on from the last non-pad one; BERT's WordPiece reads it as text).
+    "Кошка <pad> спит, а ёжик — нет.",
 ]
 
 PROMPTS = {"query": "query: ", "passage": "passage: "}
