@@ -172,6 +172,16 @@ package enum EncoderKernels {
                     let n = Float(end - first)
                     let divisor = mode == .mean ? n : n.squareRoot()
                     for j in 0..<dim { o[j] /= divisor }
+                case .weightedMean:
+                    // Token i of the text weighs i + 1, counted from the text's first token
+                    // even when the prompt is skipped (sentence-transformers keeps the positions).
+                    var total: Float = 0
+                    for r in first..<end {
+                        let w = Float(r - text.start + 1)
+                        total += w
+                        for j in 0..<dim { o[j] += w * states[r * dim + j] }
+                    }
+                    for j in 0..<dim { o[j] /= total }
                 }
             }
         }
@@ -180,5 +190,5 @@ package enum EncoderKernels {
 
 /// How token states become one vector (sentence-transformers' Pooling module).
 package enum PoolingMode: String, Sendable, CaseIterable {
-    case cls, max, mean, meanSqrtLen = "mean_sqrt_len_tokens", lastToken = "lasttoken"
+    case cls, max, mean, meanSqrtLen = "mean_sqrt_len_tokens", weightedMean = "weightedmean", lastToken = "lasttoken"
 }

@@ -219,7 +219,7 @@ final class EmbeddingBatch {
     func setPrompt(_ text: String) {
         precondition(records.isEmpty)
         promptText = text
-        promptScalars = text.unicodeScalars.map(\.value)
+        promptScalars = encoder.model.prepared(text).unicodeScalars.map(\.value)
         skip = encoder.model.pooledPromptTokens(text)
     }
 
@@ -229,15 +229,46 @@ final class EmbeddingBatch {
     func add(text utf8: UnsafeRawBufferPointer, id: String, place: @autoclosure () -> String,
              idProblem: () -> String? = { nil }) throws {
         let before = workspace.truncated
-        let valid = encoder.model.tokenizer.encode(utf8: utf8, prompt: promptScalars, lossy: lossy, replaced: &replaced,
+        let valid: Bool
+        if encoder.model.sentenceConfig.doLowerCase {
+            // do_lower_case: the text is lowercased before the tokenizer sees it. Invalid
+            // UTF-8 is refused, or replaced first (lossy) with the U+FFFD it would get anyway.
+            var text = String(validating: utf8.bindMemory(to: UInt8.self), as: UTF8.self)
+            if text == nil && lossy {
+                let decoded = String(decoding: utf8.bindMemory(to: UInt8.self), as: UTF8.self)
+                replaced += decoded.unicodeScalars.count { $0 == "\u{FFFD}" } - EmbeddingBatch.replacementCharacters(in: utf8)
+                text = decoded
+            }
+            if var lower = text.map(encoder.model.prepared) {
+                var ignored = 0
+                valid = lower.withUTF8 { bytes in
+                    encoder.model.tokenizer.encode(utf8: UnsafeRawBufferPointer(bytes), prompt: promptScalars, lossy: false,
+                                                   replaced: &ignored, maxLength: encoder.maxLength, workspace: workspace,
+                                                   scalars: &scalars, into: &encoding)
+                }
+            } else {
+                valid = false
+            }
+        } else {
+            valid = encoder.model.tokenizer.encode(utf8: utf8, prompt: promptScalars, lossy: lossy, replaced: &replaced,
                                                    maxLength: encoder.maxLength, workspace: workspace,
                                                    scalars: &scalars, into: &encoding)
+        }
         guard valid else { throw RuEmbedError("\(place()): invalid UTF-8") }
         if workspace.truncated != before { truncated += 1 }
         if let problem = encoder.model.problem(with: encoding.ids, skip: skip, fromText: true) ?? idProblem() {
             throw RuEmbedError("\(place()): \(problem)")
         }
         records.append(Record(id: id, ids: encoding.ids, place: place()))
+    }
+
+    /// U+FFFD characters written as such (EF BF BD) in valid parts of `utf8`.
+    static func replacementCharacters(in utf8: UnsafeRawBufferPointer) -> Int {
+        var count = 0, k = 0
+        while k + 2 < utf8.count {
+            if utf8[k] == 0xEF && utf8[k + 1] == 0xBF && utf8[k + 2] == 0xBD { count += 1; k += 3 } else { k += 1 }
+        }
+        return count
     }
 
     /// Queues token ids as they are (the prompt's tokens included, as a token stream holds them).

@@ -22,6 +22,11 @@ package struct SentenceModelConfig: Sendable {
     package var pooling: [PoolingMode] = [.mean]
     package var includePrompt = true
     package var hasNormalizeModule = false
+    /// The folders of the Dense modules after pooling, in order (LaBSE's Tanh head).
+    package var denseFolders: [String] = []
+    /// sentence_bert_config.json's do_lower_case: the text (prompt included) is lowercased
+    /// before tokenization, as sentence-transformers' Transformer module does.
+    package var doLowerCase = false
     /// Where the settings came from, for messages: "modules.json" or "default".
     package var source = "default"
 
@@ -33,7 +38,7 @@ package struct SentenceModelConfig: Sendable {
         guard let modules = try JSONValue.read(modulesPath).arrayValue else {
             throw RuEmbedError("\(modulesPath): not a list of modules")
         }
-        var sawTransformer = false
+        var sawTransformer = false, sawPooling = false
         for module in modules {
             guard let type = module["type"]?.stringValue else { throw RuEmbedError("\(modulesPath): a module without \"type\"") }
             let path = try ConfigValues(module, path: modulesPath).string("path") ?? ""
@@ -44,14 +49,26 @@ package struct SentenceModelConfig: Sendable {
                 sawTransformer = true
                 config.transformerFolder = sub
             case "Pooling":
+                guard sawTransformer, !sawPooling else { throw RuEmbedError("\(modulesPath): a Pooling module is only supported once, after the Transformer") }
+                sawPooling = true
                 try config.readPooling(sub + "/config.json")
+            case "Dense":
+                // Dense works on the pooled vector; after Normalize it would undo the unit length.
+                guard sawPooling, !config.hasNormalizeModule else {
+                    throw RuEmbedError("\(modulesPath): a Dense module is only supported after Pooling and before Normalize")
+                }
+                config.denseFolders.append(sub)
             case "Normalize":
                 config.hasNormalizeModule = true
             default:
-                throw RuEmbedError("\(modulesPath): module type \(type) is not supported (Transformer, Pooling and Normalize are)")
+                throw RuEmbedError("\(modulesPath): module type \(type) is not supported (Transformer, Pooling, Dense and Normalize are)")
             }
         }
         guard sawTransformer else { throw RuEmbedError("\(modulesPath): no Transformer module") }
+        let bertPath = config.transformerFolder + "/sentence_bert_config.json"
+        if access(bertPath, R_OK) == 0 {
+            config.doLowerCase = try ConfigValues.read(bertPath).bool("do_lower_case", default: false)
+        }
         return config
     }
 
@@ -70,7 +87,7 @@ package struct SentenceModelConfig: Sendable {
             }
             pooling = try names.map { name in
                 guard let m = PoolingMode(rawValue: name) else {
-                    throw RuEmbedError("\(path): pooling mode \"\(name)\" is not supported (cls, max, mean, mean_sqrt_len_tokens, lasttoken are)")
+                    throw RuEmbedError("\(path): pooling mode \"\(name)\" is not supported (cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken are)")
                 }
                 return m
             }
@@ -79,7 +96,7 @@ package struct SentenceModelConfig: Sendable {
         // 2.x: one boolean per mode; sentence-transformers concatenates them in this order.
         let keys: [(String, PoolingMode?)] = [
             ("pooling_mode_cls_token", .cls), ("pooling_mode_max_tokens", .max), ("pooling_mode_mean_tokens", .mean),
-            ("pooling_mode_mean_sqrt_len_tokens", .meanSqrtLen), ("pooling_mode_weightedmean_tokens", nil),
+            ("pooling_mode_mean_sqrt_len_tokens", .meanSqrtLen), ("pooling_mode_weightedmean_tokens", .weightedMean),
             ("pooling_mode_lasttoken", .lastToken),
         ]
         var modes: [PoolingMode] = []

@@ -10,15 +10,20 @@ import Glibc
 import Dispatch
 
 /// A sentence-transformers model folder ready to encode: tokenizer, prompts, maximum length,
-/// the DeBERTa encoder, pooling and normalisation, as `SentenceTransformer(folder).encode`.
+/// the encoder (DeBERTa-v1, BERT, RoBERTa, XLM-RoBERTa by config.json's model_type), pooling,
+/// Dense modules and normalisation, as `SentenceTransformer(folder).encode`.
 package final class SentenceTransformerModel {
     package let folder: String
     package let modelTokenizer: ModelTokenizer
     package let sentenceConfig: SentenceModelConfig
-    package let model: DebertaModel
+    package let model: any TransformerEncoder
+    /// The Dense modules after pooling, in order.
+    package let dense: [DenseModule]
     package var tokenizer: Tokenizer { modelTokenizer.tokenizer }
-    /// The vector width: hidden size times the number of pooling modes.
-    package var dimension: Int { model.config.hiddenSize * sentenceConfig.pooling.count }
+    /// The width of pooling's output: hidden size times the number of pooling modes.
+    package var pooledDimension: Int { model.config.hiddenSize * sentenceConfig.pooling.count }
+    /// The vector width: the last Dense module's output, else pooling's.
+    package var dimension: Int { dense.last?.outputSize ?? pooledDimension }
     /// Tokens per text, prompt and special tokens included (sentence-transformers' max_seq_length).
     package let maxLength: Int?
 
@@ -39,15 +44,30 @@ package final class SentenceTransformerModel {
         // The encoder loads on this thread alone: OpenMP threads woken for its weight
         // reorders would spin afterwards on the core the tokenizer is using.
         let encoder = Parallel.serially {
-            Result { try DebertaModel(folder: sentenceConfig.transformerFolder, precision: precision) }
+            Result { try loadEncoder(folder: sentenceConfig.transformerFolder, precision: precision) }
         }
         done.wait()
         modelTokenizer = try loaded.tokenizer!.get()
         model = try encoder.get()
+        var width = model.config.hiddenSize * sentenceConfig.pooling.count
+        var dense: [DenseModule] = []
+        for folder in sentenceConfig.denseFolders {
+            dense.append(try DenseModule(folder: folder, inputSize: width))
+            width = dense.last!.outputSize
+        }
+        self.dense = dense
         var length = modelTokenizer.maxLength
-        // Absolute position embeddings end at max_position_embeddings, whatever the tokenizer says.
-        if model.config.positionBiasedInput { length = min(length ?? model.config.maxPositions, model.config.maxPositions) }
+        // Absolute position embeddings end at max_position_embeddings (RoBERTa's after
+        // pad_token_id), whatever the tokenizer says.
+        if let limit = model.config.positionLimit { length = min(length ?? limit, limit) }
         maxLength = length
+    }
+
+    /// The text as the tokenizer gets it: lowercased when sentence_bert_config.json says
+    /// do_lower_case (sentence-transformers puts a Lowercase normalizer in front of the
+    /// tokenizer's own, so prompt and text are both lowercased).
+    package func prepared(_ text: String) -> String {
+        sentenceConfig.doLowerCase ? text.lowercased() : text
     }
 
     /// How many leading tokens pooling skips for this prompt: none when the Pooling module
@@ -55,7 +75,7 @@ package final class SentenceTransformerModel {
     /// token, measured on the prompt alone as sentence-transformers does.
     package func pooledPromptTokens(_ prompt: String) -> Int {
         guard !sentenceConfig.includePrompt, !prompt.isEmpty else { return 0 }
-        let ids = tokenizer.encode(prompt, maxLength: maxLength).ids
+        let ids = tokenizer.encode(prepared(prompt), maxLength: maxLength).ids
         guard let last = ids.last else { return 0 }
         return tokenizer.isSpecial(last) ? ids.count - 1 : ids.count
     }
@@ -78,8 +98,8 @@ package final class SentenceTransformerModel {
                 ? "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): the model folder's tokenizer.json does not fit its config.json vocab_size"
                 : "token id \(bad) is outside the model's vocabulary (\(c.vocabSize) tokens): was the stream made with another tokenizer?"
         }
-        if c.positionBiasedInput && ids.count > c.maxPositions {
-            return "\(ids.count) tokens, more than the model's \(c.maxPositions) positions (tokenize with --max-length \(c.maxPositions))"
+        if let limit = c.positionLimit, ids.count > limit {
+            return "\(ids.count) tokens, more than the model's \(limit) positions (tokenize with --max-length \(limit))"
         }
         return nil
     }
@@ -95,8 +115,28 @@ package final class SentenceTransformerModel {
         var tokens = 0
         for t in texts { spans.append((tokens, t.count)); tokens += t.count }
         out.withUnsafeMutableBufferPointer { o in
-            EncoderKernels.pool(states: states, dim: model.config.hiddenSize, texts: spans,
-                                modes: sentenceConfig.pooling, skip: skip, into: o.baseAddress! + start)
+            if dense.isEmpty {
+                EncoderKernels.pool(states: states, dim: model.config.hiddenSize, texts: spans,
+                                    modes: sentenceConfig.pooling, skip: skip, into: o.baseAddress! + start)
+            } else {
+                // Pooled vectors, then each Dense module in turn, the last one into `out`.
+                var current = [Float](repeating: 0, count: pooledDimension * texts.count)
+                current.withUnsafeMutableBufferPointer {
+                    EncoderKernels.pool(states: states, dim: model.config.hiddenSize, texts: spans,
+                                        modes: sentenceConfig.pooling, skip: skip, into: $0.baseAddress!)
+                }
+                for (k, module) in dense.enumerated() {
+                    if k == dense.count - 1 {
+                        current.withUnsafeBufferPointer { module.run(rows: texts.count, input: $0.baseAddress!, output: o.baseAddress! + start) }
+                    } else {
+                        var next = [Float](repeating: 0, count: module.outputSize * texts.count)
+                        current.withUnsafeBufferPointer { c in
+                            next.withUnsafeMutableBufferPointer { module.run(rows: texts.count, input: c.baseAddress!, output: $0.baseAddress!) }
+                        }
+                        current = next
+                    }
+                }
+            }
             if normalize {
                 for t in 0..<texts.count { SentenceTransformerModel.normalize(o.baseAddress! + start + t * dim, dim) }
             }
@@ -118,6 +158,8 @@ package final class SentenceTransformerModel {
         var files = [sentenceConfig.transformerFolder + "/config.json"]
         let archive = try SafetensorsArchive.weightFiles(folder: sentenceConfig.transformerFolder)
         files += archive.sorted()
+        // Dense heads change the vectors as much as the encoder's weights do.
+        for folder in sentenceConfig.denseFolders { files += [folder + "/config.json", folder + "/model.safetensors"] }
         let key = try DigestCache.key(files), cache = DigestCache.standard
         if let known = cache.lookup(key) { return known }
         var pieces: [UInt8] = []

@@ -39,7 +39,9 @@ package final class SafetensorsArchive {
         let index = folder + "/model.safetensors.index.json"
         if access(single, R_OK) == 0 { return [single] }
         guard access(index, R_OK) == 0 else {
-            let hint = access(folder + "/pytorch_model.bin", R_OK) == 0 ? " (pytorch_model.bin is not read: convert it to safetensors)" : ""
+            let hint = access(folder + "/pytorch_model.bin", R_OK) == 0
+                ? " (pytorch_model.bin is not read: PyTorch's pickle format can run code when loaded; convert it to safetensors, e.g. load the folder with transformers' AutoModel.from_pretrained and save_pretrained it again, which writes model.safetensors)"
+                : ""
             throw RuEmbedError("\(folder): no model.safetensors or model.safetensors.index.json\(hint)")
         }
         let json = try JSONValue.read(index)
@@ -133,7 +135,13 @@ package final class SafetensorsArchive {
         for (name, entry) in entries where name != "__metadata__" {
             func bad(_ problem: String) -> RuEmbedError { RuEmbedError("\(path): tensor \"\(name)\" \(problem)") }
             guard let dtypeName = entry["dtype"]?.stringValue else { throw bad("has no dtype") }
-            guard let dtype = TensorInfo.DType(rawValue: dtypeName) else {
+            let dtype = TensorInfo.DType(rawValue: dtypeName)
+            // Older checkpoints (BERT, RoBERTa) carry transformers' integer buffers
+            // `embeddings.position_ids` / `token_type_ids`: never read, so skipped (their
+            // bytes still checked below); any other integer tensor is refused.
+            let skippedBuffer = dtype == nil && (dtypeName == "I64" || dtypeName == "I32")
+                && (name.hasSuffix("embeddings.position_ids") || name.hasSuffix("embeddings.token_type_ids"))
+            guard dtype != nil || skippedBuffer else {
                 throw bad("has dtype \(dtypeName); F32, F16 and BF16 are supported")
             }
             // Shapes and offsets by the one rule for numbers in model files (whole numbers,
@@ -151,7 +159,7 @@ package final class SafetensorsArchive {
                 shape.append(n)
                 count = product
             }
-            let elementSize = dtype == .f32 ? 4 : 2
+            let elementSize = dtype == .f32 || dtypeName == "I32" ? 4 : dtypeName == "I64" ? 8 : 2
             let (byteCount, overflow) = count.multipliedReportingOverflow(by: elementSize)
             guard !overflow else { throw bad("has shape \(shape), more bytes than a file can hold") }
             guard let offsets = entry["data_offsets"]?.arrayValue, offsets.count == 2,
@@ -162,6 +170,7 @@ package final class SafetensorsArchive {
             guard end - begin == byteCount else {
                 throw bad("has data_offsets [\(begin), \(end)] (\(end - begin) bytes) that do not fit its shape \(shape) of \(dtypeName) (\(byteCount) bytes)")
             }
+            guard let dtype else { spans.append((begin, end, name)); continue }
             if dtype == .f32 && (Int(bitPattern: dataStart + begin) % 4 != 0) {
                 throw bad("is not 4-byte aligned")
             }
