@@ -233,3 +233,18 @@ import Testing
         #expect((2..<e.count - 2).allSatisfy { e.ends[$0] == e.starts[$0 + 1] })
     }
 }
+
+@Suite(.serialized) struct SentencePieceCLITests {
+    /// ru-tok takes a converted XLM-R tokenizer.json and gives the Rust ids on every line.
+    @Test func ruTokGivesTheRustIDsForTheXLMRFixture() throws {
+        let texts = try Data(contentsOf: URL(fileURLWithPath: RuTok.fixture("sentencepiece-texts.jsonl")))
+        let expected = try TokenizerFixtures.jsonLines("xlmr-unigram.expected.jsonl").map {
+            $0["ids"]!.uint32s.map(String.init).joined(separator: " ")
+        }
+        let r = try RuTok.run(["--tokenizer", RuTok.fixture("xlmr-unigram.json"), "--jsonl", "--format", "ids", "--threads", "2"], input: texts)
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = r.lines.map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+        #expect(got.count == expected.count)
+        #expect(got == expected)
+    }
+}
