@@ -65,9 +65,10 @@ struct UnigramModel: TokenModel {
         unknownScore = lowest - UnigramModel.unknownPenalty
         byteFallback = try c.bool("byte_fallback", default: false)
         byteTokenIDs = (0..<256).map { table.lookup(BPEModel.byteTokenName($0)) }
-        var trie = PieceTrie(totalBytes: tokens.reduce(0) { $0 + $1.count })
-        table.forEach { key, id in trie.insert(key, id: id) }
-        self.trie = trie
+        var keys: [(key: [UInt8], id: UInt32)] = []
+        keys.reserveCapacity(table.count)
+        table.forEach { key, id in keys.append((Array(key), id)) }
+        trie = PieceTrie(keys)
     }
 
     func tokenize(_ piece: UnsafeBufferPointer<UInt32>, into out: inout [ModelToken], workspace w: inout ModelWorkspace) {
@@ -176,33 +177,61 @@ struct UnigramModel: TokenModel {
     }
 }
 
-/// A byte trie over the pieces: each node knows the piece ending there; edges are a hash
-/// from (node, byte), so a prefix search costs one probe per byte.
+/// A byte trie over the pieces, laid out breadth-first so each node's children are one
+/// sorted run of labels: a prefix search costs a short binary search per byte, and the
+/// trie takes about 11 bytes a node (a hash of edges at half load would take 32).
 struct PieceTrie: Sendable {
-    private var edges: PairTable
+    private var labels: [UInt8] = [0]
+    private var firstChild: [Int32] = [0]
+    private var childCount: [UInt16] = [0]
     /// The id of the piece ending at each node, or -1.
-    private(set) var pieceIDs: [Int64] = [-1]
+    private(set) var pieceIDs: [Int32] = [-1]
 
-    /// `totalBytes` bounds the number of edges (one per byte of every key at most), so the
-    /// table is sized once.
-    init(totalBytes: Int) {
-        edges = PairTable(capacity: max(totalBytes, 16))
+    /// `keys` with their ids; a key listed twice keeps its last id.
+    init(_ keys: [(key: [UInt8], id: UInt32)]) {
+        let order = keys.indices.sorted { a, b in
+            keys[a].key.lexicographicallyPrecedes(keys[b].key)
+        }
+        // Breadth first: (sorted range of keys, depth) of each node in node order.
+        var ranges: [(lower: Int, upper: Int, depth: Int)] = [(0, order.count, 0)]
+        var node = 0
+        while node < ranges.count {
+            var (k, upper, depth) = ranges[node]
+            // Keys ending here sort first in the range.
+            while k < upper && keys[order[k]].key.count == depth {
+                pieceIDs[node] = Int32(bitPattern: keys[order[k]].id)
+                k += 1
+            }
+            firstChild[node] = Int32(ranges.count)
+            var count = 0
+            while k < upper {
+                let label = keys[order[k]].key[depth]
+                var end = k + 1
+                while end < upper && keys[order[end]].key[depth] == label { end += 1 }
+                ranges.append((k, end, depth + 1))
+                labels.append(label)
+                firstChild.append(0)
+                childCount.append(0)
+                pieceIDs.append(-1)
+                count += 1
+                k = end
+            }
+            childCount[node] = UInt16(count)
+            node += 1
+        }
     }
 
     @inline(__always)
     func child(_ node: Int32, _ byte: UInt8) -> Int32? {
-        edges.lookup(UInt32(node), UInt32(byte)).map { Int32(truncatingIfNeeded: $0) }
-    }
-
-    mutating func insert(_ key: ArraySlice<UInt8>, id: UInt32) {
-        var node: Int32 = 0
-        for b in key {
-            if let next = child(node, b) { node = next; continue }
-            let next = Int32(pieceIDs.count)
-            pieceIDs.append(-1)
-            edges.insertOrReplace(UInt32(node), UInt32(b), UInt64(next))
-            node = next
+        var lo = Int(firstChild[Int(node)]), hi = lo + Int(childCount[Int(node)])
+        return labels.withUnsafeBufferPointer { labels in
+            while lo < hi {
+                let mid = (lo + hi) >> 1
+                let l = labels[mid]
+                if l == byte { return Int32(mid) }
+                if l < byte { lo = mid + 1 } else { hi = mid }
+            }
+            return nil
         }
-        pieceIDs[Int(node)] = Int64(id)
     }
 }
