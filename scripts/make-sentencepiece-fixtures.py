@@ -169,6 +169,16 @@ def unigram_ties():
     return tok
 
 
+def decode_or_none(decoder, tokens):
+    """The decoded text, or None where the Rust library panics (Strip on an empty text)."""
+    try:
+        return decoder.decode(tokens)
+    except BaseException as e:  # pyo3's PanicException is not an Exception
+        if type(e).__name__ != "PanicException":
+            raise
+        return None
+
+
 def components(xlmr_path):
     """Single normalizers on every test line: the charsmap of the XLM-R fixture and the
     regex Replace normalizers the converters write."""
@@ -183,9 +193,41 @@ def components(xlmr_path):
         "replace-literal": normalizers.Replace("``", '"'),
     }
     lines = [t for t in test_lines() if len(t) <= 400]
-    out = {"lines": lines, "normalizers": {}}
+    out = {"lines": lines, "normalizers": {}, "pre_tokenizers": {}, "decoders": {}}
     for name, n in specs.items():
         out["normalizers"][name] = {"json": json.loads(n.__getstate__()), "outputs": [n.normalize_str(t) for t in lines]}
+
+    # Metaspace as older files write it (add_prefix_space, no prepend_scheme) and the other
+    # schemes, read by the library from JSON: pre-tokenizer pieces with offsets, and decoders
+    # on the byte-fallback Unigram's tokens of every line (specials kept).
+    with open(xlmr_path, encoding="utf-8") as f:
+        base = json.load(f)
+    # The special cases first and last in the list (and the sentences after them): every
+    # trap, in a smaller file.
+    short = lines[:100] + lines[-45:]
+    out["short_lines"] = short
+    metaspaces = {
+        "metaspace-legacy-prefix": {"type": "Metaspace", "replacement": "▁", "add_prefix_space": True},
+        "metaspace-legacy-no-prefix": {"type": "Metaspace", "replacement": "▁", "add_prefix_space": False, "prepend_scheme": "never"},
+        "metaspace-first-nosplit": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False},
+        "metaspace-never": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": True},
+    }
+    for name, spec in metaspaces.items():
+        tok = Tokenizer.from_str(json.dumps(dict(base, pre_tokenizer=spec, decoder=spec)))
+        out["pre_tokenizers"][name] = {"json": spec, "outputs": [
+            [[piece, list(offsets)] for piece, offsets in tok.pre_tokenizer.pre_tokenize_str(t)] for t in short]}
+    source = Tokenizer.from_file(os.path.join(OUT, "spm-unigram-bytes.json"))
+    token_lists = [source.encode(t).tokens for t in short]
+    out["tokens"] = token_lists
+    decoder_specs = dict(metaspaces)
+    decoder_specs["sentencepiece-sequence"] = json.loads(source.to_str())["decoder"]
+    decoder_specs["bytefallback-fuse"] = {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]}
+    # (Rust's Strip panics when the two cuts cross, so each fixture strips one side.)
+    decoder_specs["strip-start"] = {"type": "Strip", "content": "▁", "start": 2, "stop": 0}
+    decoder_specs["strip-stop"] = {"type": "Sequence", "decoders": [{"type": "Fuse"}, {"type": "Strip", "content": ".", "start": 0, "stop": 2}]}
+    for name, spec in decoder_specs.items():
+        tok = Tokenizer.from_str(json.dumps(dict(base, decoder=spec)))
+        out["decoders"][name] = {"json": spec, "outputs": [decode_or_none(tok.decoder, tokens) for tokens in token_lists]}
     with open(os.path.join(OUT, "sentencepiece-components.json"), "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, separators=(",", ":"))
 

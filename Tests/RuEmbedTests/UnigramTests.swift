@@ -82,6 +82,76 @@ import Testing
     }
 }
 
+extension SentencePieceParityTests {
+    static func sectionNames(_ section: String) -> [String] {
+        guard case .object(let pairs)? = components[section] else { return [] }
+        return pairs.map(\.key)
+    }
+
+    static var shortLines: [String] { components["short_lines"]!.arrayValue!.map { $0.stringValue! } }
+
+    /// Metaspace as older files write it (`add_prefix_space`) and with each prepend scheme:
+    /// the pieces and offsets the library gives.
+    @Test(arguments: sectionNames("pre_tokenizers"))
+    func metaspaceMatchesTheRustLibrary(_ name: String) throws {
+        let spec = Self.components["pre_tokenizers"]![name]!
+        let preTokenizer = try PreTokenizers.make(spec["json"]!)
+        let lines = Self.shortLines
+        let outputs = spec["outputs"]!.arrayValue!
+        #expect(outputs.count == lines.count && lines.count > 100)
+        var failures: [String] = []
+        for (line, (text, want)) in zip(lines, outputs).enumerated() {
+            var list = PieceList()
+            let scalars = UTF8Encoding.scalars(text)
+            list.appendText(NormalizedText(scalars: scalars), 0..<scalars.count)
+            preTokenizer.preTokenize(&list)
+            let got = list.pieces.map { p in
+                JSONValue.array([.string(UTF8Encoding.string(list.text.scalars[p.range])),
+                                 .array([.number(Double(list.text.starts[Int(p.lower)])), .number(Double(list.text.ends[Int(p.upper) - 1]))])])
+            }
+            if got != want.arrayValue! {
+                failures.append("line \(line + 1) \(text.debugDescription.prefix(80)): got \(JSONValue.array(got).serialized.prefix(200)) want \(want.serialized.prefix(200))")
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.count) mismatches:\n\(failures.prefix(8).joined(separator: "\n"))")
+    }
+
+    /// Each decoder on the byte-fallback Unigram's tokens of every line (lines where the Rust
+    /// library panics are recorded as null and skipped).
+    @Test(arguments: sectionNames("decoders"))
+    func decoderMatchesTheRustLibrary(_ name: String) throws {
+        let spec = Self.components["decoders"]![name]!
+        let decoder = try Decoders.make(spec["json"]!)
+        let tokenLists = Self.components["tokens"]!.arrayValue!.map { $0.arrayValue!.map { Array($0.stringValue!.utf8) } }
+        let outputs = spec["outputs"]!.arrayValue!
+        #expect(outputs.count == tokenLists.count)
+        var failures: [String] = [], compared = 0
+        for (line, (tokens, want)) in zip(tokenLists, outputs).enumerated() {
+            guard let wanted = want.stringValue else { continue }
+            compared += 1
+            let got = decoder.decode(tokens)
+            if !got.unicodeScalars.elementsEqual(wanted.unicodeScalars) {
+                failures.append("line \(line + 1): got \(got.debugDescription.prefix(120)) want \(wanted.debugDescription.prefix(120))")
+            }
+        }
+        #expect(compared > 130)
+        #expect(failures.isEmpty, "\(failures.count) mismatches:\n\(failures.prefix(8).joined(separator: "\n"))")
+    }
+
+    /// Rust refuses `add_prefix_space: false` unless the prepend scheme is "never".
+    @Test func legacyAddPrefixSpaceFalseNeedsNever() throws {
+        for family in ["pre_tokenizer", "decoder"] {
+            for spec in [#"{"type": "Metaspace", "replacement": "▁", "add_prefix_space": false}"#,
+                         #"{"type": "Metaspace", "replacement": "▁", "add_prefix_space": false, "prepend_scheme": "first"}"#] {
+                let json = try JSONValue.parse(spec)
+                #expect(throws: RuEmbedError.self, "\(family) \(spec)") {
+                    if family == "decoder" { _ = try Decoders.make(json) } else { _ = try PreTokenizers.make(json) }
+                }
+            }
+        }
+    }
+}
+
 /// A malformed SentencePiece tokenizer.json fails with one error that names the file and
 /// the problem: never a trap, an over-read or a huge allocation.
 @Suite struct HostileSentencePieceTests {
