@@ -187,37 +187,58 @@ struct PieceTrie: Sendable {
     /// The id of the piece ending at each node, or -1.
     private(set) var pieceIDs: [Int32] = [-1]
 
-    /// `keys` with their ids; a key listed twice keeps its last id.
+    /// `keys` with their ids (distinct keys).
     init(_ keys: [(key: [UInt8], id: UInt32)]) {
-        let order = keys.indices.sorted { a, b in
-            keys[a].key.lexicographicallyPrecedes(keys[b].key)
+        // The keys in one arena, sorted by index with memcmp: a 250k-piece vocabulary builds
+        // in a fraction of a second (sorting the arrays themselves was most of the load).
+        var arena: [UInt8] = []
+        var starts: [Int] = [], lengths: [Int] = [], ids: [UInt32] = []
+        arena.reserveCapacity(keys.reduce(0) { $0 + $1.key.count })
+        for (key, id) in keys {
+            starts.append(arena.count); lengths.append(key.count); ids.append(id)
+            arena.append(contentsOf: key)
         }
-        // Breadth first: (sorted range of keys, depth) of each node in node order.
-        var ranges: [(lower: Int, upper: Int, depth: Int)] = [(0, order.count, 0)]
-        var node = 0
-        while node < ranges.count {
-            var (k, upper, depth) = ranges[node]
-            // Keys ending here sort first in the range.
-            while k < upper && keys[order[k]].key.count == depth {
-                pieceIDs[node] = Int32(bitPattern: keys[order[k]].id)
-                k += 1
+        var order = Array(0..<keys.count)
+        var ranges: [(lower: Int32, upper: Int32, depth: Int32)] = []
+        arena.withUnsafeBufferPointer { arena in
+            starts.withUnsafeBufferPointer { starts in
+                lengths.withUnsafeBufferPointer { lengths in
+                    let base = arena.baseAddress ?? UnsafePointer(bitPattern: 1)!
+                    order.sort { x, y in
+                        let n = min(lengths[x], lengths[y])
+                        let c = n == 0 ? 0 : memcmp(base + starts[x], base + starts[y], n)
+                        return c != 0 ? c < 0 : lengths[x] < lengths[y]
+                    }
+                    // Breadth first: (sorted range of keys, depth) of each node in node order.
+                    ranges.append((0, Int32(order.count), 0))
+                    var node = 0
+                    while node < ranges.count {
+                        var k = Int(ranges[node].lower)
+                        let upper = Int(ranges[node].upper), depth = Int(ranges[node].depth)
+                        // Keys ending here sort first in the range.
+                        while k < upper && lengths[order[k]] == depth {
+                            pieceIDs[node] = Int32(bitPattern: ids[order[k]])
+                            k += 1
+                        }
+                        firstChild[node] = Int32(ranges.count)
+                        var count = 0
+                        while k < upper {
+                            let label = base[starts[order[k]] + depth]
+                            var end = k + 1
+                            while end < upper && base[starts[order[end]] + depth] == label { end += 1 }
+                            ranges.append((Int32(k), Int32(end), Int32(depth + 1)))
+                            labels.append(label)
+                            firstChild.append(0)
+                            childCount.append(0)
+                            pieceIDs.append(-1)
+                            count += 1
+                            k = end
+                        }
+                        childCount[node] = UInt16(count)
+                        node += 1
+                    }
+                }
             }
-            firstChild[node] = Int32(ranges.count)
-            var count = 0
-            while k < upper {
-                let label = keys[order[k]].key[depth]
-                var end = k + 1
-                while end < upper && keys[order[end]].key[depth] == label { end += 1 }
-                ranges.append((k, end, depth + 1))
-                labels.append(label)
-                firstChild.append(0)
-                childCount.append(0)
-                pieceIDs.append(-1)
-                count += 1
-                k = end
-            }
-            childCount[node] = UInt16(count)
-            node += 1
         }
     }
 
@@ -235,3 +256,9 @@ struct PieceTrie: Sendable {
         }
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
