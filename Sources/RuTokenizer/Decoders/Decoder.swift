@@ -16,8 +16,22 @@ enum Decoders {
         case "WordPiece":
             try c.allow(["prefix", "cleanup"])
             return WordPieceDecoder(prefix: Array((try c.string("prefix") ?? "##").utf8), cleanup: try c.bool("cleanup", default: true))
+        case "Metaspace": return try MetaspaceDecoder(c)
+        case "Replace": return try ReplaceDecoder(c)
+        case "ByteFallback": try c.allow([]); return ByteFallbackDecoder()
+        case "Fuse": try c.allow([]); return FuseDecoder()
+        case "Strip": return try StripDecoder(c)
+        case "Sequence":
+            try c.allow(["decoders"])
+            return SequenceDecoder(steps: try c.requiredArray("decoders").map { json in
+                let step = try make(json)
+                guard let chained = step as? ChainDecoder else {
+                    throw RuEmbedError("decoder Sequence: \(json["type"]?.stringValue ?? "?") inside a Sequence is not supported")
+                }
+                return chained
+            })
         default:
-            throw c.unsupportedType(supported: "ByteLevel, WordPiece")
+            throw c.unsupportedType(supported: "ByteLevel, WordPiece, Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence")
         }
     }
 }

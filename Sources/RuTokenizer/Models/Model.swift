@@ -19,6 +19,8 @@ package struct ModelWorkspace {
     var mergedIDs: [UInt32] = []
     var nextSymbol: [Int32] = []
     var previousSymbol: [Int32] = []
+    /// Unigram: best path score ending at each byte.
+    var scores: [Double] = []
     /// Characters a BPE without `unk_token` dropped (the Rust library drops them silently).
     package var droppedUnknown = 0
     package init() {}
@@ -41,7 +43,8 @@ enum Models {
         switch c.type {
         case "BPE": return try BPEModel(c)
         case "WordPiece": return try WordPieceModel(c)
-        default: throw c.unsupportedType(supported: "BPE, WordPiece")
+        case "Unigram": return try UnigramModel(c)
+        default: throw c.unsupportedType(supported: "BPE, WordPiece, Unigram")
         }
     }
 

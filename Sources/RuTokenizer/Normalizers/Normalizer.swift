@@ -26,10 +26,8 @@ enum Normalizers {
         case "Strip":
             try c.allow(["strip_left", "strip_right"])
             return StripNormalizer(left: try c.bool("strip_left", default: true), right: try c.bool("strip_right", default: true))
-        case "Replace":
-            try c.allow(["pattern", "content"])
-            return ReplaceNormalizer(pattern: try c.literalPattern("pattern"),
-                                     content: UTF8Encoding.scalars(try c.requiredString("content")))
+        case "Replace": return try ReplaceNormalizer(c)
+        case "Precompiled": return try PrecompiledNormalizer(c)
         case "Prepend":
             try c.allow(["prepend"])
             return PrependNormalizer(prefix: UTF8Encoding.scalars(try c.requiredString("prepend")))
@@ -44,7 +42,7 @@ enum Normalizers {
             try c.allow(["normalizers"])
             return SequenceNormalizer(steps: try c.requiredArray("normalizers").map(make))
         default:
-            throw c.unsupportedType(supported: "NFC, NFD, NFKC, NFKD, Lowercase, Strip, Replace, Prepend, BertNormalizer, Sequence")
+            throw c.unsupportedType(supported: "NFC, NFD, NFKC, NFKD, Lowercase, Strip, Replace, Prepend, Precompiled, BertNormalizer, Sequence")
         }
     }
 }
@@ -92,31 +90,6 @@ struct StripNormalizer: Normalizer {
         if left { while lower < upper && UnicodeClasses.isWhitespace(text.scalars[lower]) { lower += 1 } }
         if right { while upper > lower && UnicodeClasses.isWhitespace(text.scalars[upper - 1]) { upper -= 1 } }
         if lower != 0 || upper != text.count { text = text.slice(lower..<upper) }
-    }
-}
-
-/// Replaces every non-overlapping occurrence of a literal, left to right. Replacement
-/// scalars take the alignment of the whole occurrence they replace.
-struct ReplaceNormalizer: Normalizer {
-    let pattern: [UInt32]
-    let content: [UInt32]
-    var keepsLettersAndSpaces: Bool { false }
-    func normalize(_ text: inout NormalizedText) {
-        guard !pattern.isEmpty, text.count >= pattern.count else { return }
-        var out = NormalizedText()
-        var i = 0
-        let n = text.count, m = pattern.count
-        while i < n {
-            if i + m <= n && text.scalars[i] == pattern[0] && text.scalars[i..<i + m].elementsEqual(pattern) {
-                let s = text.starts[i], e = text.ends[i + m - 1]
-                for v in content { out.append(v, start: s, end: e) }
-                i += m
-            } else {
-                out.append(from: text, at: i)
-                i += 1
-            }
-        }
-        text = out
     }
 }
 

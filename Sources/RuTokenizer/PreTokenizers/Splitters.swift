@@ -139,12 +139,7 @@ struct MetaspacePreTokenizer: PreTokenizer {
         let r = UTF8Encoding.scalars(try c.string("replacement") ?? "\u{2581}")
         guard r.count == 1 else { throw RuEmbedError("\(c.place): \"replacement\" must be one character") }
         replacement = r[0]
-        if let scheme = try c.string("prepend_scheme") {
-            guard let p = Prepend(rawValue: scheme) else { throw RuEmbedError("\(c.place): prepend_scheme \"\(scheme)\" is not supported") }
-            prepend = p
-        } else {
-            prepend = try c.bool("add_prefix_space", default: true) ? .always : .never
-        }
+        prepend = Prepend(rawValue: try MetaspaceDecoder.prependScheme(c))!
         split = try c.bool("split", default: true)
     }
 
