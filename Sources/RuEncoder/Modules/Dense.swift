@@ -7,8 +7,9 @@ import Glibc
 /// sentence-transformers' `Dense` module: y = activation(x·Wᵀ + b) on each pooled vector
 /// (LaBSE's 768→768 Tanh head, dimension-reducing heads). The module folder holds
 /// config.json (in_features, out_features, bias, activation_function) and the weights as
-/// `linear.weight` / `linear.bias`, in model.safetensors (sentence-transformers ≥ 2.3, 6.x).
-/// A pytorch_model.bin is refused: reading PyTorch's pickle safely is out of scope.
+/// `linear.weight` / `linear.bias`, in model.safetensors (sentence-transformers ≥ 2.3, 6.x)
+/// or, as 2.x saved them (e.g. cointegrated/LaBSE-en-ru), in pytorch_model.bin, which is
+/// read by `TorchCheckpoint`'s restricted unpickler, never by running the pickle.
 ///
 /// Always f32, whatever `--precision`: one small product per text, next to the encoder's
 /// hundreds; quantising it would only add error.
@@ -50,17 +51,28 @@ package final class DenseModule {
         }
         self.activation = activation
 
-        let weightsPath = folder + "/model.safetensors"
-        guard access(weightsPath, R_OK) == 0 else {
-            let hint = access(folder + "/pytorch_model.bin", R_OK) == 0
-                ? " (pytorch_model.bin is not read: PyTorch's pickle format can run code when loaded; load the model in sentence-transformers and save it again, which writes model.safetensors)"
-                : ""
-            throw RuEmbedError("\(folder): the Dense module has no model.safetensors\(hint)")
+        // model.safetensors when present (sentence-transformers ≥ 2.3, 6.x); else the
+        // pytorch_model.bin of 2.x's Dense.save, through the restricted reader, which runs
+        // nothing from the file (TorchCheckpoint).
+        let w: [Float], b: [Float]?
+        if access(folder + "/model.safetensors", R_OK) == 0 {
+            let archive = try SafetensorsArchive(folder: folder)
+            w = try archive.floats("linear.weight", shape: [outputSize, inputSize]).array
+            b = hasBias ? try archive.floats("linear.bias", shape: [outputSize]).array : nil
+        } else if access(folder + "/pytorch_model.bin", R_OK) == 0 {
+            let checkpoint = try TorchCheckpoint(path: folder + "/pytorch_model.bin")
+            w = try checkpoint.floats("linear.weight", shape: [outputSize, inputSize])
+            b = hasBias ? try checkpoint.floats("linear.bias", shape: [outputSize]) : nil
+        } else {
+            throw RuEmbedError("\(folder): the Dense module has no model.safetensors or pytorch_model.bin")
         }
-        let archive = try SafetensorsArchive(folder: folder)
-        let w = try archive.floats("linear.weight", shape: [outputSize, inputSize])
-        let b = hasBias ? try archive.floats("linear.bias", shape: [outputSize]) : nil
-        layer = LinearLayer(weights: w.pointer, bias: b?.pointer, inputSize: inputSize, outputSize: outputSize, epilogue: .none)
+        // LinearLayer copies both into its own layout; the arrays need only outlive the call.
+        let (n, m) = (inputSize, outputSize)
+        layer = w.withUnsafeBufferPointer { wp in
+            (b ?? []).withUnsafeBufferPointer { bp in
+                LinearLayer(weights: wp.baseAddress!, bias: b == nil ? nil : bp.baseAddress, inputSize: n, outputSize: m, epilogue: .none)
+            }
+        }
     }
 
     /// output[rows × outputSize] = activation(input·Wᵀ + b).
