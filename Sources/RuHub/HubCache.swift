@@ -149,13 +149,21 @@ package enum ModelFiles {
 
     /// The files of `siblings` (the repo's file list) to download: the ones above, top-level
     /// `*.safetensors`, and the JSON, text and safetensors files of sentence-transformers module
-    /// folders (`1_Pooling/config.json`, `2_Dense/...`). Model cards, other weight formats
-    /// (pytorch_model.bin, onnx/, openvino/) and everything else are left out.
+    /// folders (`1_Pooling/config.json`, `2_Dense/...`), plus a module folder's
+    /// `pytorch_model.bin` when that folder has no safetensors (sentence-transformers 2.x saved
+    /// Dense heads so, e.g. LaBSE-en-ru's; the Dense module reads it with a restricted reader).
+    /// Model cards, the transformer's own pytorch_model.bin (refused: safetensors only), onnx/,
+    /// openvino/ and everything else are left out.
     package static func select(_ siblings: [String]) -> [String] {
-        siblings.filter { path in
+        let moduleFoldersWithSafetensors = Set(siblings.compactMap { path -> Substring? in
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+            return parts.count == 2 && isModuleFolder(parts[0]) && parts[1].hasSuffix(".safetensors") ? parts[0] : nil
+        })
+        return siblings.filter { path in
             let parts = path.split(separator: "/", omittingEmptySubsequences: false)
             if parts.count == 1 { return topLevel.contains(path) || path.hasSuffix(".safetensors") }
             if parts.count == 2, isModuleFolder(parts[0]) {
+                if parts[1] == "pytorch_model.bin" { return !moduleFoldersWithSafetensors.contains(parts[0]) }
                 return [".json", ".txt", ".safetensors"].contains { parts[1].hasSuffix($0) }
             }
             return false

@@ -196,7 +196,8 @@ enum FamilyFixtures {
         try refused("bert-e5", ["pytorch_model.bin", "convert it to safetensors"]) { dir in
             try FileManager.default.moveItem(at: dir.appendingPathComponent("model.safetensors"), to: dir.appendingPathComponent("pytorch_model.bin"))
         }
-        // Dense modules: weights only as pickle, widths that do not chain, an unknown activation.
+        // Dense modules: a pytorch_model.bin that is not torch.save's zip (here the safetensors
+        // bytes under that name), widths that do not chain, an unknown activation.
         try refused("bert-labse", ["2_Dense", "pytorch_model.bin"]) { dir in
             let d = dir.appendingPathComponent("2_Dense")
             try FileManager.default.moveItem(at: d.appendingPathComponent("model.safetensors"), to: d.appendingPathComponent("pytorch_model.bin"))

@@ -477,5 +477,11 @@ import Crypto
                         "tokenizer.json", "vocab.txt", "modules.json", "openvino/openvino_model.xml", "images/x.png"]
         #expect(ModelFiles.select(siblings) == ["1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors",
                                                 "config.json", "model.safetensors", "modules.json", "tokenizer.json", "vocab.txt"])
+        // A Dense head saved by sentence-transformers 2.x: its pytorch_model.bin is fetched,
+        // but only where the module folder has no safetensors, and never the transformer's.
+        let labse = ["config.json", "model.safetensors", "pytorch_model.bin", "2_Dense/config.json", "2_Dense/pytorch_model.bin",
+                     "3_Dense/config.json", "3_Dense/model.safetensors", "3_Dense/pytorch_model.bin", "x/pytorch_model.bin"]
+        #expect(ModelFiles.select(labse) == ["2_Dense/config.json", "2_Dense/pytorch_model.bin", "3_Dense/config.json",
+                                             "3_Dense/model.safetensors", "config.json", "model.safetensors"])
     }
 }
