@@ -165,7 +165,7 @@ _ru-embed() {
     local -a repeating_flags=()
     local -a non_repeating_flags=(--tsv --jsonl -0 --lossy --no-prompt --no-normalize --force --progress --no-progress --verbose -v --version -h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--id-field --text-field --model --prompt --prompt-text --id-prefix --dtype --truncate-dim --precision --batch-size --threads --output -o)
+    local -a non_repeating_options=(--id-field --text-field --model --prompt --prompt-text --id-prefix --dtype --truncate-dim --precision --split --batch-size --threads --output -o)
     __ru-embed_offer_flags_options -1
 
     # Offer option value completions
@@ -197,6 +197,9 @@ _ru-embed() {
         ;;
     '--precision')
         __ru-embed_add_completions -W 'f32'$'\n''int8'
+        return
+        ;;
+    '--split')
         return
         ;;
     '--batch-size')

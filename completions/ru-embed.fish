@@ -20,7 +20,7 @@ function __ru-embed_parse_tokens -S
     set -l unparsed_tokens (__ru-embed_tokens -pc)
     switch $unparsed_tokens[1]
     case 'ru-embed'
-        __ru-embed_parse_subcommand -r 1 'tsv' 'jsonl' 'id-field=' 'text-field=' '0' 'lossy' 'model=' 'prompt=' 'prompt-text=' 'no-prompt' 'id-prefix=' 'no-normalize' 'dtype=' 'truncate-dim=' 'precision=' 'batch-size=' 'threads=' 'o/output=' 'force' 'progress' 'no-progress' 'v/verbose' 'version' 'h/help'
+        __ru-embed_parse_subcommand -r 1 'tsv' 'jsonl' 'id-field=' 'text-field=' '0' 'lossy' 'model=' 'prompt=' 'prompt-text=' 'no-prompt' 'id-prefix=' 'no-normalize' 'dtype=' 'truncate-dim=' 'precision=' 'split=' 'batch-size=' 'threads=' 'o/output=' 'force' 'progress' 'no-progress' 'v/verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __ru-embed_parse_subcommand -r 1 'version'
@@ -92,6 +92,7 @@ complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_opti
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" dtype' -l 'dtype' -d 'Element type of the output vectors.' -rfka 'f32 f16 int8 binary'
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" truncate-dim' -l 'truncate-dim' -d 'Keep the first N dimensions (then normalise again).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" precision' -l 'precision' -d 'Arithmetic of the encoder: f32, or int8 (several times faster, vectors at a cosine of about 0.99 to f32; see docs/EMBED.md).' -rfka 'f32 int8'
+complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" split' -l 'split' -d 'Cut each record into windows of at most TOKENS content tokens, consecutive windows sharing OVERLAP tokens, one vector each, ids ID#0, ID#1, ... (text input only; see below).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" batch-size' -l 'batch-size' -d 'Texts per forward pass (1: one at a time).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
 complete -c 'ru-embed' -n '__ru-embed_should_offer_completions_for_flags_or_options "ru-embed" o output' -l 'output' -s 'o' -d 'Write to this file (default: standard output). It appears whole when the tool succeeds, and is left as it was when the tool fails.' -rfka ''

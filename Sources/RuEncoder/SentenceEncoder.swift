@@ -32,16 +32,22 @@ public struct EncoderOptions: Sendable {
     public var batchSize = 32
     /// How a hub id is found or downloaded (cache, offline mode, progress).
     public var hub = ModelLocator.Options()
+    /// Cut each record into windows, one vector each (`DocumentSplit`), instead of truncating
+    /// it to the maximum length: `StreamEncoder` writes ids `id#0`, `id#1`, … and
+    /// `embedDocuments` returns the windows' vectors per text. `embed` ignores it (one vector
+    /// per text, as sentence-transformers).
+    public var split: DocumentSplit? = nil
 
     /// Options as the properties above describe them; every argument has the default a
     /// sentence-transformers user expects (f32, normalised, all dimensions, batches of 32).
     public init(precision: Precision = .f32, normalize: Bool = true, truncateDimension: Int? = nil,
-                batchSize: Int = 32, hub: ModelLocator.Options = ModelLocator.Options()) {
+                batchSize: Int = 32, hub: ModelLocator.Options = ModelLocator.Options(), split: DocumentSplit? = nil) {
         self.precision = precision
         self.normalize = normalize
         self.truncateDimension = truncateDimension
         self.batchSize = batchSize
         self.hub = hub
+        self.split = split
     }
 }
 
@@ -94,6 +100,9 @@ public final class SentenceEncoder: @unchecked Sendable {
     /// `truncateDimension`, batch size, and how the hub is reached.
     public init(model: String, options: EncoderOptions) throws {
         if options.batchSize < 1 { throw RuEmbedError.invalidArgument("batch size \(options.batchSize): must be 1 or more") }
+        if let split = options.split, let problem = split.problem {
+            throw RuEmbedError.invalidArgument("split \(split.tokens):\(split.overlap): \(problem)")
+        }
         let folder = try ModelLocator.resolve(model, options: options.hub)
         let loaded = try SentenceTransformerModel(folder: folder, precision: options.precision)
         var dimension = loaded.dimension
@@ -138,7 +147,7 @@ public final class SentenceEncoder: @unchecked Sendable {
     public func embed(_ texts: [String], prompt: Prompt) throws -> [[Float]] {
         var vectors: [[Float]] = []
         vectors.reserveCapacity(texts.count)
-        let batch = try EmbeddingBatch(encoder: self, prompt: prompt)
+        let batch = try EmbeddingBatch(encoder: self, prompt: prompt, split: nil)
         for (k, text) in texts.enumerated() {
             var text = text
             try text.withUTF8 { try batch.add(text: UnsafeRawBufferPointer($0), id: "", place: "text \(k + 1)") }
@@ -146,6 +155,43 @@ public final class SentenceEncoder: @unchecked Sendable {
         }
         try batch.run { _, vector in vectors.append(Array(vector)) }
         return vectors
+    }
+
+    /// The vectors of the windows of each text (`DocumentSplit`: the text tokenized whole, its
+    /// content tokens cut into windows of `split.tokens` sharing `split.overlap`, each window
+    /// wrapped in the prompt's and the special tokens): one list per text, in order, with at
+    /// least one vector each. `split` nil uses `options.split`; throws `.invalidArgument` when
+    /// neither is set, or when a window would not fit the model's maximum length.
+    public func embedDocuments(_ texts: [String], prompt: Prompt = .modelDefault, split: DocumentSplit? = nil) throws -> [[[Float]]] {
+        guard let split = split ?? options.split else {
+            throw RuEmbedError.invalidArgument("embedDocuments needs a DocumentSplit (the split argument or EncoderOptions.split)")
+        }
+        if let problem = split.problem { throw RuEmbedError.invalidArgument("split \(split.tokens):\(split.overlap): \(problem)") }
+        var documents: [[[Float]]] = []
+        documents.reserveCapacity(texts.count)
+        let batch = try EmbeddingBatch(encoder: self, prompt: prompt, split: split)
+        func run() throws {
+            try batch.run { record, vector in
+                if record.window == 0 { documents.append([]) }
+                documents[documents.count - 1].append(Array(vector))
+            }
+        }
+        for (k, text) in texts.enumerated() {
+            var text = text
+            try text.withUTF8 { try batch.add(text: UnsafeRawBufferPointer($0), id: "", place: "text \(k + 1)") }
+            if batch.count >= options.batchSize { try run() }
+        }
+        try run()
+        return documents
+    }
+
+    /// The most content tokens a window may hold with this prompt: the maximum length less the
+    /// special tokens the post-processor adds and the prompt's own tokens (the prompt
+    /// tokenized alone); nil when the model sets no maximum length.
+    public func splitLimit(promptText: String) -> Int? {
+        guard let maxLength else { return nil }
+        let promptTokens = promptText.isEmpty ? 0 : model.tokenizer.encode(model.prepared(promptText)).special.count { !$0 }
+        return maxLength - model.tokenizer.addedTokenCount - promptTokens
     }
 
     /// The metadata of a vector stream of this encoder's vectors: model id and weights digest,
@@ -159,6 +205,9 @@ public final class SentenceEncoder: @unchecked Sendable {
         metadata["max_length"] = maxLength.map { .number(Double($0)) } ?? .null
         metadata["precision"] = .string(options.precision.rawValue)
         metadata["prompt"] = .string(promptText)
+        if let split = options.split {
+            metadata["split"] = .object([("tokens", .number(Double(split.tokens))), ("overlap", .number(Double(split.overlap)))])
+        }
         return metadata
     }
 
@@ -186,6 +235,8 @@ final class EmbeddingBatch {
         var id: String
         var ids: [UInt32]
         var place: String
+        /// The window's number within its record (0 without a split).
+        var window = 0
     }
 
     /// Most tokens in one forward pass: bounds the activations (a batch of long texts is
@@ -193,6 +244,8 @@ final class EmbeddingBatch {
     static let maxPackTokens = 8192
 
     let encoder: SentenceEncoder
+    /// Windows instead of truncation (`DocumentSplit`), or nil.
+    let split: DocumentSplit?
     private(set) var promptText: String
     private(set) var promptScalars: [UInt32]
     /// Leading tokens that pooling skips (the prompt's, unless the Pooling module includes it).
@@ -207,17 +260,22 @@ final class EmbeddingBatch {
     private(set) var replaced = 0
     var count: Int { records.count }
 
-    init(encoder: SentenceEncoder, prompt: Prompt) throws {
+    init(encoder: SentenceEncoder, prompt: Prompt, split: DocumentSplit?) throws {
         self.encoder = encoder
+        self.split = split
         promptText = ""
         promptScalars = []
         skip = 0
-        setPrompt(try encoder.promptText(prompt))
+        try setPrompt(try encoder.promptText(prompt))
     }
 
     /// Changes the prompt (a token stream's chunk carries its own); run the batch first.
-    func setPrompt(_ text: String) {
+    /// With a split, refuses windows that cannot fit the maximum length with this prompt.
+    func setPrompt(_ text: String) throws {
         precondition(records.isEmpty)
+        if let split, let limit = encoder.splitLimit(promptText: text), split.tokens > limit {
+            throw RuEmbedError.invalidArgument("--split \(split.tokens): at most \(limit) tokens fit in a window (the model's maximum length \(encoder.maxLength!), less \(encoder.model.tokenizer.addedTokenCount) special tokens and the prompt's \(encoder.maxLength! - encoder.model.tokenizer.addedTokenCount - limit))")
+        }
         promptText = text
         promptScalars = encoder.model.prepared(text).unicodeScalars.map(\.value)
         skip = encoder.model.pooledPromptTokens(text)
@@ -227,8 +285,10 @@ final class EmbeddingBatch {
     /// A long text cut to the maximum length is never held whole as scalars.
     /// `idProblem` is asked last, after the text's own checks (the stream writer's limits on ids).
     func add(text utf8: UnsafeRawBufferPointer, id: String, place: @autoclosure () -> String,
-             idProblem: () -> String? = { nil }) throws {
+             idProblem: (String) -> String? = { _ in nil }) throws {
         let before = workspace.truncated
+        // A split record is tokenized whole: its windows fit the maximum length instead.
+        let maxLength = split == nil ? encoder.maxLength : nil
         let valid: Bool
         if encoder.model.sentenceConfig.doLowerCase {
             // do_lower_case: the text is lowercased before the tokenizer sees it. Invalid
@@ -243,7 +303,7 @@ final class EmbeddingBatch {
                 var ignored = 0
                 valid = lower.withUTF8 { bytes in
                     encoder.model.tokenizer.encode(utf8: UnsafeRawBufferPointer(bytes), prompt: promptScalars, lossy: false,
-                                                   replaced: &ignored, maxLength: encoder.maxLength, workspace: workspace,
+                                                   replaced: &ignored, maxLength: maxLength, workspace: workspace,
                                                    scalars: &scalars, into: &encoding)
                 }
             } else {
@@ -251,15 +311,33 @@ final class EmbeddingBatch {
             }
         } else {
             valid = encoder.model.tokenizer.encode(utf8: utf8, prompt: promptScalars, lossy: lossy, replaced: &replaced,
-                                                   maxLength: encoder.maxLength, workspace: workspace,
+                                                   maxLength: maxLength, workspace: workspace,
                                                    scalars: &scalars, into: &encoding)
         }
         guard valid else { throw RuEmbedError("\(place()): invalid UTF-8") }
         if workspace.truncated != before { truncated += 1 }
-        if let problem = encoder.model.problem(with: encoding.ids, skip: skip, fromText: true) ?? idProblem() {
-            throw RuEmbedError("\(place()): \(problem)")
+        guard let split else {
+            if let problem = encoder.model.problem(with: encoding.ids, skip: skip, fromText: true) ?? idProblem(id) {
+                throw RuEmbedError("\(place()): \(problem)")
+            }
+            records.append(Record(id: id, ids: encoding.ids, place: place()))
+            return
         }
-        records.append(Record(id: id, ids: encoding.ids, place: place()))
+        let windows = split.cut(encoding, promptScalars: promptScalars.count)
+        var added: [Record] = []
+        added.reserveCapacity(windows.count)
+        for (k, ids) in windows.enumerated() {
+            let windowID = "\(id)#\(k)"
+            // The prompt's tokens next to the text may outnumber those of the prompt alone.
+            if let limit = encoder.maxLength, ids.count > limit {
+                throw RuEmbedError("\(place()): window \(k) has \(ids.count) tokens, more than the model's maximum length \(limit) (use a smaller --split)")
+            }
+            if let problem = encoder.model.problem(with: ids, skip: skip, fromText: true) ?? idProblem(windowID) {
+                throw RuEmbedError("\(place()) (window \(k)): \(problem)")
+            }
+            added.append(Record(id: windowID, ids: ids, place: "\(place()) (window \(k))", window: k))
+        }
+        records += added
     }
 
     /// U+FFFD characters written as such (EF BF BD) in valid parts of `utf8`.
@@ -272,9 +350,12 @@ final class EmbeddingBatch {
     }
 
     /// Queues token ids as they are (the prompt's tokens included, as a token stream holds them).
-    func add(tokens: [UInt32], id: String, place: @autoclosure () -> String, idProblem: () -> String? = { nil }) throws {
+    func add(tokens: [UInt32], id: String, place: @autoclosure () -> String, idProblem: (String) -> String? = { _ in nil }) throws {
+        if split != nil {
+            throw RuEmbedError.invalidArgument("\(place()): --split cuts text records; a token stream's records are already cut to the maximum length (give ru-embed the text instead)")
+        }
         if let problem = encoder.model.problem(with: tokens, skip: skip) { throw RuEmbedError("\(place()) (id \(id)): \(problem)") }
-        if let problem = idProblem() { throw RuEmbedError("\(place()): \(problem)") }
+        if let problem = idProblem(id) { throw RuEmbedError("\(place()): \(problem)") }
         records.append(Record(id: id, ids: tokens, place: place()))
     }
 
@@ -321,8 +402,8 @@ public final class StreamEncoder {
     public let writer: VectorStreamWriter
     private let batch: EmbeddingBatch
     private var metadata: StreamMetadata
-    /// Records written, their tokens (prompt and special tokens included), and texts cut to
-    /// the maximum length.
+    /// Records written (with `EncoderOptions.split`, windows: one per vector), and their
+    /// tokens (prompt and special tokens included).
     public private(set) var records = 0, tokens = 0
     /// Texts cut to the encoder's `maxLength` so far.
     public var truncated: Int { batch.truncated }
@@ -339,7 +420,7 @@ public final class StreamEncoder {
             throw RuEmbedError.invalidArgument("\(dtype) is not a vector element type (f32, f16, int8 or binary)")
         }
         self.encoder = encoder
-        batch = try EmbeddingBatch(encoder: encoder, prompt: prompt)
+        batch = try EmbeddingBatch(encoder: encoder, prompt: prompt, split: encoder.options.split)
         metadata = try encoder.streamMetadata(promptText: batch.promptText)
         writer = VectorStreamWriter(output: output, dtype: dtype, dim: encoder.dimension,
                                     flags: encoder.options.normalize ? [.normalized] : [], metadata: metadata)
@@ -349,8 +430,9 @@ public final class StreamEncoder {
     public var promptText: String { batch.promptText }
 
     /// Queues a text record (UTF-8). `place` names it in errors, e.g. "docs.txt: line 12".
+    /// With `EncoderOptions.split` the record gives one vector per window, ids `id#0`, `id#1`, ….
     public func add(id: String, text utf8: UnsafeRawBufferPointer, place: @autoclosure () -> String) throws {
-        try batch.add(text: utf8, id: id, place: place(), idProblem: { writer.problem(id: id) })
+        try batch.add(text: utf8, id: id, place: place(), idProblem: { writer.problem(id: $0) })
         if batch.count >= encoder.options.batchSize { try flush() }
     }
 
@@ -361,8 +443,9 @@ public final class StreamEncoder {
     }
 
     /// Queues a record given as token ids (a token stream's record, prompt tokens included).
+    /// Refused (`.invalidArgument`) with `EncoderOptions.split`: split the text instead.
     public func add(id: String, tokens: [UInt32], place: @autoclosure () -> String) throws {
-        try batch.add(tokens: tokens, id: id, place: place(), idProblem: { writer.problem(id: id) })
+        try batch.add(tokens: tokens, id: id, place: place(), idProblem: { writer.problem(id: $0) })
         if batch.count >= encoder.options.batchSize { try flush() }
     }
 
@@ -371,7 +454,7 @@ public final class StreamEncoder {
     public func setPrompt(text: String) throws {
         guard text != batch.promptText || metadata["prompt"]?.stringValue != text else { return }
         try flush()
-        batch.setPrompt(text)
+        try batch.setPrompt(text)
         metadata["prompt"] = .string(text)
         try writer.setMetadata(metadata)
     }

@@ -13,6 +13,8 @@ struct RuEmbedCommand: ParsableCommand {
         discussion: """
         Reads records (text lines by default, --tsv id<TAB>text, --jsonl objects, or a token stream from ru-tok, recognised by its first bytes) and writes a binary vector stream: one vector per record, in input order, an empty line included (it gives the vector of the prompt and special tokens). The vectors are those of sentence-transformers' encode(..., normalize_embeddings=True) with the model's default prompt ("query: " for USER-base).
 
+        --split TOKENS[:OVERLAP] is for long documents (articles, contracts, books): each record is tokenized whole, without truncation, and its content tokens (not the prompt's, not the special tokens) are cut into windows of at most TOKENS tokens, consecutive windows sharing OVERLAP tokens (default 0). Each window is embedded as the prompt's tokens + the window's tokens wrapped in the record's special tokens, and written with the id ID#0, ID#1, ... in order (a short record gives ID#0 alone; an empty one, the vector of the prompt and special tokens). TOKENS, the prompt's tokens and the special tokens must fit the model's maximum length. The metadata records the split. Token streams from ru-tok are already cut to the maximum length: --split takes text input only.
+
         Record ids are 1-based record numbers (with --id-prefix in front) unless the input carries them. Each chunk's metadata names the model (folder and weights digest), prompt, pooling, truncation and tokenizer digest.
 
         Examples:
@@ -20,6 +22,7 @@ struct RuEmbedCommand: ParsableCommand {
           ru-embed --model USER-base --prompt passage --tsv docs.tsv > docs.vec
           ru-embed --model USER-base --jsonl --text-field body --dtype f16 data.jsonl > data.vec
           ru-tok --model USER-base < q.txt | ru-embed --model USER-base > q.vec
+          ru-embed --model USER-base --prompt passage --split 256:32 --tsv books.tsv > windows.vec
           ru-embed --model USER-base --id-prefix shard3: part3.txt | ru-vec export --to tsv | head
         """,
         version: RuEmbedVersion.string)
@@ -42,6 +45,9 @@ struct RuEmbedCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Arithmetic of the encoder: f32, or int8 (several times faster, vectors at a cosine of about 0.99 to f32; see docs/EMBED.md).", valueName: "f32|int8"))
     var precision: Precision = .f32
+
+    @Option(help: ArgumentHelp("Cut each record into windows of at most TOKENS content tokens, consecutive windows sharing OVERLAP tokens, one vector each, ids ID#0, ID#1, ... (text input only; see below).", valueName: "tokens[:overlap]"))
+    var split: String?
 
     @Option(name: .customLong("batch-size"), help: ArgumentHelp("Texts per forward pass (1: one at a time).", valueName: "n"))
     var batchSize = 32
@@ -88,9 +94,10 @@ final class EmbedRun {
 
     func run() throws {
         o.threads.apply()
+        let split = try o.split.map { try DocumentSplit(parsing: $0) }
         let encoder = try SentenceEncoder(model: o.model.spec, options: EncoderOptions(
             precision: o.precision, normalize: !o.noNormalize, truncateDimension: o.truncateDim,
-            batchSize: o.batchSize, hub: o.model.hubOptions(verbose: o.verbose.verbose)))
+            batchSize: o.batchSize, hub: o.model.hubOptions(verbose: o.verbose.verbose), split: split))
         stream = try encoder.makeStreamEncoder(output: output, dtype: o.dtype.elementType, prompt: o.prompt.choice)
         stream.lossy = o.records.lossy
         do {
@@ -156,6 +163,9 @@ final class EmbedRun {
             throw RuEmbedError.invalidArgument("\(input.name): a token stream already carries its prompt; --prompt, --prompt-text and --no-prompt apply to text input")
         }
         if o.records.tsv || o.records.jsonl { throw RuEmbedError.invalidArgument("\(input.name): a token stream, not --tsv or --jsonl text") }
+        if o.split != nil {
+            throw RuEmbedError.invalidArgument("\(input.name): --split cuts text records; a token stream's records are already cut to the maximum length (give ru-embed the text instead)")
+        }
         // The reader wants the whole stream from its first byte: put the bytes read back in front.
         let reader = VectorStreamReader(input: try input.restoringHead(head))
         var warnedDigest = false
