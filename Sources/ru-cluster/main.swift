@@ -14,19 +14,20 @@ struct RuCluster: ParsableCommand {
         {"id": "...", "cluster": 3, "score": 0.912345} per record.
 
         -k K: spherical k-means (cosine). Seeds by greedy k-means++ (from a seeded subset of at most
-        16·K records), then alternates assignment and update for --iterations rounds or until no
+        16*K records), then alternates assignment and update for --iterations rounds or until no
         record changes cluster (-v prints the mean cosine of each round). An empty cluster is
         re-seeded with the record farthest from its centroid. Assignment scores blocks of
         records with one matrix product, and bounds on how far the centroids moved skip the
         records that cannot change cluster. The same --seed gives the same clusters whatever the
-        thread count. By default training uses a seeded sample of 256·K records (as FAISS does:
-        more records per centroid barely move the centroids but cost time in every round), then
-        every record is assigned to the trained centroids; --sample 0 trains on all of them.
-        --centroids FILE writes the centroids as a normalised f32 vector stream with ids 0…K−1,
+        thread count. By default training uses a seeded sample of 256*K records (FAISS's default
+        too: every round costs time in proportion to the records trained on, while the records
+        left out are assigned once), then every record is assigned to the trained centroids;
+        --sample 0 trains on all of them.
+        --centroids FILE writes the centroids as a normalised f32 vector stream with ids 0 to K-1,
         so `ru-knn --index FILE -k 1 new.vec` assigns new records.
 
-        --threshold T: near-duplicate groups instead: records with cosine ≥ T are linked, and a
-        group is a connected component of those links (union–find over all pairs, exactly: so a
+        --threshold T: near-duplicate groups instead: records with cosine >= T are linked, and a
+        group is a connected component of those links (union-find over all pairs, exactly: so a
         chain a~b~c is one group even when a and c are further apart). Groups are numbered by
         their first record, which is the group's representative; the score is the cosine to
         it. All pairs are compared: the work grows with the square of the records.
@@ -36,7 +37,7 @@ struct RuCluster: ParsableCommand {
         Examples:
           ru-embed < docs.txt | ru-cluster -k 50 --centroids topics.vec > topics.tsv
           ru-embed < new.txt | ru-knn --index topics.vec -k 1
-          ru-cluster --threshold 0.95 docs.vec | awk -F'\\t' '$2 != prev { prev = $2 } ...'
+          ru-cluster --threshold 0.95 docs.vec | awk -F'\\t' '!seen[$2]++' | cut -f1   # one id per group
 
         Exit status: 0 on success, 2 on bad data, 64 on a usage error.
         """,
@@ -55,10 +56,10 @@ struct RuCluster: ParsableCommand {
     @Option(help: "Seed for the sample and k-means++.")
     var seed: UInt64 = 1
 
-    @Option(help: "Train on this many records drawn with --seed, then assign all (default: 256·K; 0: train on all).")
+    @Option(help: "Train on this many records drawn with --seed, then assign all (default: 256*K; 0: train on all).")
     var sample: Int?
 
-    @Option(help: ArgumentHelp("Write the centroids to this file as a vector stream (f32, normalised, ids 0…K−1).", valueName: "file"))
+    @Option(help: ArgumentHelp("Write the centroids to this file as a vector stream (f32, normalised, ids 0 to K-1).", valueName: "file"))
     var centroids: String?
 
     @Option(help: "Output: tsv (id, cluster, score lines) or jsonl (one JSON object per record).")
