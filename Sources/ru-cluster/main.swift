@@ -133,7 +133,10 @@ struct RuCluster: ParsableCommand {
                 }
                 (cluster, scores) = (result.assignment, result.scores)
                 if let centroids { try write(result.centroids, dim: dim, k: k, to: centroids) }
-                if verbose.verbose && result.reseeded > 0 { ToolRuntime.warn("\(result.reseeded) empty clusters re-seeded") }
+                if verbose.verbose {
+                    ToolRuntime.warn("largest centroid move per round: " + result.largestDrift.map { NumberFormat.fixed(Double($0), decimals: 4) }.joined(separator: " "))
+                    if result.reseeded > 0 { ToolRuntime.warn("\(result.reseeded) empty clusters re-seeded") }
+                }
             }
             try output(ids: ids, cluster: cluster, scores: scores)
             if verbose.verbose {
