@@ -118,7 +118,7 @@ package enum SphericalKMeans {
             }
             if sampled {
                 // Every record against the trained centroids, with no bounds (none are known).
-                var all = State(points: points, count: count, dim: dim, k: k)
+                var all = State(points: points, count: count, dim: dim, k: k, bounded: false)
                 all.centroids = state.centroids
                 _ = all.assign()
                 state = all
@@ -232,7 +232,8 @@ package enum SphericalKMeans {
         var resetBounds = true
         private let matmuls = MatmulCache()
 
-        init(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int) {
+        /// `bounded: false` for a single pass: no bounds are kept (one group, one float a record).
+        init(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, bounded: Bool = true) {
             self.points = points
             self.count = count
             self.dim = dim
@@ -243,7 +244,7 @@ package enum SphericalKMeans {
             // fewer, wider groups beyond. One bound for all (Hamerly's) skipped nothing on
             // bench/cluster's data (50,000 × 768, k = 256): some centroid always moved by
             // 0.55–0.86 in a round, more than any record's gap between its best and second best.
-            groups = max(1, min(k, (1 << 26) / count))
+            groups = bounded ? max(1, min(k, (1 << 26) / count)) : 1
             other = [Float](repeating: .infinity, count: count * groups)
             drift = [Float](repeating: 0, count: k)
         }
