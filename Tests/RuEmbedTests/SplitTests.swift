@@ -187,12 +187,14 @@ import Testing
         let limit = encoder.splitLimit(promptText: "query: ")!
         for (args, says) in [(["--split", String(limit + 1)], "at most \(limit) tokens"), (["--split", "16:16"], "OVERLAP"),
                              (["--split", "16x"], "TOKENS:OVERLAP"), (["--split", "0"], "TOKENS must be 1")] {
-            let r = try T.run("ru-embed", ["--model", SplitTests.folder] + args, stdin: Data("a\n".utf8))
+            // No input: a usage error ends the tool before it reads, and bytes written to its
+            // closed stdin pipe would kill the test runner with SIGPIPE (it did, once, under ASan).
+            let r = try T.run("ru-embed", ["--model", SplitTests.folder] + args, stdin: Data())
             #expect(r.status == 64, "\(args)")
             #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(says), "\(args): \(r.stderr)")
             #expect(r.stdout.isEmpty)
         }
-        #expect(try T.run("ru-embed", ["--model", SplitTests.folder, "--split"], stdin: Data("a\n".utf8)).status == 64)
+        #expect(try T.run("ru-embed", ["--model", SplitTests.folder, "--split"], stdin: Data()).status == 64)
         // Token streams: refused with --split.
         let tokens = try T.run("ru-tok", ["--model", SplitTests.folder], stdin: Data("a b\n".utf8))
         #expect(tokens.status == 0)
