@@ -1,5 +1,4 @@
 import RuCore
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -283,7 +282,7 @@ final class Int8Workspace: @unchecked Sendable {
     /// Held for a whole layer call: the workspaces (and each layer's own scratch) serve one
     /// caller at a time, so layers called from several threads at once (tests, a library
     /// user) take turns instead of sharing scratch.
-    static let lock = Mutex(())
+    static let lock = Lock(())
 
     /// `count` workspaces with room for a chunk of any of `layers`; call with `lock` held,
     /// outside the parallel region.

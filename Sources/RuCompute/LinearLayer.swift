@@ -1,5 +1,4 @@
 import RuCore
-import Synchronization
 import CDNNL
 #if canImport(Glibc)
 import Glibc
@@ -41,7 +40,7 @@ package final class LinearLayer {
     /// Held for a whole call: the shared primitives' memory objects take each call's buffers
     /// (weights included), so two models running at once (threads of a library user, test
     /// suites in parallel) would otherwise multiply by each other's weights.
-    private static let lock = Mutex(())
+    private static let lock = Lock(())
 
     private final class Primitive {
         let primitive: dnnl_primitive_t

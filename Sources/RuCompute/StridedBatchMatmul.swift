@@ -1,5 +1,4 @@
 import RuCore
-import Synchronization
 import CDNNL
 
 /// C[b] = A[b] · B[b] for a batch of small matrices read and written through arbitrary
@@ -28,7 +27,7 @@ package final class StridedBatchMatmul: @unchecked Sendable { // its memory obje
     /// Guards the cache and the shared matmuls' memory objects: two models attending at once
     /// (threads of a library user, test suites in parallel) would otherwise insert into the
     /// dictionary together or swap each other's buffers between setting them and running.
-    private static let lock = Mutex(())
+    private static let lock = Lock(())
 
     /// The matmul for `shape`, created on first use.
     package static func shared(_ shape: Shape) -> StridedBatchMatmul {

@@ -1,5 +1,4 @@
 import RuCore
-import Synchronization
 
 /// Tokenizes many records at once on `Parallel`'s threads: each thread takes a range of the
 /// records and a workspace of its own from a pool, results land at their record's index, so
@@ -7,8 +6,8 @@ import Synchronization
 public final class BatchEncoder: Sendable {
     /// The tokenizer every text goes through.
     public let tokenizer: Tokenizer
-    private let pool = Mutex<[EncodeWorkspace]>([])
-    private let made = Mutex<[EncodeWorkspace]>([])
+    private let pool = Lock<[EncodeWorkspace]>([])
+    private let made = Lock<[EncodeWorkspace]>([])
 
     /// A batch encoder over `tokenizer`; its per-thread workspaces are made on first use.
     public init(tokenizer: Tokenizer) {

@@ -1,4 +1,3 @@
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -233,7 +232,7 @@ enum PendingTemporaryFiles {
         return p
     }()
     nonisolated(unsafe) static var installed = false
-    static let lock = Mutex(())
+    static let lock = Lock(())
 
     /// Called with `lock` held.
     static func install() {

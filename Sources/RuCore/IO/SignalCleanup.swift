@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Clean-ups that run when SIGINT, SIGTERM or SIGHUP ends the process, before it dies of the
 /// signal as it would have (so its parent sees how it ended). One handler runs every action
@@ -25,7 +24,7 @@ package enum SignalCleanup {
         return p
     }()
     nonisolated(unsafe) static var installed = false
-    static let lock = Mutex(())
+    static let lock = Lock(())
     package static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
     /// Registers `action` (async-signal-safe: write(2), unlink(2) on prepared data); at most

@@ -81,7 +81,7 @@ public enum Parallel {
         }
         return try body()
     }
-    private static let serialLock = Mutex(())
+    private static let serialLock = Lock(())
 
     /// Gives the calling thread the configured count for oneDNN (OpenMP keeps the count per
     /// thread: a library user's own threads would otherwise run oneDNN at OpenMP's default,

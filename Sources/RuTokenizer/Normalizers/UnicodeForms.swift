@@ -1,6 +1,5 @@
 import RuCore
 import Foundation
-import Synchronization
 
 /// NFC, NFD, NFKC and NFKD with alignments.
 ///
@@ -21,9 +20,9 @@ struct UnicodeFormNormalizer: Normalizer {
 }
 
 enum UnicodeForms {
-    private static let canonicalCache = Mutex<[UInt32: [UInt32]]>([:])
-    private static let compatibilityCache = Mutex<[UInt32: [UInt32]]>([:])
-    private static let compositionCache = Mutex<[UInt64: UInt32]>([:])
+    private static let canonicalCache = Lock<[UInt32: [UInt32]]>([:])
+    private static let compatibilityCache = Lock<[UInt32: [UInt32]]>([:])
+    private static let compositionCache = Lock<[UInt64: UInt32]>([:])
 
     static func decomposition(_ v: UInt32, compatibility: Bool) -> [UInt32] {
         func cached() -> [UInt32]? {
