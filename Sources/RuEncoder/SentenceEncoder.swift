@@ -3,7 +3,6 @@ import RuCompute
 import RuTokenizer
 import RuVectors
 import RuHub
-import Synchronization
 
 /// Which text goes in front of every record before it is tokenized.
 public enum Prompt: Sendable, Equatable {
@@ -88,7 +87,7 @@ public final class SentenceEncoder: @unchecked Sendable {
     package let model: SentenceTransformerModel
     /// The width of the vectors this encoder returns (after `truncateDimension`).
     public let dimension: Int
-    private let forwardLock = Mutex(())
+    private let forwardLock = Lock(())
 
     /// Loads a model: a folder in the sentence-transformers layout, or a hub id
     /// `org/name[@revision]`.
@@ -293,13 +292,7 @@ final class EmbeddingBatch {
         if encoder.model.sentenceConfig.doLowerCase {
             // do_lower_case: the text is lowercased before the tokenizer sees it. Invalid
             // UTF-8 is refused, or replaced first (lossy) with the U+FFFD it would get anyway.
-            var text = String(validating: utf8.bindMemory(to: UInt8.self), as: UTF8.self)
-            if text == nil && lossy {
-                let decoded = String(decoding: utf8.bindMemory(to: UInt8.self), as: UTF8.self)
-                replaced += decoded.unicodeScalars.count { $0 == "\u{FFFD}" } - EmbeddingBatch.replacementCharacters(in: utf8)
-                text = decoded
-            }
-            if var lower = text.map(encoder.model.prepared) {
+            if var lower = InputLowercasing.lower(utf8: utf8, lossy: lossy, replaced: &replaced) {
                 var ignored = 0
                 valid = lower.withUTF8 { bytes in
                     encoder.model.tokenizer.encode(utf8: UnsafeRawBufferPointer(bytes), prompt: promptScalars, lossy: false,
@@ -338,15 +331,6 @@ final class EmbeddingBatch {
             added.append(Record(id: windowID, ids: ids, place: "\(place()) (window \(k))", window: k))
         }
         records += added
-    }
-
-    /// U+FFFD characters written as such (EF BF BD) in valid parts of `utf8`.
-    static func replacementCharacters(in utf8: UnsafeRawBufferPointer) -> Int {
-        var count = 0, k = 0
-        while k + 2 < utf8.count {
-            if utf8[k] == 0xEF && utf8[k + 1] == 0xBF && utf8[k + 2] == 0xBD { count += 1; k += 3 } else { k += 1 }
-        }
-        return count
     }
 
     /// Queues token ids as they are (the prompt's tokens included, as a token stream holds them).

@@ -67,7 +67,7 @@ package final class SentenceTransformerModel {
     /// do_lower_case (sentence-transformers puts a Lowercase normalizer in front of the
     /// tokenizer's own, so prompt and text are both lowercased).
     package func prepared(_ text: String) -> String {
-        sentenceConfig.doLowerCase ? text.lowercased() : text
+        sentenceConfig.doLowerCase ? InputLowercasing.lower(text) : text
     }
 
     /// How many leading tokens pooling skips for this prompt: none when the Pooling module

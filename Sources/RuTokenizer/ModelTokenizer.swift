@@ -9,7 +9,7 @@ import Glibc
 ///
 /// A model folder gives `tokenizer.json`, `config_sentence_transformers.json` ("prompts" and
 /// "default_prompt_name", the same keys in sentence-transformers 2.x and 6.x),
-/// `sentence_bert_config.json` ("max_seq_length") and `tokenizer_config.json`
+/// `sentence_bert_config.json` ("max_seq_length", "do_lower_case") and `tokenizer_config.json`
 /// ("model_max_length"). A lone tokenizer.json uses the tokenizer_config.json beside it.
 public struct ModelTokenizer: Sendable {
     /// The tokenizer of tokenizer.json.
@@ -25,6 +25,9 @@ public struct ModelTokenizer: Sendable {
     public let maxLength: Int?
     /// The model folder, or nil when only a tokenizer.json was loaded.
     public let folder: String?
+    /// sentence_bert_config.json's do_lower_case: texts and prompt are lowercased
+    /// (`InputLowercasing`) before tokenization, as sentence-transformers does.
+    package let lowercasesInput: Bool
 
     /// Loads a model folder.
     public static func load(modelFolder: String) throws -> ModelTokenizer {
@@ -49,6 +52,7 @@ public struct ModelTokenizer: Sendable {
 
         var prompts: [(name: String, text: String)] = []
         var defaultName: String? = nil
+        var lowercase = false
         // The length and where it came from (file and key), for the check below.
         var length: (value: Int, source: String)? = nil
         if let modelFolder {
@@ -69,9 +73,11 @@ public struct ModelTokenizer: Sendable {
                 }
             }
             let bertPath = modelFolder + "/sentence_bert_config.json"
-            if let bert = try ModelTokenizer.readJSONIfPresent(bertPath).map({ ConfigValues($0, path: bertPath) }),
-               let n = try bert.optionalInt("max_seq_length", ModelTokenizer.lengthBounds) {
-                length = (n, "\(bertPath): \"max_seq_length\"")
+            if let bert = try ModelTokenizer.readJSONIfPresent(bertPath).map({ ConfigValues($0, path: bertPath) }) {
+                if let n = try bert.optionalInt("max_seq_length", ModelTokenizer.lengthBounds) {
+                    length = (n, "\(bertPath): \"max_seq_length\"")
+                }
+                lowercase = try bert.bool("do_lower_case", default: false)
             }
         }
         if length == nil, let n = tokenizer.configuredMaxLength { length = (n, "\(tokenizerFile): truncation \"max_length\"") }
@@ -91,6 +97,7 @@ public struct ModelTokenizer: Sendable {
         self.prompts = prompts
         defaultPromptName = defaultName
         maxLength = length?.value
+        lowercasesInput = lowercase
     }
 
     /// Lengths a configuration file may set: a million tokens is far beyond any model's

@@ -1,7 +1,6 @@
 import ArgumentParser
 import RuEmbed
 import RuCLI
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -84,6 +83,9 @@ struct Setup {
     let promptScalars: [UInt32]
     let promptText: String
     let maxLength: Int?
+    /// do_lower_case in the model's sentence_bert_config.json: text and prompt are lowercased
+    /// first, as ru-embed and sentence-transformers do.
+    let lowercase: Bool
 
     init(_ o: RuTok) throws {
         // Without --tokenizer: --model, else the default model, through the one resolver
@@ -98,7 +100,8 @@ struct Setup {
         case .noPrompt: promptText = ""
         case .modelDefault: promptText = try config.defaultPrompt()
         }
-        promptScalars = promptText.unicodeScalars.map(\.value)
+        lowercase = config.lowercasesInput
+        promptScalars = (lowercase ? InputLowercasing.lower(promptText) : promptText).unicodeScalars.map(\.value)
         let length = o.maxLength.map { $0 == 0 ? nil : $0 } ?? config.maxLength
         if let length, length < tokenizer.addedTokenCount + 1 {
             throw RuEmbedError.invalidArgument("--max-length \(length) leaves no room for text: the tokenizer adds \(tokenizer.addedTokenCount) special tokens")
@@ -283,9 +286,18 @@ final class Runner {
         // From the UTF-8 (of the line, or of the JSON string): a long text cut to the maximum
         // length is never held whole as scalars.
         func encode(_ utf8: UnsafeRawBufferPointer) -> Bool {
-            setup.tokenizer.encode(utf8: utf8, prompt: setup.promptScalars, lossy: o.records.lossy, replaced: &result.replaced,
-                                   maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
-                                   workspace: workspace, scalars: &scalars, into: &encoding)
+            if setup.lowercase {
+                guard var lower = InputLowercasing.lower(utf8: utf8, lossy: o.records.lossy, replaced: &result.replaced) else { return false }
+                var ignored = 0
+                return lower.withUTF8 { bytes in
+                    setup.tokenizer.encode(utf8: UnsafeRawBufferPointer(bytes), prompt: setup.promptScalars, lossy: false, replaced: &ignored,
+                                           maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
+                                           workspace: workspace, scalars: &scalars, into: &encoding)
+                }
+            }
+            return setup.tokenizer.encode(utf8: utf8, prompt: setup.promptScalars, lossy: o.records.lossy, replaced: &result.replaced,
+                                          maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
+                                          workspace: workspace, scalars: &scalars, into: &encoding)
         }
         if fields.textString != nil {
             _ = fields.withText(encode) // valid: it is a String

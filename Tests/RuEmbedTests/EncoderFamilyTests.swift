@@ -252,6 +252,33 @@ enum FamilyFixtures {
         #expect(got.count == 1 && got[0] == want[0])
     }
 
+    /// do_lower_case lowercases as Python's str.lower() does (the pairs are what CPython 3
+    /// printed): full mappings (İ → i̇) and the Final_Sigma rule Swift's lowercased() lacks,
+    /// with case-ignorable scalars (. and combining accents) skipped on both sides.
+    @Test func lowercasingIsPythons() {
+        let pairs = [
+            ("ΟΔΟΣ ΟΔΟΣ. ΣΑ Σ", "οδος οδος. σα σ"),
+            ("ὈΔΥΣΣΕΎΣ", "ὀδυσσεύς"),
+            ("Α.Σ.", "α.ς."),
+            ("ΑΣ\u{301} Β", "ας\u{301} β"),
+            ("İSTANBUL Ёлка ǅ", "i\u{307}stanbul ёлка ǆ"),
+        ]
+        for (text, python) in pairs { #expect(InputLowercasing.lower(text) == python, "\(text)") }
+    }
+
+    /// ru-tok on a do_lower_case model gives the ids sentence-transformers fed the model, as
+    /// ru-embed does (it used to tokenize the text as written).
+    @Test func ruTokLowercasesLikeSentenceTransformers() throws {
+        let folder = ModelFixtures.folder("bert-labse")
+        let expected = try FamilyFixtures.expected("bert-labse")
+        let input = Data(expected.texts.map { $0 + "\n" }.joined().utf8)
+        let r = try TestSupport.run("ru-tok", ["--model", folder, "--no-prompt", "--format", "ids"], stdin: input)
+        #expect(r.status == 0, "\(r.stderr)")
+        let got = r.lines.map { $0.split(separator: " ").map { UInt32($0)! } }
+        #expect(got == expected.ids)
+        #expect(expected.texts.contains { $0.lowercased() != $0 }, "the fixture has capitals to lowercase")
+    }
+
     /// transformers' integer buffers in older checkpoints are skipped; other integer tensors
     /// are still refused.
     @Test func positionIDBuffersAreSkipped() throws {
