@@ -30,9 +30,22 @@ enum TestSupport {
     /// XDG_CACHE_HOME for tools run by tests that set none.
     static let privateCache = temporaryDirectory().path
 
+    /// One folder per test process holds every test's temporary folder; it is removed when the
+    /// process exits (a run used to leave hundreds of folders in /tmp).
+    private static let temporaryRoot: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ru-embed-tests-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        temporaryRootPath = url.path
+        atexit {
+            if let path = TestSupport.temporaryRootPath { try? FileManager.default.removeItem(atPath: path) }
+        }
+        return url
+    }()
+    nonisolated(unsafe) private static var temporaryRootPath: String?
+
     /// A fresh temporary folder for one test.
     static func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ru-embed-tests-\(UUID().uuidString)")
+        let url = temporaryRoot.appendingPathComponent(UUID().uuidString)
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
