@@ -37,12 +37,16 @@ public struct Harness {
                 maxLength: 64 << 10, body: vectorStream),
         Harness(name: "token-stream", summary: "VectorStreamReader on a token stream, as ru-embed and ru-tok --decode read it: chunks and their token lists",
                 maxLength: 64 << 10, body: tokenStream),
-        Harness(name: "tokenizer", summary: "Tokenizer(contentsOf:) on a tokenizer.json, then encode: the bytes after a NUL are the text, else a few fixed texts",
+        Harness(name: "tokenizer", summary: "Tokenizer(contentsOf:) on a tokenizer.json, then encode and decode: the bytes after a NUL are the text, else a few fixed texts",
                 maxLength: 64 << 10, body: tokenizer),
         Harness(name: "safetensors", summary: "SafetensorsArchive on a model.safetensors (header, dtypes, shapes, offsets), then every tensor read as floats",
                 maxLength: 64 << 10, body: safetensors),
-        Harness(name: "config", summary: "a model folder's JSON files (NUL-separated: config.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json, config_sentence_transformers.json, tokenizer_config.json) through DebertaModel.Config, SentenceModelConfig.load and ModelTokenizer.load",
+        Harness(name: "config", summary: "a model folder's JSON files (NUL-separated: config.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json, config_sentence_transformers.json, tokenizer_config.json, 2_Dense/config.json) through DebertaModel.Config, BertModel.Config (bert, roberta, xlm-roberta), loadEncoder's model_type dispatch, SentenceModelConfig.load (pooling modes), DenseModule's config and ModelTokenizer.load; no weights",
                 maxLength: 64 << 10, body: config),
+        Harness(name: "torch-checkpoint", summary: "TorchCheckpoint (restricted zip + pickle reader) on a pytorch_model.bin, then every tensor it lists read as floats",
+                maxLength: 64 << 10, body: torchCheckpoint),
+        Harness(name: "precompiled", summary: "the bytes as a Precompiled normalizer's charsmap (the decoded blob; the harness base64-encodes it into a fixed Unigram tokenizer.json), then a few fixed texts encoded",
+                maxLength: 64 << 10, body: precompiled),
         Harness(name: "import", summary: "ru-vec import's readers: the first byte picks npy, fvecs, jsonl or tsv, the rest is the file",
                 maxLength: 64 << 10, body: vectorImport),
     ]
@@ -168,6 +172,8 @@ func tokenizer(_ data: [UInt8]) throws {
         for maxLength in [nil, 8] as [Int?] {
             let encoding = tokenizer.encode(text, maxLength: maxLength)
             total &+= encoding.ids.count
+            // The decoder (Metaspace, ByteFallback, Fuse, …) on what the model gave, as ru-tok --decode runs it.
+            total &+= ((try? tokenizer.decode(encoding.ids, skipSpecialTokens: maxLength == nil)) ?? "").utf8.count
         }
         total &+= tokenizer.encode(text, specialTokensAsText: true).ids.count
     }
@@ -194,20 +200,86 @@ func config(_ data: [UInt8]) throws {
     let folder = scratchFolder + "/model"
     mkdir(folder, 0o700)
     mkdir(folder + "/1_Pooling", 0o700)
+    mkdir(folder + "/2_Dense", 0o700)
     let names = ["config.json", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json",
-                 "config_sentence_transformers.json", "tokenizer_config.json"]
+                 "config_sentence_transformers.json", "tokenizer_config.json", "2_Dense/config.json"]
     let pieces = parts(data, limit: names.count)
     for (i, name) in names.enumerated() { put(i < pieces.count ? pieces[i] : nil, at: folder + "/" + name) }
     put(tinyTokenizer[...], at: folder + "/tokenizer.json")
     // Each reader on its own: an error from one must not hide what the next would do.
+    var hidden: Int?
     if let first = pieces.first, let json = try? first.withUnsafeBytes({ try JSONValue.parse($0) }) {
-        _ = try? DebertaModel.Config(json: json, path: folder + "/config.json")
+        if let c = try? DebertaModel.Config(json: json, path: folder + "/config.json") { hidden = c.hiddenSize }
+        if let c = try? BertModel.Config(json: json, path: folder + "/config.json") {
+            hidden = c.hiddenSize
+            blackHole((c.headDim, c.positionLimit))
+        }
     }
-    _ = try? SentenceModelConfig.load(folder: folder)
+    // The dispatch by model_type, as the tools load a model: the folder has no weights, so a
+    // config it accepts ends at the missing safetensors.
+    _ = try? loadEncoder(folder: folder, precision: .f32)
+    if let sentence = try? SentenceModelConfig.load(folder: folder) {
+        // Dense modules' config.json (no weights here either), fed the pooled width; only
+        // folders inside the model folder are read.
+        var width = (hidden ?? 32) * sentence.pooling.count
+        for dense in sentence.denseFolders where dense.hasPrefix(folder + "/") && !dense.contains("..") {
+            guard let module = try? DenseModule(folder: dense, inputSize: width) else { break }
+            width = module.outputSize
+        }
+        blackHole(sentence.poolingName)
+    }
     if let modelTokenizer = try? ModelTokenizer.load(modelFolder: folder) {
         _ = try? modelTokenizer.defaultPrompt()
         _ = modelTokenizer.tokenizer.encode("a a b", maxLength: modelTokenizer.maxLength)
     }
+}
+
+func torchCheckpoint(_ data: [UInt8]) throws {
+    let folder = scratchFolder + "/torch"
+    mkdir(folder, 0o700)
+    put(data[...], at: folder + "/pytorch_model.bin")
+    // By path, as DenseModule reads a module's pytorch_model.bin (the file is mapped).
+    let checkpoint = try TorchCheckpoint(path: folder + "/pytorch_model.bin")
+    var sum: Float = 0
+    for (name, tensor) in checkpoint.tensors.sorted(by: { $0.key < $1.key }) {
+        let values = try checkpoint.floats(name, shape: tensor.shape)
+        if values.count != tensor.elementCount { fatalError("tensor \(name): \(values.count) values for shape \(tensor.shape)") }
+        sum += values.prefix(4096).reduce(0, +)
+    }
+    blackHole(sum)
+}
+
+/// A Unigram tokenizer.json whose normalizer is a Precompiled charsmap, the base64 of which
+/// goes between the two halves; Metaspace and byte fallback as SentencePiece conversions write them.
+let precompiledTemplate = (#"{"normalizer":{"type":"Precompiled","precompiled_charsmap":""#, #""},"pre_tokenizer":{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true},"model":{"type":"Unigram","unk_id":0,"byte_fallback":true,"vocab":[["<unk>",0],["▁",-1],["a",-2],["▁a",-1.5],["<0x41>",-5],["<0xC3>",-5]]},"decoder":{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true}}"#)
+
+func precompiled(_ data: [UInt8]) throws {
+    // The charsmap is fuzzed as the decoded blob: mutations of base64 text would mostly break
+    // the encoding (length, padding) and never reach the trie.
+    let json = precompiledTemplate.0 + base64(data) + precompiledTemplate.1
+    let tokenizer = try Tokenizer(contentsOf: Array(json.utf8))
+    var total = 0
+    for text in fixedTexts + ["ＡＢＣ ﬁ … Ⅻ ½ ㍿ \u{00A0}x\u{200B}y", "e\u{0301}\u{0308}\u{20DD}\u{FE0F}"] {
+        total &+= tokenizer.encode(text).ids.count
+    }
+    blackHole(total)
+}
+
+/// Standard base64 with padding.
+func base64(_ data: [UInt8]) -> String {
+    let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity((data.count + 2) / 3 * 4)
+    var i = 0
+    while i < data.count {
+        let n = min(3, data.count - i)
+        var group = UInt32(data[i]) << 16
+        if n > 1 { group |= UInt32(data[i + 1]) << 8 }
+        if n > 2 { group |= UInt32(data[i + 2]) }
+        for k in 0..<4 { out.append(k <= n ? table[Int(group >> (18 - 6 * UInt32(k)) & 63)] : UInt8(ascii: "=")) }
+        i += 3
+    }
+    return String(decoding: out, as: UTF8.self)
 }
 
 func vectorImport(_ data: [UInt8]) throws {
