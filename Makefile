@@ -71,8 +71,10 @@ fuzz-seeds:
 # are built with the same sanitizer, so their runs are checked too.
 # ASan + UBSan: the whole suite, optimised (-c release, with -enable-testing for the tests'
 # @testable imports). In debug the C kernels ran at -O0 under ASan and the model suites took
-# most of CI: over 15 minutes on 2 cores (2026-12-02), against RELEASE_ASAN_FIGURE here.
-# ASan still checks every access the optimiser keeps (the usual fuzzing setup, -O1 and up).
+# most of CI: the debug run had not finished after 15 minutes on 2 cores (load 5, 2026-12-02);
+# optimised, all 204 tests took 163 s (load 3-4). The release build costs more than a debug
+# one (14.5 min from scratch at load 5), the run far less. ASan still checks every access the
+# optimiser keeps (the usual fuzzing setup, -O1 and up).
 # swiftc has no UBSan on Linux: UBSan checks the C kernels (-Xcc), and a report stops the process.
 # TSan: the suites that run threads (OpenMP loops, oneDNN, the kernels on several threads, the
 # tools end to end); the rest is single-threaded parsing, covered by the ASan run, so the
