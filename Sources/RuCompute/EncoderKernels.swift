@@ -80,27 +80,41 @@ package enum EncoderKernels {
     /// the two primitives of a new length costs more than the products.
     package static let matmulAttentionLength = 64
 
+    /// The most attention scores held at once (floats) on the oneDNN path: a long text's query
+    /// rows go through in blocks of this many scores over all heads. Holding every head's n × n
+    /// scores took 4 GiB for an 8,192-token text through a bge-m3 shape (16 heads; 5.8 GiB peak
+    /// against PyTorch's 2.2 GiB, bench/families, 2026-12-02); a block keeps the scores at 64 MiB
+    /// whatever the length, so memory grows linearly with the text. Texts up to 1,182 tokens
+    /// (12 heads) still take one block, as before.
+    package static let attentionScoreBudget = 16 << 20
+
     static func attendWithMatmul(text: (start: Int, count: Int), hidden: Int, heads: Int,
                                  qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
-                                 relative: RelativeTerms?) {
+                                 relative: RelativeTerms?, scoreBudget: Int = attentionScoreBudget) {
         let n = text.count, d = hidden / heads, stride = 3 * hidden
         let base = qkv + text.start * stride
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * n * n)
+        let blockRows = Swift.min(n, Swift.max(1, scoreBudget / (heads * n)))
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * blockRows * n)
         defer { scores.deallocate() }
-        // scores[h][i][j] = Q[i, h] · K[j, h]  (Q already scaled)
-        StridedBatchMatmul.shared(.init(batch: heads, m: n, k: d, n: n,
-                                        a: [d, stride, 1], b: [d, 1, stride], c: [n * n, n, 1]))
-            .run(a: base, b: base + hidden, c: scores)
-        Parallel.forRanges(heads * n) { lo, hi in
-            for row in lo..<hi {
-                scoreRow(scores + row * n, head: row / n, i: row % n, n: n, hidden: hidden, headDim: d,
-                         base: base, relative: relative)
+        var first = 0
+        while first < n {
+            let rows = Swift.min(blockRows, n - first)
+            // scores[h][i][j] = Q[first + i, h] · K[j, h]  (Q already scaled)
+            StridedBatchMatmul.shared(.init(batch: heads, m: rows, k: d, n: n,
+                                            a: [d, stride, 1], b: [d, 1, stride], c: [rows * n, n, 1]))
+                .run(a: base + first * stride, b: base + hidden, c: scores)
+            Parallel.forRanges(heads * rows) { lo, hi in
+                for row in lo..<hi {
+                    scoreRow(scores + row * n, head: row / rows, i: first + row % rows, n: n, hidden: hidden, headDim: d,
+                             base: base, relative: relative)
+                }
             }
+            // context[first + i, h] = Σ_j P[h][i][j] · V[j, h]
+            StridedBatchMatmul.shared(.init(batch: heads, m: rows, k: n, n: d,
+                                            a: [rows * n, n, 1], b: [d, stride, 1], c: [d, hidden, 1]))
+                .run(a: scores, b: base + 2 * hidden, c: context + (text.start + first) * hidden)
+            first += rows
         }
-        // context[i, h] = Σ_j P[h][i][j] · V[j, h]
-        StridedBatchMatmul.shared(.init(batch: heads, m: n, k: n, n: d,
-                                        a: [n * n, n, 1], b: [d, stride, 1], c: [d, hidden, 1]))
-            .run(a: scores, b: base + 2 * hidden, c: context + text.start * hidden)
     }
 
     /// One row of attention scores: the relative terms added, then softmax, in place.

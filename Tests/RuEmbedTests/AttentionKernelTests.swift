@@ -71,4 +71,40 @@ import CKernels
             #expect(worst < 2e-5, "n \(n), head_dim \(headDim), relative \(relative): max error \(worst)")
         }
     }
+
+    /// The oneDNN path of long texts takes query rows in blocks when all heads' scores would
+    /// exceed the budget (memory linear in the text): blocks of any size, a short last block
+    /// included, give the one-block result, with and without relative terms, for a text that
+    /// starts inside the packed batch.
+    @Test func blockedLongAttentionEqualsOneBlock() {
+        let heads = 3, headDim = 16, hidden = heads * headDim, stride = 3 * hidden, span = 8
+        let offset = 5, n = 150, tokens = offset + n
+        var random = T.Random(seed: 150)
+        let qkv = random.vectors(tokens, stride).map { $0 * 1.5 }
+        let keys = random.vectors(2 * span, hidden), queries = random.vectors(2 * span, hidden)
+        for relative in [false, true] {
+            func attend(budget: Int) -> [Float] {
+                var out = [Float](repeating: .nan, count: tokens * hidden)
+                qkv.withUnsafeBufferPointer { x in
+                    keys.withUnsafeBufferPointer { pk in
+                        queries.withUnsafeBufferPointer { pq in
+                            out.withUnsafeMutableBufferPointer { o in
+                                let terms = relative ? EncoderKernels.RelativeTerms(positionKeys: pk.baseAddress!, positionQueries: pq.baseAddress!, span: span) : nil
+                                EncoderKernels.attendWithMatmul(text: (offset, n), hidden: hidden, heads: heads, qkv: x.baseAddress!,
+                                                                context: o.baseAddress!, relative: terms, scoreBudget: budget)
+                            }
+                        }
+                    }
+                }
+                return Array(out[(offset * hidden)...])
+            }
+            let whole = attend(budget: heads * n * n)
+            #expect(whole.allSatisfy { $0.isFinite })
+            for rowsPerBlock in [3, 64, n - 1] {
+                let blocked = attend(budget: heads * n * rowsPerBlock)
+                let worst = zip(whole, blocked).map { abs($0 - $1) }.max()!
+                #expect(worst < 1e-5, "relative \(relative), \(rowsPerBlock) rows a block: max difference \(worst)")
+            }
+        }
+    }
 }
