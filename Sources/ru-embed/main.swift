@@ -9,7 +9,7 @@ import Glibc
 struct RuEmbedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ru-embed",
-        abstract: "Turn Russian text into sentence vectors with a DeBERTa sentence-transformers model (deepvk/USER-base).",
+        abstract: "Turn Russian text into sentence vectors with a sentence-transformers model (DeBERTa, BERT, XLM-RoBERTa; default deepvk/USER-base).",
         discussion: """
         Reads records (text lines by default, --tsv id<TAB>text, --jsonl objects, or a token stream from ru-tok, recognised by its first bytes) and writes a binary vector stream: one vector per record, in input order, an empty line included (it gives the vector of the prompt and special tokens). The vectors are those of sentence-transformers' encode(..., normalize_embeddings=True) with the model's default prompt ("query: " for USER-base).
 
