@@ -288,25 +288,11 @@ final class EmbeddingBatch {
         let before = workspace.truncated
         // A split record is tokenized whole: its windows fit the maximum length instead.
         let maxLength = split == nil ? encoder.maxLength : nil
-        let valid: Bool
-        if encoder.model.sentenceConfig.doLowerCase {
-            // do_lower_case: the text is lowercased before the tokenizer sees it. Invalid
-            // UTF-8 is refused, or replaced first (lossy) with the U+FFFD it would get anyway.
-            if var lower = InputLowercasing.lower(utf8: utf8, lossy: lossy, replaced: &replaced) {
-                var ignored = 0
-                valid = lower.withUTF8 { bytes in
-                    encoder.model.tokenizer.encode(utf8: UnsafeRawBufferPointer(bytes), prompt: promptScalars, lossy: false,
-                                                   replaced: &ignored, maxLength: maxLength, workspace: workspace,
-                                                   scalars: &scalars, into: &encoding)
-                }
-            } else {
-                valid = false
-            }
-        } else {
-            valid = encoder.model.tokenizer.encode(utf8: utf8, prompt: promptScalars, lossy: lossy, replaced: &replaced,
+        // do_lower_case: the text is lowercased before the tokenizer sees it.
+        let valid = encoder.model.tokenizer.encode(utf8: utf8, lowercase: encoder.model.sentenceConfig.doLowerCase,
+                                                   prompt: promptScalars, lossy: lossy, replaced: &replaced,
                                                    maxLength: maxLength, workspace: workspace,
                                                    scalars: &scalars, into: &encoding)
-        }
         guard valid else { throw RuEmbedError("\(place()): invalid UTF-8") }
         if workspace.truncated != before { truncated += 1 }
         guard let split else {

@@ -53,3 +53,23 @@ package enum InputLowercasing {
         return count
     }
 }
+
+extension Tokenizer {
+    /// `encode(utf8:…)`, with the text lowercased first when `lowercase` (do_lower_case): the
+    /// one path ru-embed and ru-tok share, so their tokens agree. Invalid UTF-8 is refused, or
+    /// with `lossy` replaced by U+FFFD (counted) before lowercasing.
+    package func encode(utf8 text: UnsafeRawBufferPointer, lowercase: Bool, prompt: [UInt32], lossy: Bool, replaced: inout Int,
+                        maxLength: Int?, specialTokensAsText: Bool = false, workspace: EncodeWorkspace,
+                        scalars: inout [UInt32], into out: inout Encoding) -> Bool {
+        guard lowercase else {
+            return encode(utf8: text, prompt: prompt, lossy: lossy, replaced: &replaced, maxLength: maxLength,
+                          specialTokensAsText: specialTokensAsText, workspace: workspace, scalars: &scalars, into: &out)
+        }
+        guard var lower = InputLowercasing.lower(utf8: text, lossy: lossy, replaced: &replaced) else { return false }
+        var none = 0
+        return lower.withUTF8 { bytes in
+            encode(utf8: UnsafeRawBufferPointer(bytes), prompt: prompt, lossy: false, replaced: &none, maxLength: maxLength,
+                   specialTokensAsText: specialTokensAsText, workspace: workspace, scalars: &scalars, into: &out)
+        }
+    }
+}

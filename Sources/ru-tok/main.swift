@@ -286,18 +286,9 @@ final class Runner {
         // From the UTF-8 (of the line, or of the JSON string): a long text cut to the maximum
         // length is never held whole as scalars.
         func encode(_ utf8: UnsafeRawBufferPointer) -> Bool {
-            if setup.lowercase {
-                guard var lower = InputLowercasing.lower(utf8: utf8, lossy: o.records.lossy, replaced: &result.replaced) else { return false }
-                var ignored = 0
-                return lower.withUTF8 { bytes in
-                    setup.tokenizer.encode(utf8: UnsafeRawBufferPointer(bytes), prompt: setup.promptScalars, lossy: false, replaced: &ignored,
-                                           maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
-                                           workspace: workspace, scalars: &scalars, into: &encoding)
-                }
-            }
-            return setup.tokenizer.encode(utf8: utf8, prompt: setup.promptScalars, lossy: o.records.lossy, replaced: &result.replaced,
-                                          maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
-                                          workspace: workspace, scalars: &scalars, into: &encoding)
+            setup.tokenizer.encode(utf8: utf8, lowercase: setup.lowercase, prompt: setup.promptScalars, lossy: o.records.lossy,
+                                   replaced: &result.replaced, maxLength: setup.maxLength, specialTokensAsText: o.splitSpecialTokens,
+                                   workspace: workspace, scalars: &scalars, into: &encoding)
         }
         if fields.textString != nil {
             _ = fields.withText(encode) // valid: it is a String
