@@ -1,5 +1,6 @@
 import RuCore
 import CDNNL
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,8 +17,12 @@ package enum LinearEpilogue: Sendable {
     case accumulate
 }
 
-/// A PyTorch-style Linear layer (y = x·Wᵀ + b) over oneDNN's matmul primitive.
+/// A PyTorch-style Linear layer (y = x·Wᵀ + b): ru-embed's own f32 kernel on AVX2 CPUs
+/// without AVX-512 (`ck_f32_linear`, CKernels/f32_linear.c: on a Zen 3 it runs the encoder's
+/// shapes at 1.0–2.0× oneDNN 2.6's rate, bench/f32-ceiling), oneDNN's matmul primitive elsewhere.
 ///
+/// The kernel's weights are packed once into its column panels and each call splits the
+/// panels between the threads; it keeps no state between calls, so it needs no lock.
 /// The weights are copied once, at construction, into the blocked layout oneDNN's matmul
 /// picks for this CPU (the layout depends on the instruction set, so it is never written
 /// to disk); the caller's row-major weights may be released afterwards. A primitive is
@@ -28,9 +33,18 @@ package final class LinearLayer {
     package let outputSize: Int
     package let epilogue: LinearEpilogue
 
-    private let arrangedWeights: UnsafeMutableRawPointer
+    /// The kernel's panels, or nil when oneDNN multiplies.
+    private let packedWeights: UnsafeMutablePointer<Float>?
+    private let arrangedWeights: UnsafeMutableRawPointer?
     private var weightsDesc: dnnl_memory_desc_t
     private let bias: UnsafeMutablePointer<Float>
+
+    /// Whether ru-embed's f32 kernel is used on this CPU (AVX2 and FMA, no AVX-512).
+    package static let kernelPreferred = ck_f32_kernel_preferred() != 0
+    /// Tests: layers made while this is set use oneDNN even where the kernel runs.
+    nonisolated(unsafe) package static var forceOneDNN = false
+    /// Whether this layer runs ru-embed's kernel (else oneDNN's matmul).
+    package var usesKernel: Bool { packedWeights != nil }
     /// Primitives are shared by all layers of one shape (12 layers of USER-base use the same
     /// four), so a new token count costs four primitive creations, not forty-eight.
     /// The thread count is part of the key: oneDNN plans a primitive's split for the threads
@@ -68,6 +82,17 @@ package final class LinearLayer {
         bias = .allocate(capacity: outputSize)
         if let biasValues { bias.update(from: biasValues, count: outputSize) } else { bias.initialize(repeating: 0, count: outputSize) }
 
+        if LinearLayer.kernelPreferred && !LinearLayer.forceOneDNN {
+            let floats = max(ck_f32_packed_floats(outputSize, inputSize), 16)
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
+                .bindMemory(to: Float.self, capacity: floats)
+            ck_f32_pack(weights, outputSize, inputSize, packed)
+            packedWeights = packed
+            arrangedWeights = nil
+            weightsDesc = dnnl_memory_desc_t()
+            return
+        }
+        packedWeights = nil
         // Ask oneDNN which weight layout it wants, then reorder the plain weights into it.
         let plain = DNNL.matrix(rows: inputSize, cols: outputSize, rowStride: 1, colStride: inputSize)
         let any = DNNL.matrix(rows: inputSize, cols: outputSize, tag: dnnl_format_tag_any)
@@ -79,12 +104,14 @@ package final class LinearLayer {
     }
 
     deinit {
-        arrangedWeights.deallocate()
+        packedWeights?.deallocate()
+        arrangedWeights?.deallocate()
         bias.deallocate()
     }
 
     /// Bytes held by the arranged weights and bias.
     package var residentBytes: Int {
+        if packedWeights != nil { return ck_f32_packed_floats(outputSize, inputSize) * 4 + outputSize * 4 }
         var desc = weightsDesc
         return dnnl_memory_desc_get_size(&desc) + outputSize * 4
     }
@@ -93,14 +120,37 @@ package final class LinearLayer {
     /// `input` and `output` are row-major and must not overlap.
     package func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
+        if let packed = packedWeights {
+            runKernel(packed, rows: m, input: input, output: output)
+            return
+        }
         LinearLayer.lock.withLock { _ in execute(rows: m, input: input, output: output) }
+    }
+
+    /// The kernel, each thread on its own column panels of every row.
+    private func runKernel(_ packed: UnsafeMutablePointer<Float>, rows m: Int, input: UnsafePointer<Float>,
+                           output: UnsafeMutablePointer<Float>) {
+        let (k, n, bias) = (inputSize, outputSize, UnsafePointer(bias))
+        let mode = Int32(epilogueMode.rawValue)
+        Parallel.forRanges(ck_f32_panels(n)) { lo, hi in
+            ck_f32_linear(input, k, m, k, packed, n, lo, hi, bias, mode, output, n)
+        }
+    }
+
+    private var epilogueMode: ck_epilogue {
+        switch epilogue {
+        case .none: CK_PLAIN
+        case .geluErf: CK_GELU_ERF
+        case .geluTanh: CK_GELU_TANH
+        case .accumulate: CK_ACCUMULATE
+        }
     }
 
     private func execute(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let p = primitive(rows: m)
         let ctx = DNNL.context
         dnnl_memory_set_data_handle(p.src, UnsafeMutableRawPointer(mutating: input))
-        dnnl_memory_set_data_handle(p.weights, arrangedWeights)
+        dnnl_memory_set_data_handle(p.weights, arrangedWeights!)
         dnnl_memory_set_data_handle(p.bias, UnsafeMutableRawPointer(bias))
         dnnl_memory_set_data_handle(p.dst, UnsafeMutableRawPointer(output))
         var args = [

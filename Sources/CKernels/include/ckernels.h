@@ -115,3 +115,25 @@ int ck_int8_has_vnni(void);
 void ck_int8_dequantize(const int32_t *products, size_t rows, size_t cols, const struct ck_int8_epilogue *e,
                         float *out, size_t out_stride);
 #endif
+
+#ifndef RU_EMBED_CKERNELS_F32_H
+#define RU_EMBED_CKERNELS_F32_H
+// f32_linear.c: the f32 linear layer on AVX2 CPUs.
+
+/// Whether ru-embed's f32 kernel is the one to use here: AVX2 and FMA without AVX-512 (where
+/// oneDNN's AVX-512 kernels are kept).
+int ck_f32_kernel_preferred(void);
+/// Column panels of n outputs (16 columns each, the last one zero-padded).
+size_t ck_f32_panels(size_t n);
+/// Floats of the packed weights of n outputs × k inputs.
+size_t ck_f32_packed_floats(size_t n, size_t k);
+/// Packs weights [n × k] (row-major, a Linear's weight) into the kernel's panels
+/// (ck_f32_packed_floats floats, 32-byte aligned).
+void ck_f32_pack(const float *weights, size_t n, size_t k, float *packed);
+/// out[rows × columns of panels panel_begin ..< panel_end] (=, or += for CK_ACCUMULATE)
+/// x[rows × k] · Wᵀ + bias, then GELU for CK_GELU_ERF / CK_GELU_TANH. x rows are x_stride
+/// floats apart, out rows out_stride; bias may be NULL. Single-threaded; needs AVX2 and FMA.
+void ck_f32_linear(const float *x, size_t x_stride, size_t rows, size_t k, const float *packed, size_t n,
+                   size_t panel_begin, size_t panel_end, const float *bias, int epilogue, float *out,
+                   size_t out_stride);
+#endif
