@@ -3,10 +3,10 @@
 // per input) with the bias and the epilogue applied to the tile before it is stored.
 //
 // Why our own kernel rather than oneDNN's f32 matmul there: on a Zen 3 (AVX2, 2 cores, FMA
-// peak 237 GFLOP/s measured by a register-only loop), oneDNN 2.6's gemm:jit ran the encoder's
-// shapes at 61 GFLOP/s (256 × 768 · 768 × 3072) to 127 GFLOP/s (256 × 768 · 768 × 768) on two
-// threads, and ru-embed's BERT-base forward spent 90 % of its time inside it at about 45 % of
-// the peak. bench/ceiling prints this kernel's rate beside oneDNN's at the same shapes.
+// peak 179 GFLOP/s on both, bench/f32-ceiling), oneDNN 2.6's gemm:jit ran the encoder's shapes
+// at 35–75 % of the peak (256 × 768 · 768 × 3072: 71 GFLOP/s) and ru-embed's BERT-base forward
+// spent 90 % of its time inside it; this kernel runs the same shapes at 64–81 % (130 GFLOP/s
+// there), which made the whole BERT-base process 1.3× faster. bench/f32-ceiling prints both.
 // CPUs with AVX-512 keep oneDNN (its AVX-512 kernels were at 76 % of the FMA peak on a Zen 5).
 //
 // Blocking, for a 32 KiB L1 and a 512 KiB L2 per core: inputs in blocks of KC = 256, so a

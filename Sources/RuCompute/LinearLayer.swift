@@ -19,7 +19,7 @@ package enum LinearEpilogue: Sendable {
 
 /// A PyTorch-style Linear layer (y = x·Wᵀ + b): ru-embed's own f32 kernel on AVX2 CPUs
 /// without AVX-512 (`ck_f32_linear`, CKernels/f32_linear.c: on a Zen 3 it runs the encoder's
-/// shapes at 1.0–2.0× oneDNN 2.6's rate, bench/f32-ceiling), oneDNN's matmul primitive elsewhere.
+/// shapes at 1.0–1.9× oneDNN 2.6's rate, bench/f32-ceiling), oneDNN's matmul primitive elsewhere.
 ///
 /// The kernel's weights are packed once into its column panels and each call splits the
 /// panels between the threads; it keeps no state between calls, so it needs no lock.

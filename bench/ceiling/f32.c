@@ -18,10 +18,14 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-// Ten independent accumulator chains (FMA latency 4 × 2 pipes needs 8), kept apart by the asm.
+// Ten independent accumulator chains (FMA latency 4 × 2 pipes needs 8). They start from
+// different values: chains that start equal and do the same work are merged into one by the
+// compiler (GCC did, and the "peak" it printed was one latency-bound chain counted ten times).
 __attribute__((target("avx2,fma"))) static double fma_peak_avx2(void) {
     __m256 a = _mm256_set1_ps(1.0001f), b = _mm256_set1_ps(0.9999f);
-    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0;
+    __m256 c0 = _mm256_set1_ps(0), c1 = _mm256_set1_ps(1), c2 = _mm256_set1_ps(2), c3 = _mm256_set1_ps(3);
+    __m256 c4 = _mm256_set1_ps(4), c5 = _mm256_set1_ps(5), c6 = _mm256_set1_ps(6), c7 = _mm256_set1_ps(7);
+    __m256 c8 = _mm256_set1_ps(8), c9 = _mm256_set1_ps(9);
     long n = 100000000;
     double t0 = now();
     for (long i = 0; i < n; i++) {
@@ -44,7 +48,9 @@ __attribute__((target("avx2,fma"))) static double fma_peak_avx2(void) {
 
 __attribute__((target("avx512f"))) static double fma_peak_avx512(void) {
     __m512 a = _mm512_set1_ps(1.0001f), b = _mm512_set1_ps(0.9999f);
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0;
+    __m512 c0 = _mm512_set1_ps(0), c1 = _mm512_set1_ps(1), c2 = _mm512_set1_ps(2), c3 = _mm512_set1_ps(3);
+    __m512 c4 = _mm512_set1_ps(4), c5 = _mm512_set1_ps(5), c6 = _mm512_set1_ps(6), c7 = _mm512_set1_ps(7);
+    __m512 c8 = _mm512_set1_ps(8), c9 = _mm512_set1_ps(9);
     long n = 100000000;
     double t0 = now();
     for (long i = 0; i < n; i++) {
