@@ -252,3 +252,17 @@ static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const floa
     }
 }
 
+// softmax in place over n scores: the same max, exponential and sum as ck_attend_one's rows.
+static void CK_VARIANT(ck_softmax_row)(float *s, size_t n) {
+    if (n == 0) return;
+    float max_score = s[0];
+    for (size_t j = 1; j < n; j++) max_score = fmaxf(max_score, s[j]);
+    float total = 0;
+    for (size_t j = 0; j < n; j++) {
+        float e = ck_expf(s[j] - max_score);
+        s[j] = e;
+        total += e;
+    }
+    float inverse = 1.0f / total;
+    for (size_t j = 0; j < n; j++) s[j] *= inverse;
+}

@@ -49,6 +49,10 @@ void ck_attend_one(const float *q, const float *k, const float *v, size_t stride
                    const float *position_keys, const float *position_queries, size_t hidden, long span,
                    float *out, size_t out_stride, float *scratch);
 
+/// softmax over n floats in place (max subtracted, ck_attend_one's exponential): the score
+/// rows of long texts' attention, whose products oneDNN computes.
+void ck_softmax_row(float *s, size_t n);
+
 /// The scratch ck_attend_one needs for a text of n tokens: keys transposed plus the scores.
 static inline size_t ck_attend_scratch(size_t n, size_t head_dim) {
     return (head_dim + n) * ((n + 15) & ~(size_t)15);
