@@ -163,9 +163,32 @@ _ru-knn() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--no-screen --verbose -v --version -h --help)
+    local -a non_repeating_flags=(--version -h --help)
     local -a repeating_options=()
-    local -a non_repeating_options=(--index -k --min-score --format --batch --block --threads)
+    local -a non_repeating_options=()
+    __ru-knn_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    search|merge|help)
+        # Offer subcommand argument completions
+        "_ru-knn_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'search merge help' -- "${cur}"))
+        ;;
+    esac
+}
+
+_ru-knn_search() {
+    repeating_flags=()
+    non_repeating_flags=(--no-screen --exact-scores --verbose -v --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--index -k --min-score --format --batch --block --threads)
     __ru-knn_offer_flags_options 1
 
     # Offer option value completions
@@ -193,19 +216,19 @@ _ru-knn() {
         return
         ;;
     esac
+}
 
-    # Offer subcommand / subcommand argument completions
-    local -r subcommand="${unparsed_words[0]}"
-    unset 'unparsed_words[0]'
-    unparsed_words=("${unparsed_words[@]}")
-    case "${subcommand}" in
-    help)
-        # Offer subcommand argument completions
-        "_ru-knn_${subcommand}"
-        ;;
-    *)
-        # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'help' -- "${cur}"))
+_ru-knn_merge() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(-k)
+    __ru-knn_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-k')
+        return
         ;;
     esac
 }

@@ -20,8 +20,12 @@ function __ru-knn_parse_tokens -S
     set -l unparsed_tokens (__ru-knn_tokens -pc)
     switch $unparsed_tokens[1]
     case 'ru-knn'
-        __ru-knn_parse_subcommand 1 'index=' 'k=' 'min-score=' 'format=' 'batch=' 'block=' 'threads=' 'no-screen' 'v/verbose' 'version' 'h/help'
+        __ru-knn_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
+        case 'search'
+            __ru-knn_parse_subcommand 1 'index=' 'k=' 'min-score=' 'format=' 'batch=' 'block=' 'threads=' 'no-screen' 'exact-scores' 'v/verbose' 'version' 'h/help'
+        case 'merge'
+            __ru-knn_parse_subcommand -r 1 'k=' 'version' 'h/help'
         case 'help'
             __ru-knn_parse_subcommand -r 1 'version'
         end
@@ -77,16 +81,24 @@ function __ru-knn_custom_completion
 end
 
 complete -c 'ru-knn' -f
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" index' -l 'index' -d 'The corpus stream to search (`-`: standard input).' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" k' -s 'k' -d 'Neighbours per query.' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" min-score' -l 'min-score' -d 'Leave out neighbours scoring below this.' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" format' -l 'format' -d 'Output: tsv (query_id, rank, doc_id, score lines) or jsonl (one JSON object per query).' -rfka 'tsv jsonl'
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" batch' -l 'batch' -d 'Queries scored per pass over the corpus.' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" block' -l 'block' -d 'Corpus vectors per matrix product.' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" no-screen' -l 'no-screen' -d 'Score every document with f32 products instead of screening with int8 first (same results, slower).'
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" v verbose' -l 'verbose' -s 'v' -d 'Print a summary on standard error at the end (and where the model was found).'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" version' -l 'version' -d 'Show the version.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'search' -d 'Exact nearest-neighbour search by cosine similarity.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'merge' -d 'Merge results of the same queries over different shards into the global top K.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" index' -l 'index' -d 'The corpus stream to search (`-`: standard input).' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" k' -s 'k' -d 'Neighbours per query.' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" min-score' -l 'min-score' -d 'Leave out neighbours scoring below this.' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" format' -l 'format' -d 'Output: tsv (query_id, rank, doc_id, score lines) or jsonl (one JSON object per query).' -rfka 'tsv jsonl'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" batch' -l 'batch' -d 'Queries scored per pass over the corpus.' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" block' -l 'block' -d 'Corpus vectors per matrix product.' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" no-screen' -l 'no-screen' -d 'Score every document with f32 products instead of screening with int8 first (same results, slower).'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" exact-scores' -l 'exact-scores' -d 'Print each score as the shortest decimal that reads back as the same f32 (instead of 6 decimals): what `ru-knn merge` needs to order shards\' results exactly as one search would.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" v verbose' -l 'verbose' -s 'v' -d 'Print a summary on standard error at the end (and where the model was found).'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" version' -l 'version' -d 'Show the version.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn merge" k' -s 'k' -d 'Neighbours per query.' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn merge" version' -l 'version' -d 'Show the version.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn merge" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn help" version' -l 'version' -d 'Show the version.'

@@ -269,8 +269,15 @@ _ru-vec_verify() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --version -h --help)
     repeating_options=()
-    non_repeating_options=()
+    non_repeating_options=(--expect-ids)
     __ru-vec_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--expect-ids')
+        return
+        ;;
+    esac
 }
 
 _ru-vec_help() {

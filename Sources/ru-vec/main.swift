@@ -22,8 +22,10 @@ struct RuVec: ParsableCommand {
           ru-vec import --from jsonl vectors.jsonl > vectors.vec
           ru-vec cat shard-*.vec --dtype f16 > all.f16.vec
           ru-vec verify shard-*.vec
+          ru-vec verify --expect-ids <(cut -f1 input.tsv) returned/*.vec
 
-        Exit status: 0 on success, 2 on bad data or a failed read or write, 64 on a usage error.
+        Exit status: 0 on success, 1 when `verify --expect-ids` finds other ids than those
+        listed, 2 on bad data or a failed read or write, 64 on a usage error.
         """,
         version: RuEmbedVersion.string,
         subcommands: [Info.self, Export.self, Import.self, Cat.self, Verify.self]
@@ -98,23 +100,52 @@ extension String {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read streams completely and check every rule of the format.",
-        discussion: "Prints `FILE: ok, N records in M frames` for each good file and one error line for each bad one; exits 2 if any file is bad.")
+        abstract: "Read streams completely and check every rule of the format (and, with --expect-ids, which ids they hold).",
+        discussion: """
+        Prints `FILE: ok, N records in M frames` for each good file and one error line for each
+        bad one; exits 2 if any file is bad.
+
+        With --expect-ids FILE (one id per line, as `cut -f1 input.tsv` writes them), the streams
+        together must also hold exactly those ids, each once, in any order: the check to run
+        after a job spread over processes or hosts. It prints `ids: ok, N ids, each once`, or a
+        line each for the ids missing, the ids found more than once and the ids not listed (a
+        count and the first few, in the list's order where there is one), and exits 1. The list
+        is held in memory (about 40 bytes per id plus the ids themselves); the streams are read
+        one chunk at a time.
+
+        Exit status: 0 when every stream is good (and holds exactly the ids listed), 1 when the
+        streams are good but their ids are not those listed, 2 on bad data or a failed read
+        (a stream, or a list with an id twice or an empty line), 64 on a usage error.
+        """)
 
     @Flag(name: .shortAndLong, help: "Print nothing for good files.")
     var quiet = false
 
+    @Option(name: .customLong("expect-ids"), help: ArgumentHelp(
+        "A file of ids, one per line: the streams together must hold exactly these, each once.", valueName: "file"))
+    var expectedIDs: String?
+
     @Argument(help: "Streams to check (`-` or none: standard input).")
     var files: [String] = []
+
+    func validate() throws {
+        if expectedIDs == "-" && (files.isEmpty || files.contains("-")) {
+            throw ValidationError("the id list and a stream cannot both be standard input")
+        }
+    }
 
     func run() throws {
         ToolRuntime.start("ru-vec")
         var failed = false
+        var mismatch = false
         try ToolRuntime.run {
+            var census = try expectedIDs.map { try IDCensus(listedIn: $0) }
             for path in files.isEmpty ? ["-"] : files {
                 do {
                     let reader = try VectorStreamReader(path: path)
-                    while try reader.next() != nil {}
+                    while let chunk = try reader.next() {
+                        census?.count(chunk.ids)
+                    }
                     if !quiet {
                         try ByteOutput.standardOutput.write("\(reader.name): ok, \(reader.records) record\(reader.records == 1 ? "" : "s") in \(reader.frames) frame\(reader.frames == 1 ? "" : "s")\n")
                     }
@@ -124,8 +155,99 @@ struct Verify: ParsableCommand {
                     failed = true
                 }
             }
+            if let census, !failed {
+                let report = census.report()
+                mismatch = !report.isEmpty
+                if report.isEmpty {
+                    if !quiet { try ByteOutput.standardOutput.write("ids: ok, \(census.listed) id\(census.listed == 1 ? "" : "s"), each once\n") }
+                } else {
+                    try ByteOutput.standardOutput.write(report.map { "ids: \($0)\n" }.joined())
+                }
+            }
         }
         if failed { throw ExitCode(ExitStatus.dataError) }
+        if mismatch { throw ExitCode(1) }
+    }
+}
+
+/// How often each listed id occurs in the streams, and the ids that are not listed.
+struct IDCensus {
+    /// Per listed id: its line number (from 1) in the upper 32 bits, its count in the lower.
+    private var entries: [String: UInt64] = [:]
+    private(set) var listed = 0
+    private var unlisted = 0
+    private var firstUnlisted: [String] = []
+    static let shown = 5
+
+    init(listedIn path: String) throws {
+        let input = try ByteInput.open(path)
+        let lines = LineReader(input: input)
+        while let id = try lines.nextString() {
+            let line = lines.lineNumber
+            if id.isEmpty { throw RuEmbedError("\(input.name) line \(line): an empty id") }
+            if line >= Int(UInt32.max) { throw RuEmbedError("\(input.name) line \(line): more ids than a list may hold") }
+            if let earlier = entries.updateValue(UInt64(line) << 32, forKey: id) {
+                throw RuEmbedError("\(input.name) line \(line): the id \(Self.quoted(id)) is listed twice (first on line \(earlier >> 32))")
+            }
+            listed += 1
+        }
+    }
+
+    mutating func count(_ ids: [String]) {
+        for id in ids {
+            if let index = entries.index(forKey: id) {
+                let value = entries.values[index]
+                if value & 0xFFFF_FFFF < 0xFFFF_FFFF { entries.values[index] = value + 1 }
+            } else {
+                unlisted += 1
+                if firstUnlisted.count < Self.shown { firstUnlisted.append(id) }
+            }
+        }
+    }
+
+    /// One line per kind of difference; empty when the streams hold exactly the ids listed, each once.
+    func report() -> [String] {
+        // The first few of each kind in the list's order, without sorting the whole list.
+        var missing = 0, duplicated = 0
+        var firstMissing: [(line: UInt64, id: String)] = [], firstDuplicated: [(line: UInt64, id: String, count: UInt64)] = []
+        for (id, value) in entries {
+            let (line, count) = (value >> 32, value & 0xFFFF_FFFF)
+            if count == 0 {
+                missing += 1
+                Self.keepFirst(&firstMissing, (line, id), by: \.line)
+            } else if count > 1 {
+                duplicated += 1
+                Self.keepFirst(&firstDuplicated, (line, id, count), by: \.line)
+            }
+        }
+        var lines: [String] = []
+        if missing > 0 {
+            lines.append("\(missing) of \(listed) listed id\(listed == 1 ? "" : "s") missing (first: \(firstMissing.map { Self.quoted($0.id) }.joined(separator: ", ")))")
+        }
+        if duplicated > 0 {
+            lines.append("\(duplicated) id\(duplicated == 1 ? "" : "s") found more than once (first: \(firstDuplicated.map { "\(Self.quoted($0.id)) ×\($0.count)" }.joined(separator: ", ")))")
+        }
+        if unlisted > 0 {
+            lines.append("\(unlisted) record\(unlisted == 1 ? "" : "s") with ids not listed (first: \(firstUnlisted.map(Self.quoted).joined(separator: ", ")))")
+        }
+        return lines
+    }
+
+    private static func keepFirst<T>(_ kept: inout [T], _ item: T, by line: KeyPath<T, UInt64>) {
+        if kept.count < shown {
+            kept.append(item)
+            kept.sort { $0[keyPath: line] < $1[keyPath: line] }
+        } else if item[keyPath: line] < kept[shown - 1][keyPath: line] {
+            kept[shown - 1] = item
+            kept.sort { $0[keyPath: line] < $1[keyPath: line] }
+        }
+    }
+
+    /// An id as JSON writes a string: control characters and quotes cannot garble the report.
+    static func quoted(_ id: String) -> String {
+        var out = ""
+        JSONValue.writeString(id, to: &out)
+        return out
     }
 }
 

@@ -123,6 +123,57 @@ import Testing
         }
     }
 
+    /// Shards searched apart and merged print what one search over all of them prints, byte
+    /// for byte, equal scores across shards included (exact copies of documents in each shard).
+    @Test func mergeOfShardsEqualsOneSearch() throws {
+        let dim = 16
+        var random = T.Random(seed: 61)
+        var corpus = random.vectors(60, dim)
+        for copy in [17, 33, 52] { for j in 0..<dim { corpus[copy * dim + j] = corpus[5 * dim + j] } }
+        let ids = (0..<60).map { "d\($0)" }
+        func stream(_ rows: Range<Int>, _ name: String) throws -> String {
+            try T.write(try T.stream([T.vectorChunk(ids: Array(ids[rows]), values: Array(corpus[rows.lowerBound * dim..<rows.upperBound * dim]), dim: dim)]), name: name)
+        }
+        let whole = try stream(0..<60, "all.vec")
+        let shards = [try stream(0..<20, "s1.vec"), try stream(20..<45, "s2.vec"), try stream(45..<60, "s3.vec")]
+        var queries = random.vectors(7, dim)
+        for j in 0..<dim { queries[2 * dim + j] = corpus[5 * dim + j] }   // ties d5, d17, d33, d52 at the top
+        let q = try T.write(try T.stream([T.vectorChunk(ids: (0..<7).map { "q\($0 % 5)" }, values: queries, dim: dim)]), name: "q.vec")
+
+        for format in [["--format", "tsv"], ["--format", "jsonl"], ["--format", "jsonl", "--min-score", "0.3"]] {
+            for k in ["1", "6"] {
+                let flags = ["-k", k, "--exact-scores"] + format
+                let one = try T.run("ru-knn", ["--index", whole] + flags + [q])
+                #expect(one.status == 0)
+                var files: [String] = []
+                for (i, shard) in shards.enumerated() {
+                    let r = try T.run("ru-knn", ["search", "--index", shard] + flags + [q])
+                    #expect(r.status == 0)
+                    files.append(try T.write(r.stdout, name: "hits\(i).txt"))
+                }
+                let merged = try T.run("ru-knn", ["merge", "-k", k] + files)
+                #expect(merged.status == 0, "\(merged.stderr)")
+                #expect(merged.text == one.text, "\(format) k \(k)")
+            }
+        }
+        let top = try T.run("ru-knn", ["--index", whole, "-k", "4", q])
+        #expect(top.lines.filter { $0.hasPrefix("q2\t") }.map { $0.split(separator: "\t")[2] } == ["d5", "d17", "d33", "d52"])
+
+        // Files of different queries, or of different formats, are refused in one line.
+        let fewer = try T.write(try T.stream([T.vectorChunk(ids: ["q0", "q9"], values: Array(queries[0..<2 * dim]), dim: dim)]), name: "fewer.vec")
+        let a = try T.write(try T.run("ru-knn", ["--index", shards[0], "-k", "2", q]).stdout, name: "a.tsv")
+        let b = try T.write(try T.run("ru-knn", ["--index", shards[1], "-k", "2", fewer]).stdout, name: "b.tsv")
+        let c = try T.write(try T.run("ru-knn", ["--index", shards[1], "-k", "2", "--format", "jsonl", q]).stdout, name: "c.jsonl")
+        let refused = try T.run("ru-knn", ["merge", "-k", "2", a, b])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("b.tsv (line 3) has query q9 where"))
+        let mixed = try T.run("ru-knn", ["merge", a, c])
+        #expect(mixed.status == 2)
+        #expect(mixed.stderr.contains("c.jsonl is not in the tsv format"))
+        let garbage = try T.write(Data("q0\tone\td1\t0.5\n".utf8), name: "bad.tsv")
+        #expect(try T.run("ru-knn", ["merge", a, garbage]).stderr.contains("bad.tsv line 1: not a result line"))
+    }
+
     @Test func knnBreaksTiesByCorpusOrder() throws {
         // Duplicated documents score exactly the same; the earlier must come first.
         let dim = 8

@@ -147,6 +147,41 @@ import Testing
         #expect(verify.stderr.contains("bad.vec: not a vector stream"))
     }
 
+    /// The check after a distributed job: shards together hold exactly the listed ids, each once.
+    @Test func verifyExpectIDs() throws {
+        let ids = (1...12).map { "doc-\($0)" }
+        let (a, _, _) = try sampleStream(dim: 4, seed: 2, ids: Array(ids[0..<5]))
+        let (b, _, _) = try sampleStream(dim: 4, seed: 3, ids: Array(ids[5..<12]))
+        let list = try T.write(Data(ids.reversed().map { $0 + "\n" }.joined().utf8), name: "ids.txt")
+
+        let good = try T.run("ru-vec", ["verify", "--expect-ids", list, b, a])
+        #expect(good.status == 0)
+        #expect(good.text.hasSuffix("ids: ok, 12 ids, each once\n"))
+        let quiet = try T.run("ru-vec", ["verify", "-q", "--expect-ids", list, a, b])
+        #expect(quiet.status == 0 && quiet.text.isEmpty)
+
+        // A shard lost: its ids are missing, named in the list's order (reversed here).
+        let lost = try T.run("ru-vec", ["verify", "--expect-ids", list, a])
+        #expect(lost.status == 1)
+        #expect(lost.text.contains("ids: 7 of 12 listed ids missing (first: \"doc-12\", \"doc-11\", \"doc-10\", \"doc-9\", \"doc-8\")\n"))
+        // A shard returned twice (a retried job), and a stranger.
+        let (c, _, _) = try sampleStream(dim: 4, seed: 4, ids: ["doc-3", "stranger\t1", "doc-3"])
+        let twice = try T.run("ru-vec", ["verify", "--expect-ids", list, a, b, a, c])
+        #expect(twice.status == 1)
+        #expect(twice.text.contains("ids: 5 ids found more than once (first: \"doc-5\" ×2, \"doc-4\" ×2, \"doc-3\" ×4, \"doc-2\" ×2, \"doc-1\" ×2)\n"))
+        #expect(twice.text.contains("ids: 1 record with ids not listed (first: \"stranger\\t1\")\n"))
+        #expect(!twice.text.contains("missing"))
+
+        // A bad list is bad data, named by line; a bad stream still exits 2.
+        let doubled = try T.write(Data("x\ny\nx\n".utf8), name: "doubled.txt")
+        let bad = try T.run("ru-vec", ["verify", "--expect-ids", doubled, a])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("doubled.txt line 3: the id \"x\" is listed twice (first on line 1)"))
+        let garbage = try T.write(Data("garbage".utf8), name: "garbage.vec")
+        #expect(try T.run("ru-vec", ["verify", "--expect-ids", list, a, b, garbage]).status == 2)
+        #expect(try T.run("ru-vec", ["verify", "--expect-ids", "-"], stdin: Data("x\n".utf8)).status == 64)
+    }
+
     @Test func emptyInputIsAnEmptyStream() throws {
         for args in [["info"], ["verify"], ["cat"], ["export", "--to", "jsonl"], ["import", "--from", "jsonl"]] {
             let r = try T.run("ru-vec", args)

@@ -6,6 +6,28 @@ import RuCLI
 struct RuKnn: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ru-knn",
+        abstract: "Exact nearest-neighbour search by cosine similarity, and the merging of searches over shards.",
+        discussion: """
+        `ru-knn [search] --index CORPUS QUERIES` searches (the subcommand name may be left
+        out); `ru-knn merge RESULTS…` merges the results of the same queries searched against
+        shards of a corpus into the results of one search over all of them.
+
+        Examples:
+          ru-embed < questions.txt | ru-knn --index docs.vec -k 5
+          for s in 1 2 3; do ru-knn --index shard$s.vec -k 5 q.vec > hits$s.tsv; done
+          ru-knn merge -k 5 hits1.tsv hits2.tsv hits3.tsv > hits.tsv
+
+        Exit status: 0 on success, 2 on bad data, 64 on a usage error.
+        """,
+        version: RuEmbedVersion.string,
+        subcommands: [Search.self, Merge.self],
+        defaultSubcommand: Search.self
+    )
+}
+
+struct Search: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
         abstract: "Exact nearest-neighbour search by cosine similarity.",
         discussion: """
         For every query vector, finds the K corpus vectors with the highest cosine and prints
@@ -27,8 +49,7 @@ struct RuKnn: ParsableCommand {
           ru-knn --index docs.vec --format jsonl --min-score 0.5 queries.vec > hits.jsonl
 
         Exit status: 0 on success, 2 on bad data, 64 on a usage error.
-        """,
-        version: RuEmbedVersion.string
+        """
     )
 
     @Option(name: .customLong("index"), help: "The corpus stream to search (`-`: standard input).")
@@ -58,6 +79,9 @@ struct RuKnn: ParsableCommand {
 
     @Flag(help: "Score every document with f32 products instead of screening with int8 first (same results, slower).")
     var noScreen = false
+
+    @Flag(help: "Print each score as the shortest decimal that reads back as the same f32 (instead of 6 decimals): what `ru-knn merge` needs to order shards' results exactly as one search would.")
+    var exactScores = false
 
     @OptionGroup var verbose: VerboseOptions
 
@@ -139,7 +163,7 @@ struct RuKnn: ParsableCommand {
                     if rank > 0 { line += ", " }
                     line += "{\"rank\": \(rank + 1), \"doc_id\": "
                     JSONValue.writeString(n.id, to: &line)
-                    line += ", \"score\": \(NumberFormat.fixed(Double(n.score)))}"
+                    line += ", \"score\": \(scoreText(n.score))}"
                 }
                 line += "]}\n"
                 try out.write(line)
@@ -147,11 +171,17 @@ struct RuKnn: ParsableCommand {
                 let queryID = TSV.escape(queryIDs[q])
                 var text = ""
                 for (rank, n) in kept.enumerated() {
-                    text += "\(queryID)\t\(rank + 1)\t\(TSV.escape(n.id))\t\(NumberFormat.fixed(Double(n.score)))\n"
+                    text += "\(queryID)\t\(rank + 1)\t\(TSV.escape(n.id))\t\(scoreText(n.score))\n"
                 }
                 try out.write(text)
             }
         }
+    }
+}
+
+extension Search {
+    func scoreText(_ score: Float) -> String {
+        exactScores ? "\(score)" : NumberFormat.fixed(Double(score))
     }
 }
 
