@@ -39,8 +39,10 @@ package final class LinearLayer {
     private var weightsDesc: dnnl_memory_desc_t
     private let bias: UnsafeMutablePointer<Float>
 
-    /// Whether ru-embed's f32 kernel is used on this CPU (AVX2 and FMA, no AVX-512).
+    /// Whether ru-embed's f32 kernel is used on this CPU (AVX2 and FMA, no AVX-512), unless
+    /// RU_EMBED_F32_KERNEL=onednn asks for oneDNN (to compare the two, or to rule the kernel out).
     package static let kernelPreferred = ck_f32_kernel_preferred() != 0
+        && getenv("RU_EMBED_F32_KERNEL").map { String(cString: $0) } != "onednn"
     /// Tests: layers made while this is set use oneDNN even where the kernel runs.
     nonisolated(unsafe) package static var forceOneDNN = false
     /// Whether this layer runs ru-embed's kernel (else oneDNN's matmul).
