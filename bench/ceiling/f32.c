@@ -73,9 +73,14 @@ __attribute__((target("avx512f"))) static double fma_peak_avx512(void) {
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int avx512 = __builtin_cpu_supports("avx512f");
+    // The best of three: on a shared machine one run can lose a fifth to a neighbour.
     double peak = 0;
-    #pragma omp parallel num_threads(threads) reduction(+ : peak)
-    peak += avx512 ? fma_peak_avx512() : fma_peak_avx2();
+    for (int run = 0; run < 3; run++) {
+        double sum = 0;
+        #pragma omp parallel num_threads(threads) reduction(+ : sum)
+        sum += avx512 ? fma_peak_avx512() : fma_peak_avx2();
+        if (sum > peak) peak = sum;
+    }
     printf("FMA peak (%s), %d cores, no memory traffic: %.0f GFLOP/s\n", avx512 ? "zmm" : "ymm", threads, peak);
     if (argc > 2 && strcmp(argv[2], "--peak") == 0) return 0;
     printf("ru-embed's kernel is %s on this CPU\n", ck_f32_kernel_preferred() ? "used" : "not used (oneDNN is)");
