@@ -78,7 +78,11 @@ static inline float ck_expf(float x) {
 /// ≤ 3e-7; GELU's measured ≤ 7.5e-7). No exponential: 30 % faster than 7.1.26 here, and the
 /// GELU sweep of the int8 layers is most of their dequantisation time.
 static inline float ck_erff(float x) {
-    float a = fabsf(x);
+    // |x| capped at 6, where erf is 1.0f already (1 − 2e-17): beyond about 12.7 the sixteenth
+    // power overflows to infinity, and the reciprocal that the fast-math contract lets the
+    // compiler compute as vrcpps + a Newton step turns 1/∞ into NaN (seen: GELU(18.0) = NaN in
+    // an optimised build). Below 6 nothing changes, above it the result is the same 1.0f.
+    float a = fminf(fabsf(x), 6.0f);
     float p = 1.0f + a * (0.0705230784f + a * (0.0422820123f + a * (0.0092705272f +
               a * (0.0001520143f + a * (0.0002765672f + a * 0.0000430638f)))));
     p *= p; p *= p; p *= p; p *= p;

@@ -101,6 +101,39 @@ import Testing
         #expect(all == one)
     }
 
+    /// GELU of large inputs is the input (and of large negative ones, zero), never NaN: the
+    /// erf approximation's sixteenth power overflowed past |x| ≈ 12.7 and an optimised build's
+    /// reciprocal of infinity gave NaN, in the f32 kernel and the int8 dequantisation alike.
+    @Test(arguments: [LinearEpilogue.geluErf, .geluTanh])
+    func geluOfLargeInputsIsFinite(epilogue: LinearEpilogue) {
+        let inputs: [Float] = [8, 12.7, 17.99, 18, 25, 50, 1000, 3e4, -8, -18, -50, -1000, -3e4, 0.5, -0.5, 0]
+        let m = inputs.count
+        // One input, weights 1 and 0: the pre-activation is the input itself, in every column.
+        let (k, n) = (1, 20)
+        let w = [Float](repeating: 1, count: n * k), b = [Float](repeating: 0, count: n)
+        var outputs: [(String, [Float])] = []
+        for oneDNN in [false, true] {
+            outputs.append(("f32 oneDNN \(oneDNN)", run(layer(w, b, k: k, n: n, epilogue: epilogue, oneDNN: oneDNN), inputs, rows: m, initial: [])))
+        }
+        let int8 = w.withUnsafeBufferPointer { wp in
+            b.withUnsafeBufferPointer { Int8LinearLayer(weights: wp.baseAddress!, bias: $0.baseAddress!, inputSize: k, outputSize: n, epilogue: epilogue) }
+        }
+        var y = [Float](repeating: .nan, count: m * n)
+        inputs.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { int8.run(rows: m, input: xp.baseAddress!, output: $0.baseAddress!) } }
+        outputs.append(("int8", y))
+        for (name, y) in outputs {
+            for (r, x) in inputs.enumerated() {
+                let expected = epilogue == .geluErf ? gelu(Double(x)) : geluTanh(Double(x))
+                for j in 0..<n {
+                    let got = y[r * n + j]
+                    // int8: the input quantised per row (one value: exact up to its scale).
+                    #expect(got.isFinite && abs(Double(got) - expected) <= 1e-5 * max(1, abs(expected)) + (name == "int8" ? abs(Double(x)) / 100 : 0),
+                            "\(name) \(epilogue) GELU(\(x)) = \(got), expected \(expected)")
+                }
+            }
+        }
+    }
+
     /// `forceOneDNN` is read when a layer is made: tests that set it take turns.
     static let backendLock = NSLock()
 }
