@@ -8,24 +8,11 @@ struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Merge results of the same queries over different shards into the global top K.",
         discussion: """
-        Each RESULTS file is `ru-knn search` output (tsv or jsonl, all files the same) for the
-        same queries in the same order, each against one shard of a corpus. For every query
-        the neighbours of all files are ranked by score, and the best K are printed in the
-        same format, ranks renumbered; ids and scores are copied byte for byte.
+        Each RESULTS file is `ru-knn search` output (tsv or jsonl, all files the same) for the same queries in the same order, each against one shard of a corpus. For every query the neighbours of all files are ranked by score, and the best K are printed in the same format, ranks renumbered; ids and scores are copied byte for byte.
 
-        Ties: a higher score first; equal scores in the order of the files on the command
-        line, then in each file's own order. One search keeps equal scores in corpus order, so
-        the merge prints exactly what `ru-knn search` prints for the shards concatenated in
-        the order given (`cat shard1.vec shard2.vec …`), byte for byte, when the shards were
-        searched with --exact-scores: with the default 6 decimals, two neighbours from
-        different shards whose scores differ by less than 5e-7 can come out in the other
-        order. Scores agree across hosts when their CPUs run the same kernels (the same
-        instruction set: AVX-512, AVX2 or neither).
+        Ties: a higher score first; equal scores in the order of the files on the command line, then in each file's own order. One search keeps equal scores in corpus order, so the merge prints exactly what `ru-knn search` prints for the shards concatenated in the order given (`cat shard1.vec shard2.vec …`), byte for byte, when the shards were searched with --exact-scores: with the default 6 decimals, two neighbours from different shards whose scores differ by less than 5e-7 can come out in the other order. Scores agree across hosts when their CPUs run the same kernels (the same instruction set: AVX-512, AVX2 or neither).
 
-        The files are read in step, one query at a time, so memory holds K neighbours per file.
-        In tsv a query without neighbours has no line, so with --min-score (which can leave a
-        shard without any) search with --format jsonl, which lists every query: tsv files whose
-        next queries differ are refused.
+        The files are read in step, one query at a time, so memory holds K neighbours per file. In tsv a query without neighbours has no line, so with --min-score (which can leave a shard without any) search with --format jsonl, which lists every query: tsv files whose next queries differ are refused.
 
         Examples:
           ru-knn --index shard1.vec -k 10 --exact-scores q.vec > hits1.tsv   # on host 1

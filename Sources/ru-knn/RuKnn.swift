@@ -8,9 +8,7 @@ struct RuKnn: ParsableCommand {
         commandName: "ru-knn",
         abstract: "Exact nearest-neighbour search by cosine similarity, and the merging of searches over shards.",
         discussion: """
-        `ru-knn [search] --index CORPUS QUERIES` searches (the subcommand name may be left
-        out); `ru-knn merge RESULTS…` merges the results of the same queries searched against
-        shards of a corpus into the results of one search over all of them.
+        `ru-knn [search] --index CORPUS QUERIES` searches (the subcommand name may be left out); `ru-knn merge RESULTS…` merges the results of the same queries searched against shards of a corpus into the results of one search over all of them.
 
         Examples:
           ru-embed < questions.txt | ru-knn --index docs.vec -k 5
@@ -30,18 +28,9 @@ struct Search: ParsableCommand {
         commandName: "search",
         abstract: "Exact nearest-neighbour search by cosine similarity.",
         discussion: """
-        For every query vector, finds the K corpus vectors with the highest cosine and prints
-        `query_id<TAB>rank<TAB>doc_id<TAB>score` lines, rank from 1, score with 6 decimals;
-        equal scores keep corpus order. With --format jsonl it prints one object per query:
-        {"query_id": "...", "neighbors": [{"rank": 1, "doc_id": "...", "score": 0.93}, ...]}
-        (a query with no neighbour gets an empty list).
+        For every query vector, finds the K corpus vectors with the highest cosine and prints `query_id<TAB>rank<TAB>doc_id<TAB>score` lines, rank from 1, score with 6 decimals; equal scores keep corpus order. With --format jsonl it prints one object per query: {"query_id": "...", "neighbors": [{"rank": 1, "doc_id": "...", "score": 0.93}, ...]} (a query with no neighbour gets an empty list).
 
-        The corpus is streamed in blocks and scored against a batch of queries with one matrix
-        product per block, so memory is bounded by the block, the batch and K, not by the
-        corpus. The product is int8 (VNNI) with a rigorous bound on its error: only documents
-        that could enter a query's top K are scored again in f32, so the result is the exact f32
-        one (--no-screen scores everything in f32). When the queries exceed one batch the corpus is read again for each batch, so
-        it must then be a regular file.
+        The corpus is streamed in blocks and scored against a batch of queries with one matrix product per block, so memory is bounded by the block, the batch and K, not by the corpus. The product is int8 (VNNI) with a rigorous bound on its error: only documents that could enter a query's top K are scored again in f32, so the result is the exact f32 one (--no-screen scores everything in f32). When the queries exceed one batch the corpus is read again for each batch, so it must then be a regular file.
 
         Examples:
           ru-embed --prompt passage < docs.txt > docs.vec

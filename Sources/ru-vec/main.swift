@@ -11,9 +11,7 @@ struct RuVec: ParsableCommand {
         commandName: "ru-vec",
         abstract: "Inspect, check, convert and concatenate ru-embed vector streams.",
         discussion: """
-        A vector stream is a sequence of zstd frames, one chunk of records each (see
-        ru-vectors(5)). Streams concatenate: `cat a.vec b.vec` is a stream.
-        FILE may be `-` for standard input; no FILE means standard input.
+        A vector stream is a sequence of zstd frames, one chunk of records each (see ru-vectors(5)). Streams concatenate: `cat a.vec b.vec` is a stream. FILE may be `-` for standard input; no FILE means standard input.
 
         Examples:
           ru-vec info corpus.vec
@@ -24,8 +22,7 @@ struct RuVec: ParsableCommand {
           ru-vec verify shard-*.vec
           ru-vec verify --expect-ids <(cut -f1 input.tsv) returned/*.vec
 
-        Exit status: 0 on success, 1 when `verify --expect-ids` finds other ids than those
-        listed, 2 on bad data or a failed read or write, 64 on a usage error.
+        Exit status: 0 on success, 1 when `verify --expect-ids` finds other ids than those listed, 2 on bad data or a failed read or write, 64 on a usage error.
         """,
         version: RuEmbedVersion.string,
         subcommands: [Info.self, Export.self, Import.self, Cat.self, Verify.self]
@@ -102,20 +99,11 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read streams completely and check every rule of the format (and, with --expect-ids, which ids they hold).",
         discussion: """
-        Prints `FILE: ok, N records in M frames` for each good file and one error line for each
-        bad one; exits 2 if any file is bad.
+        Prints `FILE: ok, N records in M frames` for each good file and one error line for each bad one; exits 2 if any file is bad.
 
-        With --expect-ids FILE (one id per line, as `cut -f1 input.tsv` writes them), the streams
-        together must also hold exactly those ids, each once, in any order: the check to run
-        after a job spread over processes or hosts. It prints `ids: ok, N ids, each once`, or a
-        line each for the ids missing, the ids found more than once and the ids not listed (a
-        count and the first few, in the list's order where there is one), and exits 1. The list
-        is held in memory (about 40 bytes per id plus the ids themselves); the streams are read
-        one chunk at a time.
+        With --expect-ids FILE (one id per line, as `cut -f1 input.tsv` writes them), the streams together must also hold exactly those ids, each once, in any order: the check to run after a job spread over processes or hosts. It prints `ids: ok, N ids, each once`, or a line each for the ids missing, the ids found more than once and the ids not listed (a count and the first few, in the list's order where there is one), and exits 1. The list is held in memory (about 40 bytes per id plus the ids themselves); the streams are read one chunk at a time.
 
-        Exit status: 0 when every stream is good (and holds exactly the ids listed), 1 when the
-        streams are good but their ids are not those listed, 2 on bad data or a failed read
-        (a stream, or a list with an id twice or an empty line), 64 on a usage error.
+        Exit status: 0 when every stream is good (and holds exactly the ids listed), 1 when the streams are good but their ids are not those listed, 2 on bad data or a failed read (a stream, or a list with an id twice or an empty line), 64 on a usage error.
         """)
 
     @Flag(name: .shortAndLong, help: "Print nothing for good files.")
