@@ -179,7 +179,9 @@ import Testing
         #expect(bad.stderr.contains("doubled.txt line 3: the id \"x\" is listed twice (first on line 1)"))
         let garbage = try T.write(Data("garbage".utf8), name: "garbage.vec")
         #expect(try T.run("ru-vec", ["verify", "--expect-ids", list, a, b, garbage]).status == 2)
-        #expect(try T.run("ru-vec", ["verify", "--expect-ids", "-"], stdin: Data("x\n".utf8)).status == 64)
+        // A usage error exits before reading standard input: none is given (a write to the
+        // closed pipe would kill the test runner with SIGPIPE).
+        #expect(try T.run("ru-vec", ["verify", "--expect-ids", "-"]).status == 64)
     }
 
     @Test func emptyInputIsAnEmptyStream() throws {
