@@ -138,6 +138,21 @@ static void CK_VARIANT(ck_layer_norm)(float *rows, size_t count, size_t dim, con
     }
 }
 
+// softmax in place over n scores: ck_attend_one's rows, and the rows of long texts' scores.
+static void CK_VARIANT(ck_softmax_row)(float *s, size_t n) {
+    if (n == 0) return;
+    float max_score = s[0];
+    for (size_t j = 1; j < n; j++) max_score = fmaxf(max_score, s[j]);
+    float total = 0;
+    for (size_t j = 0; j < n; j++) {
+        float e = ck_expf(s[j] - max_score);
+        s[j] = e;
+        total += e;
+    }
+    float inverse = 1.0f / total;
+    for (size_t j = 0; j < n; j++) s[j] *= inverse;
+}
+
 static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
                    const float *position_keys, const float *position_queries, size_t hidden, long span,
                    float *out, size_t out_stride, float *scratch) {
@@ -209,16 +224,7 @@ static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const floa
                 }
             }
         }
-        float max_score = s[0];
-        for (size_t j = 1; j < n; j++) max_score = fmaxf(max_score, s[j]);
-        float total = 0;
-        for (size_t j = 0; j < n; j++) {
-            float e = ck_expf(s[j] - max_score);
-            s[j] = e;
-            total += e;
-        }
-        float inverse = 1.0f / total;
-        for (size_t j = 0; j < n; j++) s[j] *= inverse;
+        CK_VARIANT(ck_softmax_row)(s, n);
     }
 
     // out[i] = Σ_j weight[i][j] · v[j]: 16 dimensions × four queries per pass over the values.
@@ -250,19 +256,4 @@ static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const floa
             store16(out + i * out_stride + d, o0);
         }
     }
-}
-
-// softmax in place over n scores: the same max, exponential and sum as ck_attend_one's rows.
-static void CK_VARIANT(ck_softmax_row)(float *s, size_t n) {
-    if (n == 0) return;
-    float max_score = s[0];
-    for (size_t j = 1; j < n; j++) max_score = fmaxf(max_score, s[j]);
-    float total = 0;
-    for (size_t j = 0; j < n; j++) {
-        float e = ck_expf(s[j] - max_score);
-        s[j] = e;
-        total += e;
-    }
-    float inverse = 1.0f / total;
-    for (size_t j = 0; j < n; j++) s[j] *= inverse;
 }

@@ -157,7 +157,6 @@ final class ResultFile {
         guard fields.count == 4, let rank = Int(fields[1]), rank >= 1 else {
             throw RuEmbedError("\(name) line \(number): not a result line (query_id, rank, doc_id, score separated by tabs)")
         }
-        _ = rank
         return fields
     }
 
@@ -177,7 +176,7 @@ final class ResultFile {
         let value: JSONValue
         do { value = try JSONValue.parse(line) } catch { throw bad("not JSON (\(error))") }
         guard case .object(let fields) = value,
-              let query = fields.first(where: { $0.key == "query_id" })?.value, case .string(let queryID) = query,
+              let query = fields.first(where: { $0.key == "query_id" })?.value, case .string = query,
               let list = fields.first(where: { $0.key == "neighbors" })?.value, case .array(let items) = list else {
             throw bad("not a result object ({\"query_id\": ..., \"neighbors\": [...]})")
         }
@@ -197,7 +196,6 @@ final class ResultFile {
             }
             neighbors.append(ResultNeighbor(id: idText, scoreText: scoreText, score: parsed))
         }
-        _ = queryID
         return ResultGroup(queryID: queryText, neighbors: neighbors)
     }
 }
