@@ -6,6 +6,9 @@
 #                           of executions, coverage and crashes (docs/FUZZING.md)
 # make fuzz-seeds           rewrite the seed corpora Fuzz/corpus/ from the test fixtures
 # make sanitize             the tests under ASan+UBSan (all) and TSan (the threaded ones)
+# make cluster-test         (root) bulk encoding and sharded search on 3 hosts made of network
+#                           namespaces, with sshd and GNU parallel (scripts/cluster-test,
+#                           docs/SCALE.md); CLUSTER_BIN=DIR tests those tools, not a release build
 PREFIX ?= /usr/local
 DESTDIR ?=
 TOOLS := $(basename $(notdir $(wildcard man/*.1)))
@@ -16,7 +19,7 @@ BASH := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSH := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISH := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all build install uninstall test docs check-docs fuzz fuzz-build fuzz-seeds sanitize sanitize-address sanitize-thread
+.PHONY: all build install uninstall test docs check-docs fuzz fuzz-build fuzz-seeds sanitize sanitize-address sanitize-thread cluster-test
 
 all: build
 
@@ -95,3 +98,11 @@ sanitize-address:
 sanitize-thread:
 	swift build --build-tests --scratch-path .build-tsan --sanitize=thread
 	$(SANITIZE_ENV) swift test --skip-build --scratch-path .build-tsan --sanitize=thread --filter '$(TSAN_TESTS)'
+
+# Three hosts inside this machine (network namespaces, sshd, GNU parallel over ssh): needs root,
+# iproute2, openssh-server, parallel, rsync. CI passes CLUSTER_BIN=.build-asan/release, the
+# sanitizer build it has already made: a release build would add about 5 minutes to CI, and the
+# tools then run under ASan+UBSan on the hosts too.
+CLUSTER_BIN ?=
+cluster-test: $(if $(CLUSTER_BIN),,build)
+	$(SANITIZE_ENV) scripts/cluster-test $(if $(CLUSTER_BIN),$(CLUSTER_BIN),"$$(swift build -c release --show-bin-path)")
