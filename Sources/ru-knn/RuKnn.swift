@@ -41,8 +41,14 @@ struct Search: ParsableCommand {
         """
     )
 
-    @Option(name: .customLong("index"), help: "The corpus stream to search (`-`: standard input).")
-    var index: String
+    @Option(name: .customLong("index"), help: "The corpus: a vector stream (`-`: standard input), or an index file made by ru-index, recognised by its magic; repeat --index for index shards, searched as one.")
+    var index: [String]
+
+    @Option(help: "Index files: the search's beam width (at least -k; default \(Search.defaultEf)). Higher finds more of the true neighbours, more slowly (docs/INDEX.md has the curve).")
+    var ef: Int?
+
+    @Flag(help: "Index files: score every stored vector instead of searching the graph (exact when the index keeps its f32 vectors).")
+    var exact = false
 
     @Option(name: .short, help: "Neighbours per query.")
     var k: Int = 10
@@ -80,13 +86,25 @@ struct Search: ParsableCommand {
     func validate() throws {
         if k < 1 { throw ValidationError("-k must be at least 1") }
         if batch < 1 || block < 1 { throw ValidationError("--batch and --block must be at least 1") }
-        if index == "-" && queries == "-" { throw ValidationError("the index and the queries cannot both be standard input") }
+        if index.contains("-") && queries == "-" { throw ValidationError("the index and the queries cannot both be standard input") }
+        if let ef, ef < 1 { throw ValidationError("--ef must be at least 1") }
     }
+
+    static let defaultEf = 64
 
     func run() throws {
         ToolRuntime.start("ru-knn")
         threads.apply()
         try ToolRuntime.run {
+            let indexFiles = index.map(IndexFormat.fileIsIndex)
+            if indexFiles.contains(true) { return try searchIndexes() }
+            if index.count > 1 {
+                throw RuEmbedError.invalidArgument("several --index are shards of an index made by ru-index; \(index[0]) is a vector stream (search each stream, then ru-knn merge)")
+            }
+            if ef != nil || exact {
+                throw RuEmbedError.invalidArgument("--ef and --exact are for index files; \(index[0]) is a vector stream, searched exactly")
+            }
+            let index = self.index[0]
             let queryRecords = try VectorRecords(path: queries)
             queryRecords.reader.input.beforeWaiting = { try ByteOutput.standardOutput.flush() }
             var pass = 0
@@ -137,6 +155,69 @@ struct Search: ParsableCommand {
                 try write(search.results(), queryIDs: queryIDs)
                 try ByteOutput.standardOutput.flush()
             }
+        }
+    }
+
+    /// Searches index files (shards searched one after another and merged by score, then by
+    /// position with the shards in argument order), one batch of queries at a time.
+    private func searchIndexes() throws {
+        let files = try index.map { path -> GraphIndexFile in
+            guard IndexFormat.fileIsIndex(path) else {
+                if path == "-" { throw RuEmbedError.invalidArgument("an index file cannot be standard input (it is memory-mapped)") }
+                return try GraphIndexFile(path: path)  // reports what is wrong with it
+            }
+            return try GraphIndexFile(path: path)
+        }
+        for f in files.dropFirst() {
+            if f.dim != files[0].dim { throw RuEmbedError("\(f.name) has \(f.dim)-d vectors, \(files[0].name) \(files[0].dim)-d") }
+            if let a = files[0].metadata.modelDigest, let b = f.metadata.modelDigest, a != b {
+                ToolRuntime.warn("warning: \(files[0].name) and \(f.name) were made by different models (digest \(a) vs \(b)); their cosines mean little")
+            }
+        }
+        var bases: [Int] = []
+        var total = 0
+        for f in files { bases.append(total); total += f.count }
+        let queryRecords = try VectorRecords(path: queries)
+        queryRecords.reader.input.beforeWaiting = { try ByteOutput.standardOutput.flush() }
+        var pass = 0
+        var distances: UInt64 = 0
+        var searched = 0
+        let started = monotonicSeconds()
+        while true {
+            var queryValues: [Float] = []
+            var queryIDs: [String] = []
+            let n = try queryRecords.nextBlock(maxRows: batch, values: &queryValues, ids: &queryIDs, stopBeforeWaiting: true)
+            if n == 0 { break }
+            pass += 1
+            let dim = queryValues.count / n
+            if dim != files[0].dim {
+                throw RuEmbedError("\(files[0].name) has \(files[0].dim)-d vectors, the queries in \(queryRecords.name) are \(dim)-d")
+            }
+            if pass == 1 { files.forEach { GraphIndexFile.incomparability(queryRecords, $0).forEach(ToolRuntime.warn) } }
+            Parallel.rebalance(force: true)
+            var perFile: [[[Neighbor]]] = []
+            if exact {
+                for (f, base) in zip(files, bases) {
+                    let search = ExactSearch(queries: queryValues, dim: dim, k: k)
+                    try f.exactSearch(search)
+                    perFile.append(search.results().map { $0.map { var n = $0; n.index += base; return n } })
+                }
+            } else {
+                queryValues.withUnsafeMutableBufferPointer { VectorMath.l2NormalizeRows($0.baseAddress!, count: n, dim: dim) }
+                for (f, base) in zip(files, bases) {
+                    perFile.append(try queryValues.withUnsafeBufferPointer {
+                        try f.search(queries: $0.baseAddress!, count: n, k: k, ef: ef ?? Search.defaultEf, base: base, distances: &distances)
+                    })
+                }
+            }
+            let merged = files.count == 1 ? perFile[0] : (0..<n).map { q in mergeNeighbors(perFile.map { $0[q] }, k: k) }
+            searched += n
+            try write(merged, queryIDs: queryIDs)
+            try ByteOutput.standardOutput.flush()
+        }
+        if verbose.verbose {
+            let seconds = monotonicSeconds() - started
+            ToolRuntime.warn("\(searched) queries × \(total) indexed vectors in \(files.count) file\(files.count == 1 ? "" : "s"): \(exact ? "exhaustive" : "\(Int((Double(distances) / Double(max(1, searched))).rounded())) int8 similarities per query"), \(NumberFormat.fixed(seconds, decimals: 3)) s")
         }
     }
 
