@@ -108,8 +108,11 @@ public final class GraphIndexFile: @unchecked Sendable {
         let size = Int(st.st_size)
         fileSize = size
         func bad(_ what: String) -> RuEmbedError { RuEmbedError("\(path): \(what)") }
+        var prefix = [UInt8](repeating: 0, count: 8)
+        let got = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 8, 0) }
+        guard got == 8, IndexFormat.isIndex(prefix) else { throw bad("not an index file (no ru-index magic)") }
         guard size >= IndexFormat.headerSize else {
-            throw bad(size >= 8 ? "truncated index file (\(size) bytes, the header alone is \(IndexFormat.headerSize))" : "not an index file (too short)")
+            throw bad("truncated index file (\(size) bytes, the header alone is \(IndexFormat.headerSize))")
         }
         guard let map = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else {
             throw FileSystem.error(path, errno)
@@ -119,9 +122,6 @@ public final class GraphIndexFile: @unchecked Sendable {
         defer { if !ok { munmap(map, size) } }
         func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
         func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        guard IndexFormat.isIndex(Array(UnsafeRawBufferPointer(start: raw, count: 8))) else {
-            throw bad("not an index file (no ru-index magic)")
-        }
         let version = u32(8)
         guard version == IndexFormat.version else {
             throw bad("index format version \(version), this ru-index reads version \(IndexFormat.version)")

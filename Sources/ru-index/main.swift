@@ -211,7 +211,7 @@ struct Info: ParsableCommand {
                     ("dimension", .number(Double(f.dim))),
                     ("degree", .number(Double(p.degree))),
                     ("ef_construction", .number(Double(p.efConstruction))),
-                    ("alpha", .number(Double(p.alpha))),
+                    ("alpha", .number(Double("\(p.alpha)") ?? Double(p.alpha))),
                     ("seed", .number(Double(p.seed))),
                     ("stored_vectors", .string(p.keepVectors ? "f32" : "none")),
                     ("bytes", .number(Double(f.fileSize))),
