@@ -6,12 +6,13 @@ import RuCLI
 struct RuKnn: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ru-knn",
-        abstract: "Exact nearest-neighbour search by cosine similarity, and the merging of searches over shards.",
+        abstract: "Nearest-neighbour search by cosine similarity (exact over vector streams, approximate over ru-index files), and the merging of searches over shards.",
         discussion: """
         `ru-knn [search] --index CORPUS QUERIES` searches (the subcommand name may be left out); `ru-knn merge RESULTS…` merges the results of the same queries searched against shards of a corpus into the results of one search over all of them.
 
         Examples:
           ru-embed < questions.txt | ru-knn --index docs.vec -k 5
+          ru-index build -o docs.idx docs.vec; ru-knn --index docs.idx -k 5 q.vec
           for s in 1 2 3; do ru-knn --index shard$s.vec -k 5 q.vec > hits$s.tsv; done
           ru-knn merge -k 5 hits1.tsv hits2.tsv hits3.tsv > hits.tsv
 
@@ -26,16 +27,19 @@ struct RuKnn: ParsableCommand {
 struct Search: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search",
-        abstract: "Exact nearest-neighbour search by cosine similarity.",
+        abstract: "Nearest-neighbour search by cosine similarity: exact over a vector stream, approximate over index files.",
         discussion: """
         For every query vector, finds the K corpus vectors with the highest cosine and prints `query_id<TAB>rank<TAB>doc_id<TAB>score` lines, rank from 1, score with 6 decimals; equal scores keep corpus order. With --format jsonl it prints one object per query: {"query_id": "...", "neighbors": [{"rank": 1, "doc_id": "...", "score": 0.93}, ...]} (a query with no neighbour gets an empty list).
 
         The corpus is streamed in blocks and scored against a batch of queries with one matrix product per block, so memory is bounded by the block, the batch and K, not by the corpus. The product is int8 (VNNI) with a rigorous bound on its error: only documents that could enter a query's top K are scored again in f32, so the result is the exact f32 one (--no-screen scores everything in f32). When the queries exceed one batch the corpus is read again for each batch, so it must then be a regular file.
 
+        An --index file made by ru-index (recognised by its magic, whatever its name) is memory-mapped and searched approximately: a beam search of width --ef over its graph and int8 codes, the beam then re-scored with the stored f32 vectors (exact cosines) or, in an index built with --vectors none, with the codes. Several --index files are shards, searched as one index (equal scores in argument order). --exact scores every stored vector instead (docs/INDEX.md).
+
         Examples:
           ru-embed --prompt passage < docs.txt > docs.vec
           ru-embed < questions.txt | ru-knn --index docs.vec -k 5
           ru-knn --index docs.vec --format jsonl --min-score 0.5 queries.vec > hits.jsonl
+          ru-knn --index part1.idx --index part2.idx --ef 32 -k 10 queries.vec
 
         Exit status: 0 on success, 2 on bad data, 64 on a usage error.
         """
@@ -198,7 +202,7 @@ struct Search: ParsableCommand {
             var perFile: [[[Neighbor]]] = []
             if exact {
                 for (f, base) in zip(files, bases) {
-                    let search = ExactSearch(queries: queryValues, dim: dim, k: k)
+                    let search = ExactSearch(queries: queryValues, dim: dim, k: k, method: noScreen ? .f32 : .int8Screened)
                     try f.exactSearch(search)
                     perFile.append(search.results().map { $0.map { var n = $0; n.index += base; return n } })
                 }
