@@ -83,7 +83,7 @@ end
 complete -c 'ru-knn' -f
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" version' -l 'version' -d 'Show the version.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'search' -d 'Exact nearest-neighbour search by cosine similarity.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'search' -d 'Nearest-neighbour search by cosine similarity: exact over a vector stream, approximate over index files.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'merge' -d 'Merge results of the same queries over different shards into the global top K.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'help' -d 'Show subcommand help information.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search"' -l 'index' -d 'The corpus: a vector stream (`-`: standard input), or an index file made by ru-index, recognised by its magic; repeat --index for index shards, searched as one.' -rfka ''
