@@ -36,12 +36,13 @@ install: build
 	    install -m 644 completions/$$t.fish $(FISH)/$$t.fish; \
 	done
 	install -m 644 man/ru-vectors.5 $(MAN5)/ru-vectors.5
+	install -m 644 man/ru-index.5 $(MAN5)/ru-index.5
 
 uninstall:
 	for t in $(TOOLS); do \
 	    rm -f $(BIN)/$$t $(MAN1)/$$t.1 $(BASH)/$$t $(ZSH)/_$$t $(FISH)/$$t.fish; \
 	done
-	rm -f $(MAN5)/ru-vectors.5
+	rm -f $(MAN5)/ru-vectors.5 $(MAN5)/ru-index.5
 
 test:
 	swift test

@@ -15,7 +15,7 @@ import PackageDescription
 //
 // A program that only tokenizes depends on the product RuTokenizer, one that only reads or
 // writes vector streams on RuVectors: neither needs oneDNN.
-let tools = ["ru-vec", "ru-sim", "ru-knn", "ru-tok", "ru-embed", "ru-cluster"]
+let tools = ["ru-vec", "ru-sim", "ru-knn", "ru-tok", "ru-embed", "ru-cluster", "ru-index"]
 let libraries = ["RuCore", "RuTokenizer", "RuVectors", "RuCompute", "RuSearch", "RuHub", "RuEncoder", "RuEmbed"]
 
 // The library targets are checked by Swift 6's data-race rules; the tools and tests keep

@@ -186,14 +186,17 @@ _ru-knn() {
 
 _ru-knn_search() {
     repeating_flags=()
-    non_repeating_flags=(--no-screen --exact-scores --verbose -v --version -h --help)
-    repeating_options=()
-    non_repeating_options=(--index -k --min-score --format --batch --block --threads)
+    non_repeating_flags=(--exact --no-screen --exact-scores --verbose -v --version -h --help)
+    repeating_options=(--index)
+    non_repeating_options=(--ef -k --min-score --format --batch --block --threads)
     __ru-knn_offer_flags_options 1
 
     # Offer option value completions
     case "${prev}" in
     '--index')
+        return
+        ;;
+    '--ef')
         return
         ;;
     '-k')

@@ -23,7 +23,7 @@ function __ru-knn_parse_tokens -S
         __ru-knn_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'search'
-            __ru-knn_parse_subcommand 1 'index=' 'k=' 'min-score=' 'format=' 'batch=' 'block=' 'threads=' 'no-screen' 'exact-scores' 'v/verbose' 'version' 'h/help'
+            __ru-knn_parse_subcommand 1 'index=+' 'ef=' 'exact' 'k=' 'min-score=' 'format=' 'batch=' 'block=' 'threads=' 'no-screen' 'exact-scores' 'v/verbose' 'version' 'h/help'
         case 'merge'
             __ru-knn_parse_subcommand -r 1 'k=' 'version' 'h/help'
         case 'help'
@@ -83,10 +83,12 @@ end
 complete -c 'ru-knn' -f
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" version' -l 'version' -d 'Show the version.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'search' -d 'Exact nearest-neighbour search by cosine similarity.'
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'search' -d 'Nearest-neighbour search by cosine similarity: exact over a vector stream, approximate over index files.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'merge' -d 'Merge results of the same queries over different shards into the global top K.'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_positional "ru-knn" -eq 1' -fa 'help' -d 'Show subcommand help information.'
-complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" index' -l 'index' -d 'The corpus stream to search (`-`: standard input).' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search"' -l 'index' -d 'The corpus: a vector stream (`-`: standard input), or an index file made by ru-index, recognised by its magic; repeat --index for index shards, searched as one.' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" ef' -l 'ef' -d 'Index files: the search\'s beam width (at least -k; default 64). Higher finds more of the true neighbours, more slowly (docs/INDEX.md has the curve).' -rfka ''
+complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" exact' -l 'exact' -d 'Index files: score every stored vector instead of searching the graph (exact when the index keeps its f32 vectors).'
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" k' -s 'k' -d 'Neighbours per query.' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" min-score' -l 'min-score' -d 'Leave out neighbours scoring below this.' -rfka ''
 complete -c 'ru-knn' -n '__ru-knn_should_offer_completions_for_flags_or_options "ru-knn search" format' -l 'format' -d 'Output: tsv (query_id, rank, doc_id, score lines) or jsonl (one JSON object per query).' -rfka 'tsv jsonl'

@@ -47,6 +47,8 @@ public struct Harness {
                 maxLength: 64 << 10, body: torchCheckpoint),
         Harness(name: "precompiled", summary: "the bytes as a Precompiled normalizer's charsmap (the decoded blob; the harness base64-encodes it into a fixed Unigram tokenizer.json), then a few fixed texts encoded",
                 maxLength: 64 << 10, body: precompiled),
+        Harness(name: "index", summary: "GraphIndexFile on an ru-index file (header, sections, bounds), then an approximate search (every neighbour followed is checked), the exhaustive search of a small one, the ids, and verify",
+                maxLength: 64 << 10, body: indexFile),
         Harness(name: "import", summary: "ru-vec import's readers: the first byte picks npy, fvecs, jsonl or tsv, the rest is the file",
                 maxLength: 64 << 10, body: vectorImport),
     ]
@@ -157,6 +159,37 @@ func tokenStream(_ data: [UInt8]) throws {
         for (id, list) in zip(chunk.ids, chunk.tokenLists()) { total &+= id.utf8.count &+ list.count &+ Int(list.last ?? 0) }
         _ = chunk.metadata
     }
+    blackHole(total)
+}
+
+/// An index file is memory-mapped by path: the bytes go to one file in the scratch folder.
+func indexFile(_ data: [UInt8]) throws {
+    let path = scratchFolder + "/fuzz.idx"
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    precondition(fd >= 0, "open: \(String(cString: strerror(errno)))")
+    var written = 0
+    while written < data.count {
+        let n = data.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+        precondition(n > 0, "write: \(String(cString: strerror(errno)))")
+        written += n
+    }
+    close(fd)
+    let file = try GraphIndexFile(path: path)
+    // Two unit queries: along the first axis, and the diagonal.
+    var queries = [Float](repeating: 0, count: 2 * file.dim)
+    queries[0] = 1
+    for j in 0..<file.dim { queries[file.dim + j] = 1 / Float(file.dim).squareRoot() }
+    var distances: UInt64 = 0
+    let found = try queries.withUnsafeBufferPointer {
+        try file.search(queries: $0.baseAddress!, count: 2, k: 3, ef: 8, distances: &distances)
+    }
+    var total = found.reduce(0) { $0 + $1.count }
+    if file.count <= 256 {
+        let exact = ExactSearch(queries: queries, dim: file.dim, k: 3)
+        try file.exactSearch(exact)
+        total += exact.results().reduce(0) { $0 + $1.count }
+    }
+    try file.verify()
     blackHole(total)
 }
 

@@ -140,4 +140,43 @@ void ck_f32_pack(const float *weights, size_t n, size_t k, float *packed);
 void ck_f32_linear(const float *x, size_t x_stride, size_t rows, size_t k, const float *packed, size_t n,
                    size_t panel_begin, size_t panel_end, const float *bias, int epilogue, float *out,
                    size_t out_stride);
+
+/// A graph index as the kernels see it (ru-index, docs/INDEX.md): `count` nodes, each an int8
+/// code of `stride` bytes (dim rounded up to 32, zero padded) with its scale, and `degree`
+/// neighbour slots (UINT32_MAX ends a short list).
+struct ck_graph {
+    const int8_t *codes;
+    const float *scales;
+    const uint32_t *neighbors;
+    size_t count, dim, stride, degree;
+};
+
+/// What a search did: similarities computed, and whether it met a neighbour or entry past
+/// `count` (a corrupt file: the search stops).
+struct ck_search_stats {
+    uint64_t distances;
+    int bad_node;
+};
+
+/// Beam search for the `ef` nodes most similar to the int8 `query` (stride bytes), from the
+/// entry nodes: their ids and int8 similarities (s_node·code·query) in out_ids/out_sims, best
+/// first, and how many (≤ ef). `visited` has `count` words; a node is visited when its word
+/// equals `epoch` (a fresh epoch per search saves clearing). `expanded` holds ef bytes.
+size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, const uint32_t *entries, size_t entry_count,
+                       size_t ef, uint32_t *visited, uint32_t epoch, uint32_t *out_ids, float *out_sims,
+                       uint8_t *expanded, struct ck_search_stats *stats);
+
+/// Vamana's α-pruning: from `count` candidates sorted by similarity `sims` to a node (best
+/// first, the node itself left out), up to `degree` neighbours into `out`; returns how many.
+size_t ck_graph_prune(const struct ck_graph *g, const uint32_t *cand, const float *sims, size_t count,
+                      size_t degree, float alpha, uint32_t *out);
+
+/// Similarities of an f32 query to stored codes: scale · (query · code).
+void ck_graph_rerank_codes(const struct ck_graph *g, const float *query, const uint32_t *ids, size_t count, float *sims);
+
+/// int8 · int8 over n bytes, n a multiple of 32.
+int32_t ck_dot_s8(const int8_t *a, const int8_t *b, size_t n);
+
+/// CRC-32C (Castagnoli) of n bytes, continuing from `crc` (0 to start).
+uint32_t ck_crc32c(uint32_t crc, const void *data, size_t n);
 #endif

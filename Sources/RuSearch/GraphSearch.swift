@@ -1,0 +1,144 @@
+import CKernels
+import RuCore
+import RuVectors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Per-thread scratch of a graph search: the visited marks (one word per node, a fresh epoch
+/// per search instead of clearing), the beam and the query's code.
+final class SearchScratch {
+    var visited: UnsafeMutablePointer<UInt32>
+    let nodes: Int
+    var epoch: UInt32 = 0
+    var ids: [UInt32]
+    var sims: [Float]
+    var expanded: [UInt8]
+    var code: [Int8]
+
+    init(nodes: Int, ef: Int, stride: Int) {
+        self.nodes = nodes
+        // calloc: the pages of a large mark array are mapped on first touch, so a search that
+        // visits a few thousand nodes of a million does not pay for zeroing four megabytes.
+        visited = calloc(max(1, nodes), 4)!.assumingMemoryBound(to: UInt32.self)
+        ids = [UInt32](repeating: 0, count: ef)
+        sims = [Float](repeating: 0, count: ef)
+        expanded = [UInt8](repeating: 0, count: ef)
+        code = [Int8](repeating: 0, count: stride)
+    }
+
+    deinit { free(visited) }
+
+    func nextEpoch() -> UInt32 {
+        if epoch == UInt32.max {
+            memset(visited, 0, nodes * 4)
+            epoch = 0
+        }
+        epoch += 1
+        return epoch
+    }
+
+    /// Quantises a normalised f32 row into `code` (per-row symmetric int8, codes up to 127).
+    func quantize(_ row: UnsafePointer<Float>, dim: Int) {
+        var scale: Float = 0, bound: Float = 0
+        code.withUnsafeMutableBufferPointer { ck_quantize_rows(row, 1, dim, $0.baseAddress!, &scale, &bound, 127) }
+    }
+
+    /// Beam search; the results stay in `ids`/`sims`, best first. Returns how many, or nil when
+    /// the graph led to a node out of range (a corrupt file).
+    func search(_ graph: inout ck_graph, entry: Int, ef: Int, distances: inout UInt64) -> Int? {
+        var stats = ck_search_stats()
+        var entryNode = UInt32(entry)
+        let epoch = nextEpoch()
+        let found = code.withUnsafeBufferPointer { code in
+            ids.withUnsafeMutableBufferPointer { ids in
+                sims.withUnsafeMutableBufferPointer { sims in
+                    expanded.withUnsafeMutableBufferPointer { expanded in
+                        ck_graph_search(&graph, code.baseAddress!, &entryNode, 1, ef, visited, epoch,
+                                        ids.baseAddress!, sims.baseAddress!, expanded.baseAddress!, &stats)
+                    }
+                }
+            }
+        }
+        distances += stats.distances
+        return stats.bad_node != 0 ? nil : found
+    }
+}
+
+extension GraphIndexFile {
+    /// The approximate k nearest nodes of each query (normalised f32 rows): a beam search of
+    /// width `ef` (at least k) over the int8 codes, then the beam re-scored — with the f32
+    /// vectors when the index keeps them (exact cosines, so the scores are the ones ru-knn's
+    /// exact search prints), else with the f32 query against the int8 codes. `base` is added to
+    /// the positions (shards searched as one). Ties: lower position first.
+    public func search(queries: UnsafePointer<Float>, count n: Int, k: Int, ef: Int, base: Int = 0,
+                       distances: inout UInt64) throws -> [[Neighbor]] {
+        guard count > 0, n > 0 else { return [[Neighbor]](repeating: [], count: n) }
+        let width = max(ef, k)
+        let ranges = Parallel.ranges(n)
+        let scratch = ranges.map { _ in SearchScratch(nodes: count, ef: width, stride: stride) }
+        nonisolated(unsafe) var found = [[(node: Int, score: Float)]](repeating: [], count: n)
+        nonisolated(unsafe) var perThread = [UInt64](repeating: 0, count: ranges.count)
+        nonisolated(unsafe) var corrupt = false
+        let dim = self.dim, entry = self.entry
+        found.withUnsafeMutableBufferPointer { found in
+            let out = found.baseAddress!
+            Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
+                let s = scratch[t]
+                var g = self.graph
+                var local: UInt64 = 0
+                var rescored = [Float](repeating: 0, count: width)
+                for q in lo..<hi {
+                    let query = queries + q * dim
+                    s.quantize(query, dim: dim)
+                    guard let m = s.search(&g, entry: entry, ef: width, distances: &local) else { corrupt = true; return }
+                    if let vectors = self.vectors {
+                        for i in 0..<m { rescored[i] = ck_dot(query, vectors + Int(s.ids[i]) * dim, dim) }
+                    } else {
+                        s.ids.withUnsafeBufferPointer { ids in
+                            rescored.withUnsafeMutableBufferPointer { ck_graph_rerank_codes(&g, query, ids.baseAddress!, m, $0.baseAddress!) }
+                        }
+                    }
+                    var hits = (0..<m).map { (node: Int(s.ids[$0]), score: rescored[$0]) }
+                    hits.sort { $0.score != $1.score ? $0.score > $1.score : $0.node < $1.node }
+                    out[q] = Array(hits.prefix(k))
+                }
+                perThread[t] = local
+            }
+        }
+        if corrupt { throw RuEmbedError("\(name): corrupt index: a neighbour number is past the \(count) nodes") }
+        distances += perThread.reduce(0, +)
+        return try found.map { hits in
+            try hits.map { Neighbor(score: $0.score, index: base + $0.node, id: try id($0.node)) }
+        }
+    }
+
+    /// Exhaustive search over the stored vectors (the f32 ones when kept, else the codes
+    /// dequantised) with ru-knn's exact search: with f32 vectors the result is what ru-knn
+    /// prints for the source streams.
+    public func exactSearch(_ search: ExactSearch) throws {
+        let block = 8192
+        var buffer = [Float](repeating: 0, count: vectors == nil ? block * dim : 0)
+        var start = 0
+        while start < count {
+            let m = min(block, count - start)
+            let ids = try (start..<start + m).map { try id($0) }
+            if let vectors {
+                search.add(block: UnsafeMutablePointer(mutating: vectors + start * dim), count: m, ids: ids, normalized: true)
+            } else {
+                buffer.withUnsafeMutableBufferPointer { b in
+                    for i in 0..<m { dequantize(start + i, into: b.baseAddress! + i * dim) }
+                    // Dequantised codes are not unit vectors: normalised as a stream's would be.
+                    search.add(block: b.baseAddress!, count: m, ids: ids, normalized: false)
+                }
+            }
+            start += m
+        }
+    }
+}
+
+/// Merges the neighbours of the same query from several shards into the best k: by score, then
+/// position (the shards' positions offset so that they follow one another).
+public func mergeNeighbors(_ lists: [[Neighbor]], k: Int) -> [Neighbor] {
+    Array(lists.joined().sorted { $0.score != $1.score ? $0.score > $1.score : $0.index < $1.index }.prefix(k))
+}
