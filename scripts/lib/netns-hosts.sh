@@ -35,8 +35,8 @@ hosts_up() {
         echo "    ServerAliveCountMax 3"
         echo "    LogLevel ERROR"
         # one connection per host, reused by every job, transfer and cleanup: parallel opens
-        # several ssh sessions per job, and a new connection took 0.32 s here, a reused one
-        # 0.04 s (bench/scale); make cluster-test went from 173 s to 94 s with it
+        # several ssh sessions per job, and a new connection took 0.23 s here, a reused one
+        # 0.01 s (bench/scale); make cluster-test went from 173 s to 94 s with it
         echo "    ControlMaster auto"
         echo "    ControlPath $W/ssh/cm-%h"
         echo "    ControlPersist 60"
