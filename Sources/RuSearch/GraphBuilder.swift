@@ -144,9 +144,9 @@ public final class GraphBuilder {
     public func insertAll(progress: (Int, Int) -> Void = { _, _ in }) {
         guard placed < count else { return }
         var order = Array(placed..<count)
-        var rng = SplitMix64(seed: parameters.seed)
+        var random = SeededRandom(seed: parameters.seed)
         for i in Swift.stride(from: order.count - 1, to: 0, by: -1) {
-            order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+            order.swapAt(i, random.below(i + 1))
         }
         var done = 0
         if entry < 0 {
@@ -361,18 +361,5 @@ public final class GraphBuilder {
         try idBytes.withUnsafeBytes { try section(4, $0) }
         try vectors.withUnsafeBytes { try section(5, $0) }
         try meta.withUnsafeBytes { try section(6, $0) }
-    }
-}
-
-/// SplitMix64 (Steele et al.): a seeded generator whose sequence is fixed by the seed alone.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

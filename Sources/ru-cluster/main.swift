@@ -148,17 +148,12 @@ struct RuCluster: ParsableCommand {
     /// The centroids as a stream, through `OutputFile` (a temporary renamed into place: never
     /// written through a link planted at the name, and the old file kept if this fails).
     private func write(_ centroids: [Float], dim: Int, k: Int, to path: String) throws {
-        let file = try OutputFile(path: path)
-        do {
-            let writer = VectorStreamWriter(output: file.output, dtype: .f32, dim: dim, flags: .normalized)
+        try OutputFile.write(path: path) { file in
+            let writer = VectorStreamWriter(output: file, dtype: .f32, dim: dim, flags: .normalized)
             for j in 0..<k {
                 try writer.append(id: String(j), vector: Array(centroids[j * dim..<(j + 1) * dim]))
             }
             try writer.finish()
-            try file.commit()
-        } catch {
-            file.discard()
-            throw error
         }
     }
 

@@ -124,15 +124,7 @@ struct Build: ParsableCommand {
             let read = monotonicSeconds()
             let progress = Progress()
             builder.insertAll(progress: progress.update)
-            let file = try OutputFile(path: output)
-            do {
-                try builder.write(to: file.output)
-                try file.output.flush()
-                try file.commit()
-            } catch {
-                file.discard()
-                throw error
-            }
+            try OutputFile.write(path: output) { try builder.write(to: $0) }
             if verbose.verbose {
                 ToolRuntime.warn("\(builder.count) vectors, \(builder.dim)-d: read in \(NumberFormat.fixed(read - start, decimals: 2)) s, graph built in \(NumberFormat.fixed(monotonicSeconds() - read, decimals: 2)) s on \(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s")")
             }
@@ -174,15 +166,7 @@ struct Add: ParsableCommand {
                 GraphIndexFile.incomparability(first, file).forEach(ToolRuntime.warn)
             }
             builder.insertAll(progress: Progress().update)
-            let out = try OutputFile(path: index)
-            do {
-                try builder.write(to: out.output)
-                try out.output.flush()
-                try out.commit()
-            } catch {
-                out.discard()
-                throw error
-            }
+            try OutputFile.write(path: index) { try builder.write(to: $0) }
             if verbose.verbose { ToolRuntime.warn("\(builder.count - before) vectors added, \(builder.count) in \(index)") }
         }
     }

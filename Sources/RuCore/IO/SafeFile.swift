@@ -208,6 +208,19 @@ public final class OutputFile {
     }
 
     deinit { discard() }
+
+    /// Writes `path` whole or not at all: `body` fills the output, then `commit()`; if either
+    /// throws, the temporary file is removed and the old file at `path` is left as it was.
+    public static func write(path: String, _ body: (ByteOutput) throws -> Void) throws {
+        let file = try OutputFile(path: path)
+        do {
+            try body(file.output)
+            try file.commit()
+        } catch {
+            file.discard()
+            throw error
+        }
+    }
 }
 
 extension OutputFile {
