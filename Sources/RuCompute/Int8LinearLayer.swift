@@ -61,7 +61,7 @@ package final class Int8LinearLayer {
     nonisolated(unsafe) static var forceOneDNN = false
 
     /// Whether this layer runs ru-embed's kernel (else oneDNN's int8 matmul).
-    var usesKernel: Bool { packedWeights != nil }
+    package var usesKernel: Bool { packedWeights != nil }
 
     /// The largest u8 code of quantised activations. 255 for our VNNI kernel (vpdpbusd sums
     /// u8·s8 products in int32). oneDNN's int8 matmul without VNNI (AVX2: vpmaddubsw) adds
@@ -264,6 +264,19 @@ package final class Int8LinearLayer {
         }
         let xScale = (hi - lo) / Float(activationCodeMax)
         return weightScales[n] / 2 * l1 + xScale / 2 * weightScales[n] * weightCodeL1[n]
+    }
+
+    /// `errorBound` of one input row for every output at once (`outputSize` floats): the
+    /// row's sums are taken once.
+    package func errorBounds(input row: UnsafePointer<Float>, into bounds: UnsafeMutablePointer<Float>) {
+        var l1: Float = 0, lo: Float = 0, hi: Float = 0
+        ck_l1_range(row, inputSize, &l1, &lo, &hi)
+        let halfStep = (hi - lo) / Float(activationCodeMax) / 2
+        weightCodeL1.withUnsafeBufferPointer { codeL1 in
+            for n in 0..<outputSize {
+                bounds[n] = weightScales[n] / 2 * l1 + halfStep * weightScales[n] * codeL1[n]
+            }
+        }
     }
 }
 

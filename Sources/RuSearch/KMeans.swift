@@ -21,6 +21,9 @@ package struct KMeansResult: Sendable {
     package var largestDrift: [Float] = []
     /// Empty clusters re-seeded, over all iterations.
     package var reseeded = 0
+    /// Seconds spent seeding (k-means++), on the rounds over the seeding pool, training (the
+    /// rounds) and assigning every record after a sampled training (for -v: where the time goes).
+    package var seconds: (seeding: Double, poolRounds: Double, training: Double, assigning: Double) = (0, 0, 0, 0)
 }
 
 /// SplitMix64: a small seeded generator, the same numbers on every platform.
@@ -52,18 +55,22 @@ package struct SeededRandom: Sendable {
 /// centroid with the highest dot product, a centroid is the normalised sum of its records.
 ///
 /// - Seeding: greedy k-means++ (D² sampling, D² = 1 − cosine, several candidates a step)
-///   from a seeded subset of at most `seedingPool`·k training records. The k steps run in
-///   sequence, each a pass over the pool: over 65,536 × 768 records that is 256 passes over
-///   200 MB (memory-bound, seconds), over 16·k records the pool stays in cache.
-/// - Assignment: the cosines of a block of records to all centroids come from one matrix
-///   product (oneDNN, `MatmulNT`). Bounds in cosine form skip most records after the first
-///   iterations: for unit x, |x·c′ − x·c| ≤ ‖c′ − c‖, so a record's cosine to a centroid can
-///   only grow by how far that centroid moved. Every record's cosine to its own centroid is
-///   recomputed exactly (one dot product, 1/k of a full row); when it still beats the bound of
-///   every other centroid, the record keeps its cluster; when only a few bounds fail, those
-///   centroids alone are compared by dot products (Elkan); otherwise the whole row is
-///   recomputed in the next block product. On bench/cluster's 50,000 × 768 records, k = 256,
-///   the rounds after the second compared 166, 6 and 0 records with every centroid.
+///   from a seeded subset (the pool) of at most `seedingPool`·k training records. The k steps
+///   run in sequence, each a pass over the pool: over 65,536 × 768 records that is 256 passes
+///   over 200 MB (memory-bound, seconds), over 16·k records the pool stays in cache. The work
+///   grows as k × pool, so for large k the pool shrinks to `seedingWork` / k records (at least
+///   2·k): at k = 1,024, 16·k records took 5.4 s of seeding on 200,000 × 768 (Zen 3, 2 cores).
+///   Then up to `poolRounds` k-means rounds on the pool (see `train`).
+/// - Assignment: the cosines of a block of records to all centroids come from one int8 matrix
+///   product screened to the exact f32 best (`Assigner`). Bounds in cosine form skip most
+///   records after the first iterations: for unit x, |x·c′ − x·c| ≤ ‖c′ − c‖, so a record's
+///   cosine to a centroid can only grow by how far that centroid moved. Every record's cosine
+///   to its own centroid is recomputed exactly (one dot product, 1/k of a full row); when it
+///   still beats the bound of every other centroid, the record keeps its cluster; when only a
+///   few bounds fail, those centroids alone are compared by dot products (Elkan); otherwise
+///   the whole row is recomputed in the next block product. On bench/cluster's 65,536 sampled
+///   records, k = 256, the rounds after the first compared ~1,000–1,500, then 0 records with
+///   every centroid.
 /// - Update: the members of each cluster are summed in input order, one cluster per task, so
 ///   the sums (and everything after) do not depend on the thread count.
 /// - An empty cluster is re-seeded with the record farthest from its centroid (lowest cosine,
@@ -71,8 +78,12 @@ package struct SeededRandom: Sendable {
 package enum SphericalKMeans {
     /// k-means++ draws its seeds from at most this many records per centroid (see above).
     package static let seedingPool = 16
+    /// The pool's records × k at most, for large k (see above): 16·k up to k = 512.
+    static let seedingWork = 1 << 22
+    /// k-means rounds on the seeding pool before the training records (see `train`).
+    static let poolRounds = 10
     /// Records per matrix product in the assignment step.
-    static let block = 2048
+    package static let block = 2048
     /// Bounds are kept only with this margin: a matmul's cosine and a dot product's may differ
     /// in the last bits, and a record whose two best are that close is simply recomputed.
     static let margin: Float = 1e-5
@@ -81,55 +92,101 @@ package enum SphericalKMeans {
     ///
     /// `sample`: train on this many records drawn with `seed` (nil or ≥ count: all), then
     /// assign every record to the trained centroids. `progress(iteration, mean cosine,
-    /// records recomputed)` is called after each assignment step.
+    /// records recomputed)` is called after each assignment step. ru-cluster does the same
+    /// over streams with `ReservoirSample`, `train` and `Assigner` (the records it reads
+    /// twice are not held).
     package static func cluster(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, iterations: Int,
                                 seed: UInt64, sample: Int? = nil,
                                 progress: ((Int, Double, Int) -> Void)? = nil) throws -> KMeansResult {
         guard count > 0 else { throw RuEmbedError("no records to cluster") }
         guard k >= 1 else { throw RuEmbedError.invalidArgument("k must be at least 1") }
         guard k <= count else { throw RuEmbedError("\(k) clusters asked for, but there are only \(count) records") }
-        var random = SeededRandom(seed: seed)
-        let trainCount = min(count, max(k, sample ?? count))
-        let sampled = trainCount < count
-        // The training rows: all of them, or a seeded sample gathered into one buffer.
-        var gathered: [Float] = []
-        if sampled {
-            let chosen = random.sample(count, trainCount)
-            gathered = [Float](repeating: 0, count: trainCount * dim)
-            gathered.withUnsafeMutableBufferPointer { g in
-                for (r, i) in chosen.enumerated() { (g.baseAddress! + r * dim).update(from: points + i * dim, count: dim) }
+        var reservoir = try ReservoirSample(capacity: max(k, sample ?? count), dim: dim, seed: seed)
+        try reservoir.offer(points, count: count)
+        var result = try reservoir.rows.withRows { try train(points: $0, count: reservoir.rows.count, dim: dim, k: k,
+                                                         iterations: iterations, seed: seed, progress: progress) }
+        guard reservoir.rows.count < count else { return result }
+        let clock = ContinuousClock(), started = clock.now
+        var assignment = [Int32](repeating: 0, count: count), scores = [Float](repeating: 0, count: count)
+        let assigner = Assigner(centroids: result.centroids, dim: dim, k: k)
+        assignment.withUnsafeMutableBufferPointer { a in
+            scores.withUnsafeMutableBufferPointer { s in
+                assigner.assign(points, count: count, clusters: a.baseAddress!, scores: s.baseAddress!)
             }
         }
-        return gathered.withUnsafeBufferPointer { g in
-            let train = sampled ? g.baseAddress! : points
-            var state = State(points: train, count: trainCount, dim: dim, k: k)
-            state.centroids = seeds(points: train, count: trainCount, dim: dim, k: k, random: &random)
-            var result = KMeansResult(centroids: [], assignment: [], scores: [], objectives: [], recomputed: [])
-            var converged = false
-            for iteration in 0..<iterations {
-                let (changed, recomputed) = state.assign()
-                result.objectives.append(state.objective)
-                result.recomputed.append(recomputed)
-                progress?(iteration + 1, state.objective, recomputed)
-                // Nothing moved: the update would give the same centroids again.
-                if iteration > 0 && changed == 0 { converged = true; break }
-                result.reseeded += state.update()
-                result.largestDrift.append(state.drift.max() ?? 0)
-            }
-            if sampled {
-                // Every record against the trained centroids, with no bounds (none are known).
-                var all = State(points: points, count: count, dim: dim, k: k, bounded: false)
-                all.centroids = state.centroids
-                _ = all.assign()
-                state = all
-            } else if !converged {
-                _ = state.assign()
-            }
-            result.centroids = state.centroids
-            result.assignment = state.assignment
-            result.scores = state.own
-            return result
+        result.assignment = assignment
+        result.scores = scores
+        result.seconds.assigning = seconds(since: started, clock)
+        return result
+    }
+
+    static func seconds(since start: ContinuousClock.Instant, _ clock: ContinuousClock) -> Double {
+        let d = (clock.now - start).components
+        return Double(d.seconds) + Double(d.attoseconds) * 1e-18
+    }
+
+    /// Spherical k-means on `count` unit rows, all of them: greedy k-means++ seeds, then
+    /// rounds of assignment and update until `iterations` or until no record changes cluster.
+    /// The result's assignment and scores are those of these rows to the returned centroids.
+    package static func train(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, iterations: Int,
+                              seed: UInt64, screened: Bool = true,
+                              progress: ((Int, Double, Int) -> Void)? = nil) throws -> KMeansResult {
+        guard count > 0 else { throw RuEmbedError("no records to cluster") }
+        guard k >= 1 else { throw RuEmbedError.invalidArgument("k must be at least 1") }
+        guard k <= count else { throw RuEmbedError("\(k) clusters asked for, but there are only \(count) records") }
+        // Not the reservoir's generator: which records are drawn and which become seeds are
+        // independent choices.
+        var random = SeededRandom(seed: seed ^ 0x6B6D_6561_6E73_2B2B)
+        let clock = ContinuousClock()
+        var lap = clock.now
+        func elapsed() -> Double {
+            defer { lap = clock.now }
+            return seconds(since: lap, clock)
         }
+        var state = State(points: points, count: count, dim: dim, k: k, screened: screened)
+        let (seeded, pool) = seeds(points: points, count: count, dim: dim, k: k, random: &random)
+        state.centroids = seeded
+        let seedingOnly = elapsed()
+        if pool.count < count * dim && iterations > 0 {
+            // Rounds on the seeding pool first: a centroid that starts as one record moves
+            // ~0.8 in the first update, which defeats every bound, so the first two rounds over
+            // all the records each compared every record with every centroid. Started from the
+            // pool's centroids, the second round skips most records: on bench/cluster (65,536
+            // sampled records, k = 256) training took 0.25–0.28 s after 0.05 s of pool rounds,
+            // 0.62–0.66 s without them.
+            state.centroids = pool.withUnsafeBufferPointer { p in
+                var small = State(points: p.baseAddress!, count: pool.count / dim, dim: dim, k: k, screened: screened)
+                small.centroids = seeded
+                for round in 0..<poolRounds {
+                    let (changed, _) = small.assign()
+                    if round > 0 && changed == 0 { break }
+                    _ = small.update()
+                }
+                return small.centroids
+            }
+        }
+        var result = KMeansResult(centroids: [], assignment: [], scores: [], objectives: [], recomputed: [])
+        result.seconds.poolRounds = elapsed()
+        result.seconds.seeding = seedingOnly
+        var converged = false
+        for iteration in 0..<iterations {
+            let (changed, recomputed) = state.assign()
+            result.objectives.append(state.objective)
+            result.recomputed.append(recomputed)
+            progress?(iteration + 1, state.objective, recomputed)
+            // Nothing moved: the update would give the same centroids again.
+            if iteration > 0 && changed == 0 { converged = true; break }
+            result.reseeded += state.update()
+            result.largestDrift.append(state.drift.max() ?? 0)
+        }
+        // The last update moved the centroids: the rows to where they are now (the bounds
+        // make this a fraction of a round).
+        if !converged { _ = state.assign() }
+        result.seconds.training = elapsed()
+        result.centroids = state.centroids
+        result.assignment = state.assignment
+        result.scores = state.own
+        return result
     }
 
     /// Greedy k-means++ seeds (see the type's notes): `k` rows copied from the records.
@@ -139,8 +196,8 @@ package enum SphericalKMeans {
     /// pool records each: 2 runs in 8 ended with two seeds in one cluster and none in another,
     /// which k-means does not repair). As scikit-learn does, each step draws 2 + ⌊ln k⌋
     /// candidates and keeps the one that lowers the total D² most.
-    static func seeds(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, random: inout SeededRandom) -> [Float] {
-        let pool = random.sample(count, min(count, max(k, seedingPool * k)))
+    static func seeds(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, random: inout SeededRandom) -> (centroids: [Float], pool: [Float]) {
+        let pool = random.sample(count, min(count, max(k, min(seedingPool * k, max(2 * k, seedingWork / k)))))
         let m = pool.count
         var rows = [Float](repeating: 0, count: m * dim)
         rows.withUnsafeMutableBufferPointer { r in
@@ -187,12 +244,19 @@ package enum SphericalKMeans {
                                 }
                                 candidates.append(found)
                             }
-                            let cands = candidates
+                            let rows: [UnsafePointer<Float>?] = candidates.map { UnsafePointer(rp + $0 * dim) }
                             Parallel.forRanges(m) { lo, hi in
-                                for i in lo..<hi {
-                                    let row = rp + i * dim
-                                    for (q, cand) in cands.enumerated() {
-                                        tp[q * m + i] = min(wp[i], max(0, 1 - Double(ck_dot(row, rp + cand * dim, dim))))
+                                var dots = [Float](repeating: 0, count: 4)
+                                rows.withUnsafeBufferPointer { c in
+                                    for i in lo..<hi {
+                                        let row = rp + i * dim
+                                        for first in stride(from: 0, to: trials, by: 4) {
+                                            let n = min(4, trials - first)
+                                            ck_dot4(row, c.baseAddress! + first, n, dim, &dots)
+                                            for q in 0..<n {
+                                                tp[(first + q) * m + i] = min(wp[i], max(0, 1 - Double(dots[q])))
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -202,14 +266,14 @@ package enum SphericalKMeans {
                                 for i in 0..<m { sum += tp[q * m + i] }
                                 if sum < bestTotal { bestTotal = sum; best = q }
                             }
-                            pick = cands[best]
+                            pick = candidates[best]
                             (wp).update(from: tp + best * m, count: m)
                         }
                     }
                 }
             }
         }
-        return centroids
+        return (centroids, rows)
     }
 
     /// The assignment state of one set of records: clusters, own cosines, bounds.
@@ -228,13 +292,14 @@ package enum SphericalKMeans {
         /// How far each centroid moved in the last update (bounds grow by it).
         var drift: [Float]
         var objective = 0.0
-        /// After a re-seeding every record is recomputed: a re-seeded centroid jumps.
+        /// At first, and after a re-seeding, every record is recomputed: a re-seeded centroid jumps.
         var resetBounds = true
-        private let matmuls = MatmulCache()
+        /// Whether full rows are screened in int8 (`Assigner`).
+        let screened: Bool
 
-        /// `bounded: false` for a single pass: no bounds are kept (one group, one float a record).
-        init(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, bounded: Bool = true) {
+        init(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, screened: Bool = true) {
             self.points = points
+            self.screened = screened
             self.count = count
             self.dim = dim
             self.k = k
@@ -244,7 +309,7 @@ package enum SphericalKMeans {
             // fewer, wider groups beyond. One bound for all (Hamerly's) skipped nothing on
             // bench/cluster's data (50,000 × 768, k = 256): some centroid always moved by
             // 0.55–0.86 in a round, more than any record's gap between its best and second best.
-            groups = bounded ? max(1, min(k, (1 << 26) / count)) : 1
+            groups = max(1, min(k, (1 << 26) / count))
             other = [Float](repeating: .infinity, count: count * groups)
             drift = [Float](repeating: 0, count: k)
         }
@@ -255,8 +320,10 @@ package enum SphericalKMeans {
             let (count, dim, k, points) = (self.count, self.dim, self.k, self.points)
             // Each group's bounds grow by the largest move of its centroids.
             let groups = self.groups
-            var groupDrift = [Float](repeating: 0, count: groups)
-            for j in 0..<k { groupDrift[j * groups / k] = max(groupDrift[j * groups / k], drift[j]) }
+            let gd = UnsafeMutablePointer<Float>.allocate(capacity: groups)
+            gd.initialize(repeating: 0, count: groups)
+            defer { gd.deallocate() }
+            for j in 0..<k { gd[j * groups / k] = max(gd[j * groups / k], drift[j]) }
             let reset = resetBounds
             resetBounds = false
             var stale = [Bool](repeating: true, count: count)
@@ -281,11 +348,7 @@ package enum SphericalKMeans {
                                             let mine = ck_dot(x, cp + j * dim, dim)
                                             op[i] = mine
                                             let ub = up + i * groups
-                                            var failing = 0
-                                            for g in 0..<groups {
-                                                ub[g] += groupDrift[g]
-                                                if !(mine - margin >= ub[g] + margin) { failing += 1 }
-                                            }
+                                            let failing = ck_grow_bounds(ub, gd, groups, mine, margin)
                                             if failing == 0 {
                                                 sp[i] = false
                                             } else if failing <= fewest {
@@ -325,61 +388,44 @@ package enum SphericalKMeans {
 
         /// Compares the records `indices` with every centroid, a block per matrix product.
         private mutating func assignAll(_ indices: [Int]) -> Int {
-            let (dim, k, points) = (self.dim, self.k, self.points)
-            let groups = self.groups
+            let (dim, k, points, groups) = (self.dim, self.k, self.points, self.groups)
             let rows = UnsafeMutablePointer<Float>.allocate(capacity: block * dim)
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
-            // Rows past the block's records are multiplied too (the product's row count is
-            // rounded up so few shapes are made): they must hold finite values.
-            rows.initialize(repeating: 0, count: block * dim)
-            defer { rows.deallocate(); scores.deallocate() }
+            let moved = UnsafeMutablePointer<Int>.allocate(capacity: block)
+            defer { rows.deallocate(); moved.deallocate() }
+            let scorer = centroids.withUnsafeBufferPointer { Assigner(centroids: $0.baseAddress!, dim: dim, k: k, screened: screened) }
             var changed = 0
-            var changes = [Int](repeating: 0, count: (indices.count + block - 1) / block)
-            centroids.withUnsafeBufferPointer { c in
-                assignment.withUnsafeMutableBufferPointer { a in
-                    own.withUnsafeMutableBufferPointer { o in
-                        other.withUnsafeMutableBufferPointer { u in
-                            let (cp, ap, op, up) = (c.baseAddress!, a.baseAddress!, o.baseAddress!, u.baseAddress!)
-                            indices.withUnsafeBufferPointer { ix in
-                                let ixp = ix.baseAddress!
-                                var start = 0, b = 0
-                                while start < indices.count {
-                                    let m = min(block, indices.count - start)
-                                    let base = start
-                                    Parallel.forRanges(m) { lo, hi in
-                                        for r in lo..<hi { (rows + r * dim).update(from: points + ixp[base + r] * dim, count: dim) }
-                                    }
-                                    let padded = min(block, (m + 255) / 256 * 256)
-                                    matmuls.get(m: padded, n: k, k: dim).run(a: rows, b: cp, c: scores)
-                                    let moved = UnsafeMutablePointer<Int>.allocate(capacity: m)
-                                    Parallel.forRanges(m) { lo, hi in
-                                        for r in lo..<hi {
-                                            let row = scores + r * k
-                                            var best = 0, bestScore = row[0]
-                                            for j in 1..<max(1, k) where row[j] > bestScore { bestScore = row[j]; best = j }
-                                            let i = ixp[base + r]
-                                            // Every group's best other than the own centroid.
-                                            for g in 0..<groups {
-                                                var top = -Float.infinity
-                                                for j in g * k / groups..<(g + 1) * k / groups where j != best { top = max(top, row[j]) }
-                                                up[i * groups + g] = top
-                                            }
-                                            moved[r] = ap[i] == Int32(best) ? 0 : 1
-                                            ap[i] = Int32(best)
-                                            op[i] = bestScore
-                                        }
-                                    }
-                                    for r in 0..<m { changes[b] += moved[r] }
-                                    moved.deallocate()
-                                    start += m
-                                    b += 1
+            assignment.withUnsafeMutableBufferPointer { a in
+                own.withUnsafeMutableBufferPointer { o in
+                    other.withUnsafeMutableBufferPointer { u in
+                        let (ap, op, up) = (a.baseAddress!, o.baseAddress!, u.baseAddress!)
+                        indices.withUnsafeBufferPointer { ix in
+                            let ixp = ix.baseAddress!
+                            var start = 0
+                            while start < indices.count {
+                                let m = min(block, indices.count - start)
+                                let base = start
+                                Parallel.forRanges(m) { lo, hi in
+                                    for r in lo..<hi { (rows + r * dim).update(from: points + ixp[base + r] * dim, count: dim) }
                                 }
+                                scorer.forEachRow(rows, count: m) { r, best, bestScore, upper in
+                                    let i = ixp[base + r]
+                                    // Every group's best other than the own centroid.
+                                    for g in 0..<groups {
+                                        var top = -Float.infinity
+                                        for j in g * k / groups..<(g + 1) * k / groups where j != best { top = max(top, upper[j]) }
+                                        up[i * groups + g] = top
+                                    }
+                                    moved[r] = ap[i] == Int32(best) ? 0 : 1
+                                    ap[i] = Int32(best)
+                                    op[i] = bestScore
+                                }
+                                for r in 0..<m { changed += moved[r] }
+                                start += m
                             }
                         }
                     }
                 }
             }
-            changed = changes.reduce(0, +)
             return changed
         }
 
@@ -427,9 +473,8 @@ package enum SphericalKMeans {
                                 Parallel.forRanges(k) { lo, hi in
                                     for j in lo..<hi {
                                         let target = np + j * dim
-                                        for p in sp[j]..<sp[j + 1] {
-                                            let row = points + mp[p] * dim
-                                            for t in 0..<dim { target[t] += row[t] }
+                                        mp.withMemoryRebound(to: Int64.self, capacity: count) { members in
+                                            ck_sum_rows(points, members + sp[j], sp[j + 1] - sp[j], dim, target)
                                         }
                                         if sp[j] == sp[j + 1] {
                                             // Empty and nothing to re-seed it with: it stays.
@@ -449,16 +494,5 @@ package enum SphericalKMeans {
             centroids = next
             return reseeded
         }
-    }
-}
-
-/// oneDNN matmul primitives by shape, made once each (a primitive takes milliseconds to make).
-final class MatmulCache: @unchecked Sendable {
-    private var made: [[Int]: MatmulNT] = [:]
-    func get(m: Int, n: Int, k: Int) -> MatmulNT {
-        if let p = made[[m, n, k]] { return p }
-        let p = MatmulNT(m: m, n: n, k: k)
-        made[[m, n, k]] = p
-        return p
     }
 }

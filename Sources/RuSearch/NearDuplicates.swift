@@ -89,3 +89,14 @@ package enum NearDuplicates {
         return groups
     }
 }
+
+/// oneDNN matmul primitives by shape, made once each (a primitive takes milliseconds to make).
+final class MatmulCache: @unchecked Sendable {
+    private var made: [[Int]: MatmulNT] = [:]
+    func get(m: Int, n: Int, k: Int) -> MatmulNT {
+        if let p = made[[m, n, k]] { return p }
+        let p = MatmulNT(m: m, n: n, k: k)
+        made[[m, n, k]] = p
+        return p
+    }
+}

@@ -12,6 +12,16 @@ float ck_dot(const float *a, const float *b, size_t n);
 
 /// Scales each of `count` rows of `dim` floats to unit L2 norm; all-zero rows stay zero.
 void ck_normalize_rows(float *rows, size_t count, size_t dim);
+/// out[c] = row · cands[c] for c < count (1…4), n floats each (k-means++ candidates).
+void ck_dot4(const float *row, const float *const *cands, size_t count, size_t n, float *out);
+/// The sum of |row[j]|, and the least and greatest row[j] with 0 included (int8 error bounds).
+void ck_l1_range(const float *row, size_t n, float *l1, float *lo, float *hi);
+/// k-means bounds: upper[g] += drift[g]; returns how many fail !(own − margin ≥ upper[g] + margin).
+size_t ck_grow_bounds(float *upper, const float *drift, size_t groups, float own, float margin);
+/// upper[j] = estimate[j] + bound[j] + margin; returns max over j of estimate[j] − bound[j] − margin.
+float ck_screen_bounds(const float *estimate, const float *bound, size_t n, float margin, float *upper);
+/// out[0 ..< dim] += points[members[p] · dim …] for p < count, in order (k-means updates).
+void ck_sum_rows(const float *points, const int64_t *members, size_t count, size_t dim, float *out);
 
 /// Symmetric per-row int8 quantisation: codes = round(x / s), s = max|x| / max_code
 /// (127, or 63 where the product would go through saturating int16 pairs).
