@@ -163,7 +163,7 @@ _ru-cluster() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--verbose -v --version -h --help)
+    local -a non_repeating_flags=(--no-screen --verbose -v --version -h --help)
     local -a repeating_options=()
     local -a non_repeating_options=(-k --threshold --iterations --seed --sample --centroids --format --threads)
     __ru-cluster_offer_flags_options -1

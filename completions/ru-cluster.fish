@@ -20,7 +20,7 @@ function __ru-cluster_parse_tokens -S
     set -l unparsed_tokens (__ru-cluster_tokens -pc)
     switch $unparsed_tokens[1]
     case 'ru-cluster'
-        __ru-cluster_parse_subcommand -r 1 'k=' 'threshold=' 'iterations=' 'seed=' 'sample=' 'centroids=' 'format=' 'threads=' 'v/verbose' 'version' 'h/help'
+        __ru-cluster_parse_subcommand -r 1 'k=' 'threshold=' 'iterations=' 'seed=' 'sample=' 'centroids=' 'no-screen' 'format=' 'threads=' 'v/verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __ru-cluster_parse_subcommand -r 1 'version'
@@ -83,6 +83,7 @@ complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_
 complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_options "ru-cluster" seed' -l 'seed' -d 'Seed for the sample and k-means++.' -rfka ''
 complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_options "ru-cluster" sample' -l 'sample' -d 'Train on this many records drawn with --seed, then assign all (default: 256*K; 0: train on all).' -rfka ''
 complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_options "ru-cluster" centroids' -l 'centroids' -d 'Write the centroids to this file as a vector stream (f32, normalised, ids 0 to K-1).' -rfka ''
+complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_options "ru-cluster" no-screen' -l 'no-screen' -d 'Score records against the centroids with f32 products instead of screening with int8 first (same clusters, slower).'
 complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_options "ru-cluster" format' -l 'format' -d 'Output: tsv (id, cluster, score lines) or jsonl (one JSON object per record).' -rfka 'tsv jsonl'
 complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_options "ru-cluster" threads' -l 'threads' -d 'Threads (default: all cores, shared out between the ru-* tools running at once, e.g. under xargs -P or make -j; see README).' -rfka ''
 complete -c 'ru-cluster' -n '__ru-cluster_should_offer_completions_for_flags_or_options "ru-cluster" v verbose' -l 'verbose' -s 'v' -d 'Print a summary on standard error at the end (and where the model was found).'

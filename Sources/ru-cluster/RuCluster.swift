@@ -1,6 +1,9 @@
 import ArgumentParser
 import RuEmbed
 import RuCLI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct RuCluster: ParsableCommand {
@@ -8,31 +11,17 @@ struct RuCluster: ParsableCommand {
         commandName: "ru-cluster",
         abstract: "Spherical k-means and near-duplicate grouping of vector streams.",
         discussion: """
-        Reads vector streams (any element type; every record normalised first) and prints one
-        `id<TAB>cluster<TAB>score` line per record, in input order: the cluster from 0, the score
-        the record's cosine to its cluster's centroid with 6 decimals. With --format jsonl:
-        {"id": "...", "cluster": 3, "score": 0.912345} per record.
+        Reads vector streams (any element type; every record normalised first) and prints one `id<TAB>cluster<TAB>score` line per record, in input order: the cluster from 0, the score the record's cosine to its cluster's centroid with 6 decimals. With --format jsonl: {"id": "...", "cluster": 3, "score": 0.912345} per record.
 
-        -k K: spherical k-means (cosine). Seeds by greedy k-means++ (from a seeded subset of at most
-        16*K records), then alternates assignment and update for --iterations rounds or until no
-        record changes cluster (-v prints the mean cosine of each round). An empty cluster is
-        re-seeded with the record farthest from its centroid. Assignment scores blocks of
-        records with one matrix product, and bounds on how far the centroids moved skip the
-        records that cannot change cluster. The same --seed gives the same clusters whatever the
-        thread count. By default training uses a seeded sample of 256*K records (FAISS's default
-        too: every round costs time in proportion to the records trained on, while the records
-        left out are assigned once), then every record is assigned to the trained centroids;
-        --sample 0 trains on all of them.
-        --centroids FILE writes the centroids as a normalised f32 vector stream with ids 0 to K-1,
-        so `ru-knn --index FILE -k 1 new.vec` assigns new records.
+        -k K: spherical k-means (cosine), in two passes over the input. The first pass keeps a uniform sample of 256*K records (reservoir sampling; FAISS's default size too: every round costs time in proportion to the records trained on, while the others are assigned once). Training seeds by greedy k-means++ from a subset of at most 16*K sampled records, runs up to 10 rounds on that subset, then alternates assignment and update over the sample for --iterations rounds or until no record changes cluster (-v prints the mean cosine of each round and where the time went). An empty cluster is re-seeded with the record farthest from its centroid. The second pass assigns every record to the trained centroids and prints the lines. --sample N trains on N records instead; --sample 0 on all of them.
 
-        --threshold T: near-duplicate groups instead: records with cosine >= T are linked, and a
-        group is a connected component of those links (union-find over all pairs, exactly: so a
-        chain a~b~c is one group even when a and c are further apart). Groups are numbered by
-        their first record, which is the group's representative; the score is the cosine to
-        it. All pairs are compared: the work grows with the square of the records.
+        When every input is a regular file, the second pass reads the files again, so memory is the sample, not the input (a file whose records or ids change between the passes is an error, once the lines before are printed); standard input and pipes are held in memory. The same --seed gives the same clusters whatever the thread count and whichever way the input comes.
 
-        The streams are read into memory whole.
+        Assignment scores blocks of records against every centroid with one int8 matrix product whose error is bounded rigorously, and computes the f32 cosine only for the centroids that could be the best: the clusters are those of f32 products (--no-screen computes every cosine in f32). During training, bounds on how far the centroids moved skip the records that cannot change cluster.
+
+        --centroids FILE writes the centroids as a normalised f32 vector stream with ids 0 to K-1, so `ru-knn --index FILE -k 1 new.vec` assigns new records.
+
+        --threshold T: near-duplicate groups instead: records with cosine >= T are linked, and a group is a connected component of those links (union-find over all pairs, exactly: so a chain a~b~c is one group even when a and c are further apart). Groups are numbered by their first record, which is the group's representative; the score is the cosine to it. All pairs are compared: the work grows with the square of the records, which are held in memory.
 
         Examples:
           ru-embed < docs.txt | ru-cluster -k 50 --centroids topics.vec > topics.tsv
@@ -62,6 +51,9 @@ struct RuCluster: ParsableCommand {
     @Option(help: ArgumentHelp("Write the centroids to this file as a vector stream (f32, normalised, ids 0 to K-1).", valueName: "file"))
     var centroids: String?
 
+    @Flag(help: "Score records against the centroids with f32 products instead of screening with int8 first (same clusters, slower).")
+    var noScreen = false
+
     @Option(help: "Output: tsv (id, cluster, score lines) or jsonl (one JSON object per record).")
     var format: ClusterFormat = .tsv
 
@@ -88,60 +80,196 @@ struct RuCluster: ParsableCommand {
         ToolRuntime.start("ru-cluster")
         threads.apply()
         try ToolRuntime.run {
-            let started = monotonicSeconds()
-            var values: [Float] = []
-            var ids: [String] = []
-            var dim = 0
-            var first = ""
-            for path in inputs.isEmpty ? ["-"] : inputs {
+            let paths = inputs.isEmpty ? ["-"] : inputs
+            if let threshold { try groupNearDuplicates(paths, threshold: threshold) } else { try kMeans(paths, k: k!) }
+        }
+    }
+
+    /// Records read a block at a time: small enough that normalising and sampling a block
+    /// happen in the L2 cache (reading 256-row blocks took 0.45–0.53 s of bench/cluster's first
+    /// pass where 4,096-row blocks took 0.63–0.65 s, Zen 3).
+    static let readRows = 256
+
+    private func names(_ paths: [String]) -> String {
+        paths.map { $0 == "-" ? "standard input" : $0 }.joined(separator: ", ")
+    }
+
+    /// k-means in two passes over the input. The first normalises every record and keeps a
+    /// uniform sample (reservoir sampling: the input's length is not known before its end); the
+    /// centroids are trained on the sample; the second pass assigns every record not in the
+    /// sample and prints the lines. When every input is a regular file the second pass reads the
+    /// files again, so memory is the sample and a block whatever the input's size; otherwise
+    /// (standard input, a pipe) the records are held from the first pass.
+    private func kMeans(_ paths: [String], k: Int) throws {
+        let started = monotonicSeconds()
+        // stat, not open: opening a FIFO to look at it would end its writer's stream.
+        let rereadable = paths.allSatisfy { path in
+            var info = stat()
+            return path != "-" && stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        }
+        let capacity = sample == 0 ? Int.max : max(k, sample ?? 256 * k)
+        var reservoir: ReservoirSample?
+        var held: RowBuffer?
+        var heldIDs: [String] = []
+        var dim = 0, first = ""
+        var counts: [Int] = []
+        var block: [Float] = [], ids: [String] = []
+        // The ids of a pass (within this process): the second reading must see the same records.
+        var idHash = Hasher()
+        for path in paths {
+            let records = try VectorRecords(path: path)
+            if try records.peek() {
+                let d = records.shape!.dim
+                if dim == 0 {
+                    (dim, first) = (d, records.name)
+                    reservoir = try ReservoirSample(capacity: capacity, dim: d, seed: seed)
+                    if !rereadable { held = RowBuffer(dim: d) }
+                } else if d != dim {
+                    throw RuEmbedError("\(records.name) has \(d)-d vectors, \(first) has \(dim)-d")
+                }
+            }
+            var count = 0
+            while true {
+                block.removeAll(keepingCapacity: true)
+                ids.removeAll(keepingCapacity: true)
+                let n = try records.nextBlock(maxRows: Self.readRows, values: &block, ids: &ids)
+                if n == 0 { break }
+                try block.withUnsafeMutableBufferPointer { b in
+                    VectorMath.l2NormalizeRows(b.baseAddress!, count: n, dim: dim)
+                    try reservoir!.offer(b.baseAddress!, count: n)
+                    try held?.append(b.baseAddress!, rows: n)
+                }
+                if held != nil { heldIDs.append(contentsOf: ids) } else { for id in ids { idHash.combine(id) } }
+                count += n
+            }
+            counts.append(count)
+        }
+        let firstIDs = idHash.finalize()
+        let total = counts.reduce(0, +)
+        if total == 0 { throw RuEmbedError("\(names(paths)): no records to cluster") }
+        if k > total { throw RuEmbedError("\(names(paths)): -k \(k) is more than the \(total) records") }
+        let read = monotonicSeconds()
+        let sampled = reservoir!
+        let result = try sampled.rows.withRows { rows in
+            try SphericalKMeans.train(
+                points: rows, count: sampled.rows.count, dim: dim, k: k, iterations: iterations, seed: seed,
+                screened: !noScreen,
+                progress: verbose.verbose ? { iteration, objective, recomputed in
+                    ToolRuntime.warn("iteration \(iteration): mean cosine \(NumberFormat.fixed(objective)), \(recomputed) records compared with every centroid")
+                } : nil)
+        }
+        let trained = monotonicSeconds()
+
+        // The second pass: the sampled records have their clusters from training; the others
+        // are gathered into blocks (`AssignmentQueue`), assigned together, and every line
+        // printed in input order once its block is done.
+        let assigner = SphericalKMeans.Assigner(centroids: result.centroids, dim: dim, k: k, screened: !noScreen)
+        let order = sampled.inputOrder
+        var next = 0
+        var position = 0
+        let queue = try AssignmentQueue(assigner: assigner, dim: dim, format: format, background: Parallel.threads >= 2)
+        defer { queue.stop() }
+        func emit(_ rows: UnsafePointer<Float>, _ n: Int, _ ids: ArraySlice<String>) throws {
+            for r in 0..<n {
+                let id = ids[ids.startIndex + r]
+                if next < order.count && sampled.origins[order[next]] == position + r {
+                    try queue.add(id: id, cluster: result.assignment[order[next]], score: result.scores[order[next]])
+                    next += 1
+                } else {
+                    try queue.add(id: id, row: rows + r * dim)
+                }
+            }
+            position += n
+        }
+        if let held {
+            try held.withRows { rows in
+                var start = 0
+                while start < total {
+                    let n = min(Self.readRows, total - start)
+                    try emit(rows + start * dim, n, heldIDs[start..<start + n])
+                    start += n
+                }
+            }
+        } else {
+            idHash = Hasher()
+            for (path, count) in zip(paths, counts) {
                 let records = try VectorRecords(path: path)
-                if try records.peek() {
-                    let d = records.shape!.dim
-                    if dim == 0 {
-                        dim = d
-                        first = records.name
-                    } else if d != dim {
-                        throw RuEmbedError("\(records.name) has \(d)-d vectors, \(first) has \(dim)-d")
+                let changed = RuEmbedError("\(records.name) changed while ru-cluster read it (read twice: the records, then their clusters)")
+                if try records.peek(), records.shape!.dim != dim { throw changed }
+                var again = 0
+                while true {
+                    block.removeAll(keepingCapacity: true)
+                    ids.removeAll(keepingCapacity: true)
+                    let n = try records.nextBlock(maxRows: Self.readRows, values: &block, ids: &ids)
+                    if n == 0 { break }
+                    if again + n > count { throw changed }
+                    again += n
+                    for id in ids { idHash.combine(id) }
+                    try block.withUnsafeMutableBufferPointer { b in
+                        VectorMath.l2NormalizeRows(b.baseAddress!, count: n, dim: dim)
+                        try emit(b.baseAddress!, n, ids[...])
                     }
                 }
-                while try records.nextBlock(maxRows: 1 << 16, values: &values, ids: &ids) > 0 {}
-            }
-            let n = ids.count
-            let names = (inputs.isEmpty ? ["-"] : inputs).map { $0 == "-" ? "standard input" : $0 }.joined(separator: ", ")
-            if n == 0 { throw RuEmbedError("\(names): no records to cluster") }
-            if let k, k > n { throw RuEmbedError("\(names): -k \(k) is more than the \(n) records") }
-            values.withUnsafeMutableBufferPointer { v in VectorMath.l2NormalizeRows(v.baseAddress!, count: n, dim: dim) }
-            var cluster: [Int32]
-            var scores: [Float]
-            if let threshold {
-                let groups = values.withUnsafeBufferPointer {
-                    NearDuplicates.group(points: $0.baseAddress!, count: n, dim: dim, threshold: threshold)
-                }
-                (cluster, scores) = (groups.group, groups.scores)
-                if verbose.verbose {
-                    ToolRuntime.warn("\(n) records, \(groups.edges) pairs with cosine ≥ \(threshold), \((cluster.max() ?? -1) + 1) groups")
-                }
-            } else {
-                let k = k!
-                let result = try values.withUnsafeBufferPointer {
-                    try SphericalKMeans.cluster(
-                        points: $0.baseAddress!, count: n, dim: dim, k: k, iterations: iterations, seed: seed,
-                        sample: sample == 0 ? nil : (sample ?? 256 * k),
-                        progress: verbose.verbose ? { iteration, objective, recomputed in
-                            ToolRuntime.warn("iteration \(iteration): mean cosine \(NumberFormat.fixed(objective)), \(recomputed) records compared with every centroid")
-                        } : nil)
-                }
-                (cluster, scores) = (result.assignment, result.scores)
-                if let centroids { try write(result.centroids, dim: dim, k: k, to: centroids) }
-                if verbose.verbose {
-                    ToolRuntime.warn("largest centroid move per round: " + result.largestDrift.map { NumberFormat.fixed(Double($0), decimals: 4) }.joined(separator: " "))
-                    if result.reseeded > 0 { ToolRuntime.warn("\(result.reseeded) empty clusters re-seeded") }
+                if again != count {
+                    throw RuEmbedError("\(records.name) changed while ru-cluster read it (\(count) records, then \(again))")
                 }
             }
-            try output(ids: ids, cluster: cluster, scores: scores)
-            if verbose.verbose {
-                ToolRuntime.warn("\(n) records of \(dim) dimensions in \(NumberFormat.fixed(monotonicSeconds() - started, decimals: 2)) s")
+            if idHash.finalize() != firstIDs {
+                throw RuEmbedError("\(names(paths)) changed while ru-cluster read them (other ids the second time)")
             }
+        }
+        try queue.finish()
+        if let centroids { try write(result.centroids, dim: dim, k: k, to: centroids) }
+        if verbose.verbose {
+            let t = result.seconds
+            let seconds = { (s: Double) in NumberFormat.fixed(s, decimals: 2) }
+            ToolRuntime.warn("largest centroid move per round: " + result.largestDrift.map { NumberFormat.fixed(Double($0), decimals: 4) }.joined(separator: " "))
+            if result.reseeded > 0 { ToolRuntime.warn("\(result.reseeded) empty clusters re-seeded") }
+            if assigner.screenedRows > 0 {
+                ToolRuntime.warn("int8 screen: \(NumberFormat.fixed(Double(assigner.candidates) / Double(assigner.screenedRows), decimals: 2)) centroids scored in f32 per record assigned")
+            }
+            ToolRuntime.warn("trained on \(sampled.rows.count) of \(total) records; \(rereadable ? "the input read twice" : "the input held in memory")")
+            ToolRuntime.warn("seconds: reading and sampling \(seconds(read - started)), seeding \(seconds(t.seeding)), rounds on the seeding pool \(seconds(t.poolRounds)), training \(seconds(t.training)), reading again, assigning and writing \(seconds(monotonicSeconds() - trained)) (waiting for assignments \(seconds(queue.waited))\(queue.switchedToCaller ? ", then assigning on every thread between reads" : ""))")
+            ToolRuntime.warn("\(total) records of \(dim) dimensions in \(seconds(monotonicSeconds() - started)) s")
+        }
+    }
+
+    private func groupNearDuplicates(_ paths: [String], threshold: Float) throws {
+        let started = monotonicSeconds()
+        var points: RowBuffer?
+        var ids: [String] = []
+        var dim = 0, first = ""
+        var block: [Float] = []
+        for path in paths {
+            let records = try VectorRecords(path: path)
+            if try records.peek() {
+                let d = records.shape!.dim
+                if dim == 0 {
+                    (dim, first) = (d, records.name)
+                    points = RowBuffer(dim: d)
+                } else if d != dim {
+                    throw RuEmbedError("\(records.name) has \(d)-d vectors, \(first) has \(dim)-d")
+                }
+            }
+            while true {
+                block.removeAll(keepingCapacity: true)
+                let n = try records.nextBlock(maxRows: Self.readRows, values: &block, ids: &ids)
+                if n == 0 { break }
+                try block.withUnsafeBufferPointer { try points!.append($0.baseAddress!, rows: n) }
+            }
+        }
+        let n = ids.count
+        guard let points, n > 0 else { throw RuEmbedError("\(names(paths)): no records to cluster") }
+        let groups = try points.withRows { rows in
+            VectorMath.l2NormalizeRows(rows, count: n, dim: dim)
+            return NearDuplicates.group(points: rows, count: n, dim: dim, threshold: threshold)
+        }
+        var lines = ClusterLines(format: format)
+        for i in 0..<n { try lines.append(id: ids[i], cluster: groups.group[i], score: groups.scores[i]) }
+        try lines.finish()
+        if verbose.verbose {
+            ToolRuntime.warn("\(n) records, \(groups.edges) pairs with cosine ≥ \(threshold), \((groups.group.max() ?? -1) + 1) groups")
+            ToolRuntime.warn("\(n) records of \(dim) dimensions in \(NumberFormat.fixed(monotonicSeconds() - started, decimals: 2)) s")
         }
     }
 
@@ -157,24 +285,33 @@ struct RuCluster: ParsableCommand {
         }
     }
 
-    private func output(ids: [String], cluster: [Int32], scores: [Float]) throws {
-        let out = ByteOutput.standardOutput
-        var text = ""
-        for i in 0..<ids.count {
-            let score = NumberFormat.fixed(Double(scores[i]))
-            if format == .jsonl {
-                text += "{\"id\": "
-                JSONValue.writeString(ids[i], to: &text)
-                text += ", \"cluster\": \(cluster[i]), \"score\": \(score)}\n"
-            } else {
-                text += "\(TSV.escape(ids[i]))\t\(cluster[i])\t\(score)\n"
-            }
-            if text.utf8.count >= 1 << 16 {
-                try out.write(text)
-                text = ""
-            }
+}
+
+/// The output lines, written to standard output 64 KB at a time.
+struct ClusterLines {
+    let format: ClusterFormat
+    private var text = ""
+
+    init(format: ClusterFormat) { self.format = format }
+
+    mutating func append(id: String, cluster: Int32, score: Float) throws {
+        let score = NumberFormat.fixed(Double(score))
+        if format == .jsonl {
+            text += "{\"id\": "
+            JSONValue.writeString(id, to: &text)
+            text += ", \"cluster\": \(cluster), \"score\": \(score)}\n"
+        } else {
+            text += "\(TSV.escape(id))\t\(cluster)\t\(score)\n"
         }
-        try out.write(text)
+        if text.utf8.count >= 1 << 16 {
+            try ByteOutput.standardOutput.write(text)
+            text = ""
+        }
+    }
+
+    mutating func finish() throws {
+        try ByteOutput.standardOutput.write(text)
+        text = ""
     }
 }
 

@@ -278,4 +278,81 @@ import Testing
             #expect(cosines[Int(result.assignment[i])] >= cosines.max()! - 1e-5)
         }
     }
+
+    /// The two ways of the second pass (a file read again; standard input held in memory)
+    /// give the same lines, and the int8 screen gives the clusters of f32 products.
+    @Test func standardInputFileAndScreenAgree() throws {
+        let dim = 40, n = 2600
+        let (values, _) = separated(clusters: 9, perCluster: n / 9 + 1, dim: dim, noise: 0.9, seed: 71)
+        let ids = (0..<n).map { "s\($0)" }
+        let path = try streamFile(Array(values[0..<n * dim]), ids: ids, dim: dim, name: "two-ways.vec", chunkSize: 300)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        for extra in [[], ["--sample", "0"], ["--sample", "700"], ["--iterations", "0"]] {
+            let file = try T.run("ru-cluster", ["-k", "9", "--seed", "3", path] + extra)
+            let piped = try T.run("ru-cluster", ["-k", "9", "--seed", "3"] + extra, stdin: bytes)
+            let f32 = try T.run("ru-cluster", ["-k", "9", "--seed", "3", "--no-screen", path] + extra)
+            #expect(file.status == 0 && piped.status == 0 && f32.status == 0, "\(file.stderr) \(piped.stderr) \(f32.stderr)")
+            #expect(file.lines.count == n)
+            #expect(file.text == piped.text, "\(extra)")
+            let a = parse(file), b = parse(f32)
+            #expect(a.map(\.cluster) == b.map(\.cluster), "\(extra)")
+            #expect(zip(a, b).allSatisfy { abs($0.score - $1.score) <= 2e-6 }, "\(extra)")
+        }
+    }
+
+    /// The library's assignment: screened equals unscreened equals brute force in Double.
+    @Test func screenedAssignmentIsExact() throws {
+        let dim = 96, n = 5000, k = 37
+        var random = T.Random(seed: 83)
+        var points = random.vectors(n, dim)
+        var centroids = random.vectors(k, dim)
+        points.withUnsafeMutableBufferPointer { VectorMath.l2NormalizeRows($0.baseAddress!, count: n, dim: dim) }
+        centroids.withUnsafeMutableBufferPointer { VectorMath.l2NormalizeRows($0.baseAddress!, count: k, dim: dim) }
+        var results: [[Int32]] = []
+        for screened in [true, false] {
+            let assigner = SphericalKMeans.Assigner(centroids: centroids, dim: dim, k: k, screened: screened)
+            var clusters = [Int32](repeating: -1, count: n), scores = [Float](repeating: 0, count: n)
+            points.withUnsafeBufferPointer { assigner.assign($0.baseAddress!, count: n, clusters: &clusters, scores: &scores) }
+            if screened {
+                // The screen did skip work: far fewer than k centroids scored in f32 per record.
+                #expect(assigner.screenedRows == n)
+                #expect(assigner.candidates < n * k / 4, "\(assigner.candidates)")
+            }
+            let xs = normalized(points, dim: dim), cs = normalized(centroids, dim: dim)
+            for i in 0..<n {
+                let cosines = cs.map { dot(xs[i], $0) }
+                #expect(cosines[Int(clusters[i])] >= cosines.max()! - 1e-6, "record \(i)")
+                #expect(abs(Double(scores[i]) - cosines[Int(clusters[i])]) <= 1e-5)
+            }
+            results.append(clusters)
+        }
+        #expect(results[0] == results[1])
+    }
+
+    /// Reservoir sampling: all records in order when they fit; otherwise the same draw for the
+    /// same seed, distinct records, each drawn about equally often over many seeds.
+    @Test func reservoirSampleIsUniformAndSeeded() throws {
+        let dim = 2, n = 50
+        let rows = (0..<n * dim).map { Float($0 / dim) }
+        func draw(_ capacity: Int, seed: UInt64, blocks: Int = 7) throws -> ReservoirSample {
+            var sample = try ReservoirSample(capacity: capacity, dim: dim, seed: seed)
+            try rows.withUnsafeBufferPointer { r in
+                for start in stride(from: 0, to: n, by: blocks) {
+                    try sample.offer(r.baseAddress! + start * dim, count: min(blocks, n - start))
+                }
+            }
+            return sample
+        }
+        let all = try draw(80, seed: 1)
+        #expect(all.origins == Array(0..<n))
+        let a = try draw(10, seed: 5), b = try draw(10, seed: 5, blocks: 3), c = try draw(10, seed: 6)
+        #expect(a.origins == b.origins)
+        #expect(a.origins != c.origins)
+        #expect(Set(a.origins).count == 10 && a.seen == n)
+        for slot in 0..<10 { #expect(a.rows.row(slot)[0] == Float(a.origins[slot])) }
+        var counts = [Int](repeating: 0, count: n)
+        for seed in 0..<2000 { for o in try draw(10, seed: UInt64(seed)).origins { counts[o] += 1 } }
+        // Each record is drawn with probability 1/5: 400 times in 2000 draws, give or take ~18.
+        #expect(counts.allSatisfy { $0 > 320 && $0 < 480 }, "\(counts)")
+    }
 }
