@@ -44,6 +44,34 @@ package enum ToolRuntime {
         bytes.withUnsafeMutableBytes { p in _ = write(2, p.baseAddress, p.count) }
     }
 
+    /// A status line on stderr when stderr is a terminal (`ru-tool: text`), redrawn in place
+    /// at most every 0.2 s; nothing otherwise, so logs and pipes see only real messages.
+    package final class TerminalProgress {
+        package let enabled: Bool
+        private var last = -Double.infinity
+        private var shown = false
+
+        /// `enabled` defaults to whether stderr is a terminal.
+        package init(enabled: Bool = isatty(2) == 1) { self.enabled = enabled }
+
+        /// Redraws the line with `text` unless it was drawn less than 0.2 s ago (`force`: now).
+        package func show(_ text: @autoclosure () -> String, force: Bool = false) {
+            guard enabled else { return }
+            let now = monotonicSeconds()
+            if !force && now - last < 0.2 { return }
+            last = now
+            shown = true
+            ToolRuntime.warnRaw("\r\u{1B}[K\(ToolRuntime.toolName): \(text())")
+        }
+
+        /// Ends the line: kept (a newline after it) or cleared.
+        package func finish(keep: Bool = false) {
+            guard enabled, shown else { return }
+            ToolRuntime.warnRaw(keep ? "\n" : "\r\u{1B}[K")
+            shown = false
+        }
+    }
+
     /// Notes and progress of the library (downloads, where a model was found) on stderr.
     package static var reporter: Reporter {
         Reporter(note: { ToolRuntime.warn($0) },

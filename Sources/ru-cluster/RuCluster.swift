@@ -13,7 +13,7 @@ struct RuCluster: ParsableCommand {
         discussion: """
         Reads vector streams (any element type; every record normalised first) and prints one `id<TAB>cluster<TAB>score` line per record, in input order: the cluster from 0, the score the record's cosine to its cluster's centroid with 6 decimals. With --format jsonl: {"id": "...", "cluster": 3, "score": 0.912345} per record.
 
-        -k K: spherical k-means (cosine), in two passes over the input. The first pass keeps a uniform sample of 256*K records (reservoir sampling; FAISS's default size too: every round costs time in proportion to the records trained on, while the others are assigned once). Training seeds by greedy k-means++ from a subset of at most 16*K sampled records, runs up to 10 rounds on that subset, then alternates assignment and update over the sample for --iterations rounds or until no record changes cluster (-v prints the mean cosine of each round and where the time went). An empty cluster is re-seeded with the record farthest from its centroid. The second pass assigns every record to the trained centroids and prints the lines. --sample N trains on N records instead; --sample 0 on all of them.
+        -k K: spherical k-means (cosine), in two passes over the input. The first pass keeps a uniform sample of 256*K records (reservoir sampling; FAISS's default size too: every round costs time in proportion to the records trained on, while the others are assigned once). Training seeds by greedy k-means++ from a subset of at most 16*K sampled records, runs up to 10 rounds on that subset, then alternates assignment and update over the sample for --iterations rounds or until no record changes cluster (-v prints the mean cosine of each round and where the time went; without it, when standard error is a terminal and the lines go elsewhere, a status line says what it is doing). An empty cluster is re-seeded with the record farthest from its centroid. The second pass assigns every record to the trained centroids and prints the lines. --sample N trains on N records instead; --sample 0 on all of them.
 
         When every input is a regular file, the second pass reads the files again, so memory is the sample, not the input (a file whose records or ids change between the passes is an error, once the lines before are printed); standard input and pipes are held in memory. The same --seed gives the same clusters whatever the thread count and whichever way the input comes.
 
@@ -108,26 +108,25 @@ struct RuCluster: ParsableCommand {
             return path != "-" && stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
         }
         let capacity = sample == 0 ? Int.max : max(k, sample ?? 256 * k)
+        // What it is doing, on a terminal when the lines go elsewhere and without -v (which
+        // prints each round instead).
+        let status = ToolRuntime.TerminalProgress(enabled: isatty(2) == 1 && isatty(1) == 0 && !verbose.verbose)
+        defer { status.finish() }
         var reservoir: ReservoirSample?
         var held: RowBuffer?
         var heldIDs: [String] = []
-        var dim = 0, first = ""
+        var shape = InputShape()
         var counts: [Int] = []
         var block: [Float] = [], ids: [String] = []
         // The ids of a pass (within this process): the second reading must see the same records.
         var idHash = Hasher()
         for path in paths {
             let records = try VectorRecords(path: path)
-            if try records.peek() {
-                let d = records.shape!.dim
-                if dim == 0 {
-                    (dim, first) = (d, records.name)
-                    reservoir = try ReservoirSample(capacity: capacity, dim: d, seed: seed)
-                    if !rereadable { held = RowBuffer(dim: d) }
-                } else if d != dim {
-                    throw RuEmbedError("\(records.name) has \(d)-d vectors, \(first) has \(dim)-d")
-                }
+            if try shape.check(records) {
+                reservoir = try ReservoirSample(capacity: capacity, dim: shape.dim, seed: seed)
+                if !rereadable { held = RowBuffer(dim: shape.dim) }
             }
+            let dim = shape.dim
             var count = 0
             while true {
                 block.removeAll(keepingCapacity: true)
@@ -141,11 +140,12 @@ struct RuCluster: ParsableCommand {
                 }
                 if held != nil { heldIDs.append(contentsOf: ids) } else { for id in ids { idHash.combine(id) } }
                 count += n
+                status.show("read \(counts.reduce(count, +)) records")
             }
             counts.append(count)
         }
         let firstIDs = idHash.finalize()
-        let total = counts.reduce(0, +)
+        let total = counts.reduce(0, +), dim = shape.dim
         if total == 0 { throw RuEmbedError("\(names(paths)): no records to cluster") }
         if k > total { throw RuEmbedError("\(names(paths)): -k \(k) is more than the \(total) records") }
         let read = monotonicSeconds()
@@ -154,9 +154,12 @@ struct RuCluster: ParsableCommand {
             try SphericalKMeans.train(
                 points: rows, count: sampled.rows.count, dim: dim, k: k, iterations: iterations, seed: seed,
                 screened: !noScreen,
-                progress: verbose.verbose ? { iteration, objective, recomputed in
-                    ToolRuntime.warn("iteration \(iteration): mean cosine \(NumberFormat.fixed(objective)), \(recomputed) records compared with every centroid")
-                } : nil)
+                progress: { iteration, objective, recomputed in
+                    if verbose.verbose {
+                        ToolRuntime.warn("iteration \(iteration): mean cosine \(NumberFormat.fixed(objective)), \(recomputed) records compared with every centroid")
+                    }
+                    status.show("training on \(sampled.rows.count) records: round \(iteration) of at most \(iterations), mean cosine \(NumberFormat.fixed(objective, decimals: 4))", force: true)
+                })
         }
         let trained = monotonicSeconds()
 
@@ -180,6 +183,7 @@ struct RuCluster: ParsableCommand {
                 }
             }
             position += n
+            status.show("assigned \(position) / \(total)")
         }
         if let held {
             try held.withRows { rows in
@@ -219,6 +223,7 @@ struct RuCluster: ParsableCommand {
             }
         }
         try queue.finish()
+        status.finish()
         if let centroids { try write(result.centroids, dim: dim, k: k, to: centroids) }
         if verbose.verbose {
             let t = result.seconds
@@ -238,19 +243,11 @@ struct RuCluster: ParsableCommand {
         let started = monotonicSeconds()
         var points: RowBuffer?
         var ids: [String] = []
-        var dim = 0, first = ""
+        var shape = InputShape()
         var block: [Float] = []
         for path in paths {
             let records = try VectorRecords(path: path)
-            if try records.peek() {
-                let d = records.shape!.dim
-                if dim == 0 {
-                    (dim, first) = (d, records.name)
-                    points = RowBuffer(dim: d)
-                } else if d != dim {
-                    throw RuEmbedError("\(records.name) has \(d)-d vectors, \(first) has \(dim)-d")
-                }
-            }
+            if try shape.check(records) { points = RowBuffer(dim: shape.dim) }
             while true {
                 block.removeAll(keepingCapacity: true)
                 let n = try records.nextBlock(maxRows: Self.readRows, values: &block, ids: &ids)
@@ -258,7 +255,7 @@ struct RuCluster: ParsableCommand {
                 try block.withUnsafeBufferPointer { try points!.append($0.baseAddress!, rows: n) }
             }
         }
-        let n = ids.count
+        let n = ids.count, dim = shape.dim
         guard let points, n > 0 else { throw RuEmbedError("\(names(paths)): no records to cluster") }
         let groups = try points.withRows { rows in
             VectorMath.l2NormalizeRows(rows, count: n, dim: dim)
@@ -285,6 +282,24 @@ struct RuCluster: ParsableCommand {
         }
     }
 
+}
+
+/// The inputs' common dimension: the first input with records sets it, the others must agree.
+struct InputShape {
+    private(set) var dim = 0
+    private var first = ""
+
+    /// Reads up to `records`' first chunk; true when it is the first input with records.
+    mutating func check(_ records: VectorRecords) throws -> Bool {
+        guard try records.peek() else { return false }
+        let d = records.shape!.dim
+        if dim == 0 {
+            (dim, first) = (d, records.name)
+            return true
+        }
+        if d != dim { throw RuEmbedError("\(records.name) has \(d)-d vectors, \(first) has \(dim)-d") }
+        return false
+    }
 }
 
 /// The output lines, written to standard output 64 KB at a time.

@@ -69,15 +69,10 @@ func appendStreams(_ paths: [String], make: (Int) throws -> GraphBuilder, builde
 
 /// Progress on a terminal: `placed N / M` redrawn, at most every 0.2 s.
 final class Progress {
-    let enabled = isatty(2) == 1
-    var last = 0.0
+    let line = ToolRuntime.TerminalProgress()
     func update(_ done: Int, _ total: Int) {
-        guard enabled else { return }
-        let now = monotonicSeconds()
-        if now - last < 0.2 && done < total { return }
-        last = now
-        ToolRuntime.warnRaw("\r\u{1B}[Kru-index: placed \(done) / \(total)")
-        if done == total { ToolRuntime.warnRaw("\n") }
+        line.show("placed \(done) / \(total)", force: done == total)
+        if done == total { line.finish(keep: true) }
     }
 }
 

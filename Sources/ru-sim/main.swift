@@ -8,11 +8,7 @@ struct RuSim: ParsableCommand {
         commandName: "ru-sim",
         abstract: "Cosine similarity of vectors: record by record, or every pair with --cross.",
         discussion: """
-        Prints `idA<TAB>idB<TAB>cosine` lines, the cosine with 6 decimals. By default record i
-        of A is compared with record i of B, and A and B must have the same number of records.
-        With --cross every record of A is compared with every record of B (B is held in
-        memory; A is streamed). Vectors need not be normalised; an all-zero vector has cosine 0.
-        Ids are TSV-escaped (\\, tab, newline, CR as \\\\, \\t, \\n, \\r).
+        Prints `idA<TAB>idB<TAB>cosine` lines, the cosine with 6 decimals. By default record i of A is compared with record i of B, and A and B must have the same number of records. With --cross every record of A is compared with every record of B (B is held in memory; A is streamed). Vectors need not be normalised; an all-zero vector has cosine 0. Ids are TSV-escaped (\\, tab, newline, CR as \\\\, \\t, \\n, \\r).
 
         Examples:
           ru-sim queries.vec passages.vec

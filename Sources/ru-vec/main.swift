@@ -249,12 +249,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write vectors as JSON lines, TSV, NumPy .npy or .fvecs.",
         discussion: """
-        jsonl: one `{"id": "...", "vector": [...]}` per record. tsv: the id (with \\, tab, newline
-        and CR escaped as \\\\, \\t, \\n, \\r), then one column per dimension. npy: a float32
-        matrix (needs -o). fvecs: per record an int32 dimension and the float32 values.
-        Values are written as floats whatever the stream's element type: f16 widened, int8
-        dequantized with its calibration, binary bits as +1/-1. npy and fvecs hold no ids: use
-        --ids to keep them.
+        jsonl: one `{"id": "...", "vector": [...]}` per record. tsv: the id (with \\, tab, newline and CR escaped as \\\\, \\t, \\n, \\r), then one column per dimension. npy: a float32 matrix (needs -o). fvecs: per record an int32 dimension and the float32 values. Values are written as floats whatever the stream's element type: f16 widened, int8 dequantized with its calibration, binary bits as +1/-1. npy and fvecs hold no ids: use --ids to keep them.
         """)
 
     @Option(name: .customLong("to"), help: "Output format: jsonl, tsv, npy or fvecs.")
@@ -390,9 +385,7 @@ struct Cat: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Concatenate streams into one, re-chunked, optionally converted.",
         discussion: """
-        Inputs must agree on kind, dimension and model digest (and on normalisation unless
-        --normalize, on element type unless --dtype). int8 chunks that need no conversion are
-        copied as they are, so their calibration is kept.
+        Inputs must agree on kind, dimension and model digest (and on normalisation unless --normalize, on element type unless --dtype). int8 chunks that need no conversion are copied as they are, so their calibration is kept.
         """)
 
     @OptionGroup var options: StreamOutputOptions
@@ -472,9 +465,7 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make a stream from JSON lines, TSV, NumPy .npy or .fvecs vectors.",
         discussion: """
-        Ids come from the jsonl "id" field (a string or a number), the first TSV column
-        (TSV-escaped), or --ids FILE (one per line); otherwise they are 1-based positions.
-        Every record must have the same dimension and finite values.
+        Ids come from the jsonl "id" field (a string or a number), the first TSV column (TSV-escaped), or --ids FILE (one per line); otherwise they are 1-based positions. Every record must have the same dimension and finite values.
         """)
 
     @Option(name: .customLong("from"), help: "Input format: jsonl, tsv, npy or fvecs.")
