@@ -107,7 +107,8 @@ struct RuCluster: ParsableCommand {
             var info = stat()
             return path != "-" && stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
         }
-        let capacity = sample == 0 ? Int.max : max(k, sample ?? 256 * k)
+        // 256·K saturates: a huge -k is refused below, once the records are counted.
+        let capacity = sample == 0 ? Int.max : max(k, sample ?? (k > Int.max / 256 ? Int.max : 256 * k))
         // What it is doing, on a terminal when the lines go elsewhere and without -v (which
         // prints each round instead).
         let status = ToolRuntime.TerminalProgress(enabled: isatty(2) == 1 && isatty(1) == 0 && !verbose.verbose)

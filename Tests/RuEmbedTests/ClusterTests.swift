@@ -206,6 +206,8 @@ import Testing
         try refused(["-k", "2", empty], "no records")
         try refused(["-k", "2"], "no records")
         try refused(["-k", "4", good], "more than the 3 records")
+        // 256·K would overflow: refused as any K over the record count, not a trap.
+        try refused(["-k", "99999999999999999", good], "more than the 3 records")
         try refused(["-k", "0", good], status: 64, "at least 1")
         try refused([good], status: 64, "either -k")
         try refused(["-k", "2", "--threshold", "0.9", good], status: 64, "either -k")
