@@ -108,7 +108,9 @@ package struct ThreadOptions: ParsableArguments {
     package init() {}
 
     package func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be 1 or more") }
+        if let threads, threads < 1 || threads > CoreShare.maxThreads {
+            throw ValidationError("--threads must be 1 to \(CoreShare.maxThreads)")
+        }
     }
 
     /// Takes this process's share of the cores (or exactly --threads).

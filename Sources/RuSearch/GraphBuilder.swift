@@ -168,7 +168,7 @@ public final class GraphBuilder {
             done = 1
         }
         let total = order.count
-        let efc = max(parameters.efConstruction, parameters.degree)
+        let efc = min(max(parameters.efConstruction, parameters.degree), max(1, count))
         let scratch = (0..<Parallel.threads).map { _ in SearchScratch(nodes: count, ef: efc, stride: stride) }
         while done < total {
             let size = min(GraphBuilder.batchSize(placed: placed + done), total - done)
@@ -181,7 +181,7 @@ public final class GraphBuilder {
 
     private func insertBatch(_ batch: [Int], scratch: [SearchScratch]) {
         let degree = parameters.degree, alpha = parameters.alpha, entry = self.entry, width = self.width
-        let efc = max(parameters.efConstruction, degree)
+        let efc = min(max(parameters.efConstruction, degree), max(1, count))
         let stride = self.stride
         // 1. Each new node's neighbours, from a search of the graph as it stands.
         codes.withUnsafeBufferPointer { c in

@@ -74,7 +74,9 @@ extension GraphIndexFile {
     public func search(queries: UnsafePointer<Float>, count n: Int, k: Int, ef: Int, base: Int = 0,
                        distances: inout UInt64) throws -> [[Neighbor]] {
         guard count > 0, n > 0 else { return [[Neighbor]](repeating: [], count: n) }
-        let width = max(ef, k)
+        // A beam wider than the graph holds every node anyway (and a huge --ef or -k must not
+        // size the scratch).
+        let width = min(max(ef, k), count)
         let ranges = Parallel.ranges(n)
         let scratch = ranges.map { _ in SearchScratch(nodes: count, ef: width, stride: stride) }
         nonisolated(unsafe) var found = [[(node: Int, score: Float)]](repeating: [], count: n)

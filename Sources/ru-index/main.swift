@@ -42,7 +42,7 @@ struct GraphOptions: ParsableArguments {
 
     func validate() throws {
         if degree < 1 || degree > IndexFormat.maxDegree { throw ValidationError("--degree must be 1 to \(IndexFormat.maxDegree)") }
-        if efConstruction < 1 { throw ValidationError("--ef-construction must be at least 1") }
+        if efConstruction < 1 || efConstruction > 65_536 { throw ValidationError("--ef-construction must be 1 to 65536") }
         if !(alpha >= 1 && alpha <= 4) { throw ValidationError("--alpha must be between 1 and 4") }
     }
 }

@@ -209,6 +209,8 @@ import Testing
         // 256·K would overflow: refused as any K over the record count, not a trap.
         try refused(["-k", "99999999999999999", good], "more than the 3 records")
         try refused(["-k", "0", good], status: 64, "at least 1")
+        // Every tool's --threads (ThreadOptions): a count OpenMP cannot take is a usage error.
+        try refused(["-k", "1", "--threads", "99999999999999999", good], status: 64, "1 to 4096")
         try refused([good], status: 64, "either -k")
         try refused(["-k", "2", "--threshold", "0.9", good], status: 64, "either -k")
         try refused(["--threshold", "2", good], status: 64, "between -1 and 1")

@@ -90,6 +90,25 @@ import CKernels
         #expect(j.status == 0 && j.text == jt.text)
     }
 
+    /// Huge beam widths and k are bounded by the index (they once sized the scratch and
+    /// aborted on the allocation); a huge --ef-construction is a usage error.
+    @Test func hugeWidthsAreBoundedByTheIndex() throws {
+        let corpus = try clustered(300, seed: 5, prefix: "h")
+        let queries = try clustered(20, seed: 6, prefix: "hq")
+        let idx = path("huge.idx")
+        #expect(try T.run("ru-index", ["build", "-o", idx, corpus.path]).status == 0)
+        let exact = try T.run("ru-knn", ["--index", idx, "-k", "5", "--exact", queries.path])
+        let wide = try T.run("ru-knn", ["--index", idx, "-k", "5", "--ef", "99999999999999999", queries.path])
+        #expect(wide.status == 0, "\(wide.stderr)")
+        // A beam as wide as the graph finds what exact search finds.
+        #expect(recall(wide.text, exact.text) == 1)
+        let all = try T.run("ru-knn", ["--index", idx, "-k", "99999999999999999", queries.path])
+        #expect(all.status == 0, "\(all.stderr)")
+        #expect(all.lines.count == 20 * 300)
+        let build = try T.run("ru-index", ["build", "--ef-construction", "99999999999999999", "-o", path("no.idx"), corpus.path])
+        #expect(build.status == 64 && build.stderr.contains("1 to 65536"), "\(build.stderr)")
+    }
+
     @Test func codesOnlyIndexIsSmallerAndStillFinds() throws {
         let corpus = try clustered(2000, seed: 3, prefix: "d")
         let queries = try clustered(100, seed: 4, prefix: "q")

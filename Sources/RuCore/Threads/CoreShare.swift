@@ -27,8 +27,12 @@ package enum CoreShare {
         guard let value = environment["OMP_NUM_THREADS"] else { return nil }
         let first = value.split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard let n = Int(first.filter { $0 != " " && $0 != "\t" }), n > 0 else { return nil }
-        return n
+        return min(n, maxThreads)
     }
+
+    /// The most threads a tool takes (OpenMP takes the count as an Int32; a huge --threads or
+    /// OMP_NUM_THREADS once trapped converting it).
+    package static let maxThreads = 4096
 }
 
 /// The registry of running tools: a private directory of slot files, one held per process
