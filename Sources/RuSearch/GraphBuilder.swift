@@ -118,20 +118,11 @@ public final class GraphBuilder {
             throw RuEmbedError("\(records.name) has \(records.shape!.dim)-d vectors, the index \(dim)-d")
         }
         let normalized = records.shape.map { $0.normalized && $0.dtype == .f32 } ?? false
-        var values: [Float] = []
-        var ids: [String] = []
         let dim = self.dim
-        while true {
-            values.removeAll(keepingCapacity: true)
-            ids.removeAll(keepingCapacity: true)
-            let m = try records.nextBlock(maxRows: 8192, values: &values, ids: &ids)
-            if m == 0 { break }
+        try records.forEachBlock(maxRows: 8192) { p, m, ids in
             if count + m >= Int(UInt32.max) { throw RuEmbedError("\(records.name): an index holds fewer than 2^32 − 1 vectors") }
-            values.withUnsafeMutableBufferPointer { v in
-                let p = v.baseAddress!
-                if !normalized { Parallel.forRanges(m) { lo, hi in ck_normalize_rows(p + lo * dim, hi - lo, dim) } }
-                append(rows: p, count: m, ids: ids)
-            }
+            if !normalized { Parallel.forRanges(m) { lo, hi in ck_normalize_rows(p + lo * dim, hi - lo, dim) } }
+            append(rows: p, count: m, ids: ids)
         }
     }
 

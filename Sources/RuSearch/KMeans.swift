@@ -101,7 +101,7 @@ package enum SphericalKMeans {
         guard count > 0 else { throw RuEmbedError("no records to cluster") }
         guard k >= 1 else { throw RuEmbedError.invalidArgument("k must be at least 1") }
         guard k <= count else { throw RuEmbedError("\(k) clusters asked for, but there are only \(count) records") }
-        var reservoir = try ReservoirSample(capacity: max(k, sample ?? count), dim: dim, seed: seed)
+        var reservoir = ReservoirSample(capacity: max(k, sample ?? count), dim: dim, seed: seed)
         try reservoir.offer(points, count: count)
         var result = try reservoir.rows.withRows { try train(points: $0, count: reservoir.rows.count, dim: dim, k: k,
                                                          iterations: iterations, seed: seed, progress: progress) }
@@ -386,18 +386,37 @@ package enum SphericalKMeans {
             return (changed, recompute.count)
         }
 
-        /// Compares the records `indices` with every centroid, a block per matrix product.
+        /// Compares the records `indices` (ascending) with every centroid, a block per matrix
+        /// product; returns how many changed cluster.
         private mutating func assignAll(_ indices: [Int]) -> Int {
             let (dim, k, points, groups) = (self.dim, self.k, self.points, self.groups)
-            let rows = UnsafeMutablePointer<Float>.allocate(capacity: block * dim)
-            let moved = UnsafeMutablePointer<Int>.allocate(capacity: block)
-            defer { rows.deallocate(); moved.deallocate() }
             let scorer = centroids.withUnsafeBufferPointer { Assigner(centroids: $0.baseAddress!, dim: dim, k: k, screened: screened) }
-            var changed = 0
+            let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: indices.count)
+            moved.initialize(repeating: 0, count: indices.count)
+            defer { moved.deallocate() }
             assignment.withUnsafeMutableBufferPointer { a in
                 own.withUnsafeMutableBufferPointer { o in
                     other.withUnsafeMutableBufferPointer { u in
                         let (ap, op, up) = (a.baseAddress!, o.baseAddress!, u.baseAddress!)
+                        // Record i (the p-th compared) goes to `best`; every group's best other
+                        // than it becomes the group's bound.
+                        let settle = { (p: Int, i: Int, best: Int, bestScore: Float, upper: UnsafePointer<Float>) in
+                            for g in 0..<groups {
+                                var top = -Float.infinity
+                                for j in g * k / groups..<(g + 1) * k / groups where j != best { top = max(top, upper[j]) }
+                                up[i * groups + g] = top
+                            }
+                            moved[p] = ap[i] == Int32(best) ? 0 : 1
+                            ap[i] = Int32(best)
+                            op[i] = bestScore
+                        }
+                        if indices.count == count {
+                            // Every record (the first round, after a re-seeding): in place.
+                            scorer.forEachRow(points, count: count) { i, best, score, upper in settle(i, i, best, score, upper) }
+                            return
+                        }
+                        let rows = UnsafeMutablePointer<Float>.allocate(capacity: block * dim)
+                        defer { rows.deallocate() }
                         indices.withUnsafeBufferPointer { ix in
                             let ixp = ix.baseAddress!
                             var start = 0
@@ -407,25 +426,17 @@ package enum SphericalKMeans {
                                 Parallel.forRanges(m) { lo, hi in
                                     for r in lo..<hi { (rows + r * dim).update(from: points + ixp[base + r] * dim, count: dim) }
                                 }
-                                scorer.forEachRow(rows, count: m) { r, best, bestScore, upper in
-                                    let i = ixp[base + r]
-                                    // Every group's best other than the own centroid.
-                                    for g in 0..<groups {
-                                        var top = -Float.infinity
-                                        for j in g * k / groups..<(g + 1) * k / groups where j != best { top = max(top, upper[j]) }
-                                        up[i * groups + g] = top
-                                    }
-                                    moved[r] = ap[i] == Int32(best) ? 0 : 1
-                                    ap[i] = Int32(best)
-                                    op[i] = bestScore
+                                scorer.forEachRow(rows, count: m) { r, best, score, upper in
+                                    settle(base + r, ixp[base + r], best, score, upper)
                                 }
-                                for r in 0..<m { changed += moved[r] }
                                 start += m
                             }
                         }
                     }
                 }
             }
+            var changed = 0
+            for p in 0..<indices.count { changed += Int(moved[p]) }
             return changed
         }
 

@@ -72,7 +72,7 @@ package struct ReservoirSample {
     package private(set) var seen = 0
     private var random: SeededRandom
 
-    package init(capacity: Int, dim: Int, seed: UInt64) throws {
+    package init(capacity: Int, dim: Int, seed: UInt64) {
         precondition(capacity >= 1)
         self.capacity = capacity
         rows = RowBuffer(dim: dim)
@@ -126,9 +126,10 @@ extension SphericalKMeans {
         private let centroids: UnsafeMutablePointer<Float>
         private let exact: LinearLayer?
         private let screen: Int8LinearLayer?
-        /// oneDNN's f32 matmul is made per row count: a partial block is copied here and padded
-        /// to a multiple of 256 rows (few shapes made; the rows past the records are finite).
-        private let padded: UnsafeMutablePointer<Float>
+        /// Unscreened through oneDNN, whose f32 matmul is made per row count: a partial block is
+        /// copied here and padded to a multiple of 256 rows (few shapes made; the rows past the
+        /// records are finite). nil otherwise (the int8 layer pads its own codes).
+        private let padded: UnsafeMutablePointer<Float>?
         private let products: UnsafeMutablePointer<Float>
         /// Per thread, k floats: the error bounds of a row, then its upper bounds.
         private var scratch: [UnsafeMutablePointer<Float>] = []
@@ -150,8 +151,13 @@ extension SphericalKMeans {
                 exact = LinearLayer(weights: centroids, bias: nil, inputSize: dim, outputSize: k)
                 screen = nil
             }
-            padded = .allocate(capacity: block * dim)
-            padded.initialize(repeating: 0, count: block * dim)
+            if let exact, !exact.usesKernel {
+                let rows = UnsafeMutablePointer<Float>.allocate(capacity: block * dim)
+                rows.initialize(repeating: 0, count: block * dim)
+                padded = rows
+            } else {
+                padded = nil
+            }
             products = .allocate(capacity: block * k)
         }
 
@@ -162,16 +168,16 @@ extension SphericalKMeans {
 
         deinit {
             centroids.deallocate()
-            padded.deallocate()
+            padded?.deallocate()
             products.deallocate()
             scratch.forEach { $0.deallocate() }
         }
 
-        /// For consecutive blocks of the `count` rows, calls `body(first, m, best, upper)` on
-        /// every thread's share of each block's rows (thread-safe per row): `best(r)` is row
-        /// first + r's best centroid and its f32 cosine (ties: the lower number); `upper(r)`
-        /// points to k upper bounds on its cosines to every centroid (valid until the next call
-        /// on that thread).
+        /// Calls `body(row, best, score, upper)` for each of the `count` rows, a block at a time,
+        /// on every thread's share of the block (so `body` must be safe per row): `best` is the
+        /// row's best centroid and `score` its f32 cosine (ties: the lower number); `upper`
+        /// points to k upper bounds on the row's cosines to every centroid (valid only during the
+        /// call).
         func forEachRow(_ points: UnsafePointer<Float>, count: Int,
                         _ body: @escaping (_ row: Int, _ best: Int, _ score: Float, _ upper: UnsafePointer<Float>) -> Void) {
             let (dim, k, centroids, products) = (self.dim, self.k, self.centroids, self.products)
@@ -181,20 +187,21 @@ extension SphericalKMeans {
             let screen = self.screen
             var start = 0
             var screened = 0, scored = 0
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: ranges.count)
+            defer { counts.deallocate() }
             while start < count {
                 let m = min(block, count - start)
                 let rows = points + start * dim
                 if let screen {
                     // It pads its own codes for oneDNN.
                     screen.run(rows: m, input: rows, output: products)
-                } else if exact!.usesKernel || m == block {
-                    exact!.run(rows: m, input: rows, output: products)
-                } else {
+                } else if let padded, m < block {
                     padded.update(from: rows, count: m * dim)
                     exact!.run(rows: (m + 255) / 256 * 256, input: padded, output: products)
+                } else {
+                    exact!.run(rows: m, input: rows, output: products)
                 }
                 let base = start
-                let counts = UnsafeMutablePointer<Int>.allocate(capacity: ranges.count)
                 counts.initialize(repeating: 0, count: ranges.count)
                 Parallel.forThreadRanges(ranges: Parallel.ranges(m)) { t, lo, hi in
                     for r in lo..<hi {
@@ -220,7 +227,6 @@ extension SphericalKMeans {
                     }
                 }
                 for t in 0..<ranges.count { scored += counts[t] }
-                counts.deallocate()
                 screened += m
                 start += m
             }

@@ -60,7 +60,7 @@ final class AssignmentQueue {
     }
 
     /// A record with its cluster known (sampled).
-    func add(id: String, cluster: Int32, score: Float) throws {
+    func add(id: String, cluster: Int32, score: Float) {
         let slot = slots[filling]
         slot.ids.append(id)
         slot.lineClusters.append(cluster)

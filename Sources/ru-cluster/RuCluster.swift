@@ -118,27 +118,20 @@ struct RuCluster: ParsableCommand {
         var heldIDs: [String] = []
         var shape = InputShape()
         var counts: [Int] = []
-        var block: [Float] = [], ids: [String] = []
         // The ids of a pass (within this process): the second reading must see the same records.
         var idHash = Hasher()
         for path in paths {
             let records = try VectorRecords(path: path)
             if try shape.check(records) {
-                reservoir = try ReservoirSample(capacity: capacity, dim: shape.dim, seed: seed)
+                reservoir = ReservoirSample(capacity: capacity, dim: shape.dim, seed: seed)
                 if !rereadable { held = RowBuffer(dim: shape.dim) }
             }
             let dim = shape.dim
             var count = 0
-            while true {
-                block.removeAll(keepingCapacity: true)
-                ids.removeAll(keepingCapacity: true)
-                let n = try records.nextBlock(maxRows: Self.readRows, values: &block, ids: &ids)
-                if n == 0 { break }
-                try block.withUnsafeMutableBufferPointer { b in
-                    VectorMath.l2NormalizeRows(b.baseAddress!, count: n, dim: dim)
-                    try reservoir!.offer(b.baseAddress!, count: n)
-                    try held?.append(b.baseAddress!, rows: n)
-                }
+            try records.forEachBlock(maxRows: Self.readRows) { rows, n, ids in
+                VectorMath.l2NormalizeRows(rows, count: n, dim: dim)
+                try reservoir!.offer(rows, count: n)
+                try held?.append(rows, rows: n)
                 if held != nil { heldIDs.append(contentsOf: ids) } else { for id in ids { idHash.combine(id) } }
                 count += n
                 status.show("read \(counts.reduce(count, +)) records")
@@ -177,7 +170,7 @@ struct RuCluster: ParsableCommand {
             for r in 0..<n {
                 let id = ids[ids.startIndex + r]
                 if next < order.count && sampled.origins[order[next]] == position + r {
-                    try queue.add(id: id, cluster: result.assignment[order[next]], score: result.scores[order[next]])
+                    queue.add(id: id, cluster: result.assignment[order[next]], score: result.scores[order[next]])
                     next += 1
                 } else {
                     try queue.add(id: id, row: rows + r * dim)
@@ -202,18 +195,12 @@ struct RuCluster: ParsableCommand {
                 let changed = RuEmbedError("\(records.name) changed while ru-cluster read it (read twice: the records, then their clusters)")
                 if try records.peek(), records.shape!.dim != dim { throw changed }
                 var again = 0
-                while true {
-                    block.removeAll(keepingCapacity: true)
-                    ids.removeAll(keepingCapacity: true)
-                    let n = try records.nextBlock(maxRows: Self.readRows, values: &block, ids: &ids)
-                    if n == 0 { break }
+                try records.forEachBlock(maxRows: Self.readRows) { rows, n, ids in
                     if again + n > count { throw changed }
                     again += n
                     for id in ids { idHash.combine(id) }
-                    try block.withUnsafeMutableBufferPointer { b in
-                        VectorMath.l2NormalizeRows(b.baseAddress!, count: n, dim: dim)
-                        try emit(b.baseAddress!, n, ids[...])
-                    }
+                    VectorMath.l2NormalizeRows(rows, count: n, dim: dim)
+                    try emit(rows, n, ids[...])
                 }
                 if again != count {
                     throw RuEmbedError("\(records.name) changed while ru-cluster read it (\(count) records, then \(again))")
@@ -245,15 +232,12 @@ struct RuCluster: ParsableCommand {
         var points: RowBuffer?
         var ids: [String] = []
         var shape = InputShape()
-        var block: [Float] = []
         for path in paths {
             let records = try VectorRecords(path: path)
             if try shape.check(records) { points = RowBuffer(dim: shape.dim) }
-            while true {
-                block.removeAll(keepingCapacity: true)
-                let n = try records.nextBlock(maxRows: Self.readRows, values: &block, ids: &ids)
-                if n == 0 { break }
-                try block.withUnsafeBufferPointer { try points!.append($0.baseAddress!, rows: n) }
+            try records.forEachBlock(maxRows: Self.readRows) { rows, n, blockIDs in
+                try points!.append(rows, rows: n)
+                ids.append(contentsOf: blockIDs)
             }
         }
         let n = ids.count, dim = shape.dim

@@ -140,16 +140,8 @@ struct Search: ParsableCommand {
                                          method: noScreen ? .f32 : .int8Screened)
                 // f32 vectors flagged normalized are used as they are; others are normalised here.
                 let normalized = corpus.shape.map { $0.normalized && $0.dtype == .f32 } ?? false
-                var blockValues: [Float] = []
-                var blockIDs: [String] = []
-                while true {
-                    blockValues.removeAll(keepingCapacity: true)
-                    blockIDs.removeAll(keepingCapacity: true)
-                    let m = try corpus.nextBlock(maxRows: block, values: &blockValues, ids: &blockIDs)
-                    if m == 0 { break }
-                    blockValues.withUnsafeMutableBufferPointer {
-                        search.add(block: $0.baseAddress!, count: m, ids: blockIDs, normalized: normalized)
-                    }
+                try corpus.forEachBlock(maxRows: block) { rows, m, ids in
+                    search.add(block: rows, count: m, ids: ids, normalized: normalized)
                 }
                 if verbose.verbose {
                     let pairs = max(1, search.corpusCount * n)

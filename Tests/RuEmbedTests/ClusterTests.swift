@@ -339,7 +339,7 @@ import Testing
         let dim = 2, n = 50
         let rows = (0..<n * dim).map { Float($0 / dim) }
         func draw(_ capacity: Int, seed: UInt64, blocks: Int = 7) throws -> ReservoirSample {
-            var sample = try ReservoirSample(capacity: capacity, dim: dim, seed: seed)
+            var sample = ReservoirSample(capacity: capacity, dim: dim, seed: seed)
             try rows.withUnsafeBufferPointer { r in
                 for start in stride(from: 0, to: n, by: blocks) {
                     try sample.offer(r.baseAddress! + start * dim, count: min(blocks, n - start))

@@ -100,6 +100,20 @@ public final class VectorRecords {
 }
 
 extension VectorRecords {
+    /// Calls `body(rows, count, ids)` for each block of at most `maxRows` records to the end of
+    /// the stream: `count` rows of floats (row-major, which `body` may change in place) and their
+    /// ids, in buffers reused from block to block.
+    package func forEachBlock(maxRows: Int, _ body: (UnsafeMutablePointer<Float>, Int, [String]) throws -> Void) throws {
+        var values: [Float] = [], ids: [String] = []
+        while true {
+            values.removeAll(keepingCapacity: true)
+            ids.removeAll(keepingCapacity: true)
+            let count = try nextBlock(maxRows: maxRows, values: &values, ids: &ids)
+            if count == 0 { return }
+            try values.withUnsafeMutableBufferPointer { try body($0.baseAddress!, count, ids) }
+        }
+    }
+
     /// Warnings when two streams were made by different models or at different precisions:
     /// their cosines are then not comparable. Empty when they are.
     package static func incomparability(_ a: VectorRecords, _ b: VectorRecords) -> [String] {
