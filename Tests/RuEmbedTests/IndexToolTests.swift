@@ -239,7 +239,11 @@ import CKernels
         let idx = path("shared.idx")
         #expect(try T.run("ru-index", ["build", "-o", idx, corpus.path]).status == 0)
         let reference = try T.run("ru-knn", ["--index", idx, "-k", "5", queries.path]).text
-        nonisolated(unsafe) var outputs = [String](repeating: "", count: 6)
+        // One slot per reader, written through a pointer: assigning into a shared Swift array
+        // from several threads is a race on the whole array (TSan reported it).
+        nonisolated(unsafe) let outputs = UnsafeMutableBufferPointer<String>.allocate(capacity: 6)
+        outputs.initialize(repeating: "")
+        defer { outputs.deinitialize(); outputs.deallocate() }
         DispatchQueue.concurrentPerform(iterations: 6) { i in
             outputs[i] = (try? T.run("ru-knn", ["--index", idx, "-k", "5", "--threads", "1", queries.path]).text) ?? "failed"
         }
