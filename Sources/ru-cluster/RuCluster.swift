@@ -21,7 +21,7 @@ struct RuCluster: ParsableCommand {
 
         --centroids FILE writes the centroids as a normalised f32 vector stream with ids 0 to K-1, so `ru-knn --index FILE -k 1 new.vec` assigns new records.
 
-        --threshold T: near-duplicate groups instead: records with cosine >= T are linked, and a group is a connected component of those links (union-find over all pairs, exactly: so a chain a~b~c is one group even when a and c are further apart). Groups are numbered by their first record, which is the group's representative; the score is the cosine to it. All pairs are compared: the work grows with the square of the records, which are held in memory.
+        --threshold T: near-duplicate groups instead: records with cosine >= T are linked, and a group is a connected component of those links (union-find over all pairs, exactly: so a chain a~b~c is one group even when a and c are further apart). Groups are numbered by their first record, which is the group's representative; the score is the cosine to it. The records are held in memory. From 16,384 records on, a k-means partition prunes the comparisons without losing a pair: two records with cosine >= T lie within sqrt(2-2T) of each other, so a record is compared only with its own cluster and with the clusters whose boundary it lies that close to (on 200,000 embedding-like records at T = 0.95, 12 % of all pairs); the work still grows faster than the records, and at low thresholds, when the partition would not save half, every pair is compared.
 
         Examples:
           ru-embed < docs.txt | ru-cluster -k 50 --centroids topics.vec > topics.tsv
@@ -250,7 +250,8 @@ struct RuCluster: ParsableCommand {
         for i in 0..<n { try lines.append(id: ids[i], cluster: groups.group[i], score: groups.scores[i]) }
         try lines.finish()
         if verbose.verbose {
-            ToolRuntime.warn("\(n) records, \(groups.edges) pairs with cosine ≥ \(threshold), \((groups.group.max() ?? -1) + 1) groups")
+            let share = NumberFormat.fixed(Double(groups.compared) / Double(max(1, n * (n - 1) / 2)) * 100, decimals: 1)
+            ToolRuntime.warn("\(n) records, \(groups.edges) pairs with cosine ≥ \(threshold), \((groups.group.max() ?? -1) + 1) groups; \(groups.compared) pairs compared (\(share) % of all\(groups.partitioned ? ", partitioned" : ""))")
             ToolRuntime.warn("\(n) records of \(dim) dimensions in \(NumberFormat.fixed(monotonicSeconds() - started, decimals: 2)) s")
         }
     }

@@ -191,6 +191,56 @@ import Testing
         #expect(parse(cr)[2].score < 0.99)
     }
 
+    /// The partition (k-means homes and halos) only prunes comparisons: the groups and the
+    /// pairs found are those of all pairs and of brute force in Double, with near duplicates
+    /// planted on the boundaries between clusters, where the halos matter.
+    @Test func partitionedNearDuplicatesAreExact() throws {
+        let dim = 16, centres = 30, n = 2400
+        var random = T.Random(seed: 77)
+        let centre = random.vectors(centres, dim)
+        var values: [Float] = []
+        for i in 0..<n {
+            let c = i % centres
+            values += (0..<dim).map { centre[c * dim + $0] + 0.1 * random.float() }
+        }
+        // The last 400 records: 200 points between two centres, each with a copy turned slightly.
+        for p in 0..<200 {
+            let (a, b) = (p % centres, (p * 7 + 3) % centres)
+            let mid = (0..<dim).map { centre[a * dim + $0] + centre[b * dim + $0] + 0.02 * random.float() }
+            let at = n - 400 + 2 * p
+            for d in 0..<dim {
+                values[at * dim + d] = mid[d]
+                values[(at + 1) * dim + d] = mid[d] + 0.03 * random.float()
+            }
+        }
+        let xs = normalized(values, dim: dim).flatMap { $0 }
+        let rows = xs.map(Float.init)
+        // Every cosine once, in Double.
+        var cosines: [Double] = []
+        cosines.reserveCapacity(n * (n - 1) / 2)
+        for i in 0..<n { for j in 0..<i {
+            var c = 0.0
+            for d in 0..<dim { c += xs[i * dim + d] * xs[j * dim + d] }
+            cosines.append(c)
+        } }
+        for threshold in [0.95, 0.99] as [Float] {
+            let (partitioned, all) = rows.withUnsafeBufferPointer { p in
+                (NearDuplicates.group(points: p.baseAddress!, count: n, dim: dim, threshold: threshold,
+                                      partitionAbove: 0, recordsPerCluster: 64),
+                 NearDuplicates.group(points: p.baseAddress!, count: n, dim: dim, threshold: threshold, partitionAbove: .max))
+            }
+            #expect(partitioned.partitioned && !all.partitioned, "threshold \(threshold)")
+            #expect(partitioned.compared < all.compared / 2, "threshold \(threshold): \(partitioned.compared) pairs compared")
+            #expect(partitioned.group == all.group, "threshold \(threshold)")
+            #expect(partitioned.edges == all.edges, "threshold \(threshold)")
+            // Brute force in Double: the pairs above the threshold, give or take f32 rounding.
+            let t = Double(threshold)
+            let above = cosines.count { $0 >= t + 1e-6 }, near = cosines.count { abs($0 - t) < 1e-6 }
+            #expect(partitioned.edges >= above && partitioned.edges <= above + near, "threshold \(threshold)")
+            #expect(above >= 200, "threshold \(threshold): the planted pairs")
+        }
+    }
+
     @Test func badInputIsOneLineAndStatus2() throws {
         let dir = T.temporaryDirectory()
         let good = try streamFile([1, 0, 0, 1, 1, 1], ids: ["a", "b", "c"], dim: 2, name: "good.vec")
