@@ -33,6 +33,8 @@ package final class Int8LinearLayer {
     private let weightScales: UnsafeMutablePointer<Float>
     private let weightCodeSums: UnsafeMutablePointer<Int32>
     private let weightCodeL1: [Float]
+    /// max over outputs of the weight scale, and of scale × the codes' L1 norm (`maxErrorBound`).
+    private let largestWeightScale: Float, largestScaledCodeL1: Float
     private let bias: UnsafeMutablePointer<Float>?
     /// The kernel's panels, or nil when oneDNN multiplies.
     private let packedWeights: UnsafeMutableRawPointer?
@@ -108,6 +110,12 @@ package final class Int8LinearLayer {
         }
         self.activationCodeMax = activationCodeMax ?? (packedWeights != nil ? 255 : 127)
         weightCodeL1 = l1
+        var (largestScale, largestProduct): (Float, Float) = (0, 0)
+        for n in 0..<outputSize {
+            largestScale = max(largestScale, weightScales[n])
+            largestProduct = max(largestProduct, weightScales[n] * l1[n])
+        }
+        (largestWeightScale, largestScaledCodeL1) = (largestScale, largestProduct)
     }
 
     deinit {
@@ -278,6 +286,18 @@ package final class Int8LinearLayer {
             }
         }
     }
+
+    /// A bound on `errorBound` of one input row for every output at once (one pass over the row):
+    /// the largest weight scale and the largest scale × code L1 norm, which may come from
+    /// different outputs, so it can exceed the largest per-output bound a little.
+    package func maxErrorBound(input row: UnsafePointer<Float>) -> Float {
+        var l1: Float = 0, lo: Float = 0, hi: Float = 0
+        ck_l1_range(row, inputSize, &l1, &lo, &hi)
+        let halfStep = (hi - lo) / Float(activationCodeMax) / 2
+        return largestWeightScale / 2 * l1 + halfStep * largestScaledCodeL1
+    }
+
+
 }
 
 /// Per-thread scratch of the int8 layers' per-thread path, shared by every layer (they run

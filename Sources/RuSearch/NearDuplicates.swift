@@ -233,41 +233,44 @@ package enum NearDuplicates {
 
         /// Compares each cluster's records with each other and with its halo; returns the
         /// pairs compared.
+        ///
+        /// The products are int8 (`Int8LinearLayer`, the cluster's records as its weights): a
+        /// pair is confirmed in f32 when its estimate reaches the threshold less the estimate's
+        /// rigorous error bound (the largest over the tile's records), so no pair is lost. On
+        /// bench/near-duplicates at 200,000 records: 44 s with f32 products (oneDNN), 32 s so.
         func compare(_ links: inout Links, threshold: Float) -> Int {
-            let matmuls = MatmulCache()
             var compared = 0
             // Tiles of up to 1,024 rows (a cluster's records) and columns (its earlier records,
-            // then its halo) gathered into contiguous blocks, padded with zero rows to multiples
-            // of 64 so that few product shapes are made.
+            // then its halo) gathered into contiguous blocks.
             let rowBuffer = UnsafeMutablePointer<Float>.allocate(capacity: tile * dim)
             let colBuffer = UnsafeMutablePointer<Float>.allocate(capacity: tile * dim)
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: tile * tile)
-            defer { rowBuffer.deallocate(); colBuffer.deallocate(); scores.deallocate() }
+            let estimates = UnsafeMutablePointer<Float>.allocate(capacity: tile * tile)
+            defer { rowBuffer.deallocate(); colBuffer.deallocate(); estimates.deallocate() }
             let points = self.points, dim = self.dim
-            func gather(_ records: ArraySlice<UInt32>, into buffer: UnsafeMutablePointer<Float>) -> Int {
+            func gather(_ records: ArraySlice<UInt32>, into buffer: UnsafeMutablePointer<Float>) {
                 for (r, i) in records.enumerated() { (buffer + r * dim).update(from: points + Int(i) * dim, count: dim) }
-                let padded = (records.count + 63) / 64 * 64
-                (buffer + records.count * dim).update(repeating: 0, count: (padded - records.count) * dim)
-                return padded
             }
             for cluster in members.indices where !members[cluster].isEmpty {
                 let own = members[cluster], m = own.count
                 compared += m * (m - 1) / 2 + m * halo[cluster].count
                 for rb in stride(from: 0, to: m, by: tile) {
-                    let rows = own[rb..<min(m, rb + tile)], mPadded = gather(rows, into: rowBuffer)
+                    let rows = own[rb..<min(m, rb + tile)]
+                    gather(rows, into: rowBuffer)
+                    let layer = Int8LinearLayer(weights: rowBuffer, bias: nil, inputSize: dim, outputSize: rows.count)
                     // The cluster's records up to this tile's last (each pair within once), then the halo.
                     let columns = Array(own[0..<rows.endIndex]) + halo[cluster]
                     for cb in stride(from: 0, to: columns.count, by: tile) {
                         let n = min(tile, columns.count - cb)
-                        let nPadded = gather(columns[cb..<cb + n], into: colBuffer)
-                        matmuls.get(m: mPadded, n: nPadded, k: dim).run(a: rowBuffer, b: colBuffer, c: scores)
+                        gather(columns[cb..<cb + n], into: colBuffer)
+                        layer.run(rows: n, input: colBuffer, output: estimates)
                         let pairs = columns.withUnsafeBufferPointer { col in
                             let col = col.baseAddress!
                             return own.withUnsafeBufferPointer { row in
                                 let row = row.baseAddress!
-                                return confirm(rows: rows.count, cols: nPadded, scores: scores, threshold: threshold, dim: dim) { r, c in
+                                return confirm(columns: n, rows: rows.count, estimates: estimates, layer: layer,
+                                               input: colBuffer, threshold: threshold, dim: dim) { c, r in
                                     let position = cb + c
-                                    guard c < n, position >= rows.endIndex || position < rb + r else { return nil }
+                                    guard position >= rows.endIndex || position < rb + r else { return nil }
                                     let (i, j) = (Int(row[rb + r]), Int(col[position]))
                                     return (points + i * dim, points + j * dim, i, j)
                                 }
@@ -278,6 +281,30 @@ package enum NearDuplicates {
                 }
             }
             return compared
+        }
+
+        /// As `NearDuplicates.confirm`, on int8 estimates [columns × rows] with each column
+        /// record's error bound.
+        func confirm(columns: Int, rows: Int, estimates: UnsafePointer<Float>, layer: Int8LinearLayer,
+                     input: UnsafePointer<Float>, threshold: Float, dim: Int,
+                     pair: @escaping (Int, Int) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)?) -> [(Int, Int)] {
+            let ranges = Parallel.ranges(columns)
+            let found = UnsafeMutablePointer<[(Int, Int)]>.allocate(capacity: ranges.count)
+            found.initialize(repeating: [], count: ranges.count)
+            defer { found.deinitialize(count: ranges.count); found.deallocate() }
+            Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
+                var pairs: [(Int, Int)] = []
+                for c in lo..<hi {
+                    let floor = threshold - layer.maxErrorBound(input: input + c * dim) - screenMargin
+                    let estimate = estimates + c * rows
+                    for r in 0..<rows where estimate[r] >= floor {
+                        guard let (x, y, i, j) = pair(c, r) else { continue }
+                        if ck_dot(x, y, dim) >= threshold { pairs.append((i, j)) }
+                    }
+                }
+                found[t] = pairs
+            }
+            return (0..<ranges.count).flatMap { found[$0] }
         }
     }
 }

@@ -43,6 +43,14 @@ import Glibc
         }
         var worstShare = 0.0   // the largest error as a share of its bound
         for r in 0..<m {
+            let largest = x.withUnsafeBufferPointer { layer.maxErrorBound(input: $0.baseAddress! + r * k) }
+            var largestSeen: Float = 0
+            for j in 0..<n {
+                largestSeen = max(largestSeen, x.withUnsafeBufferPointer { layer.errorBound(input: $0.baseAddress! + r * k, output: j) })
+            }
+            // maxErrorBound covers every output's bound (the near-duplicate screen relies on it),
+            // without being far above the largest.
+            #expect(largest >= largestSeen * (1 - 1e-6) && largest <= 2 * largestSeen, "row \(r): \(largest) vs \(largestSeen)")
             for j in 0..<n {
                 var exact = Double(b[j])
                 for i in 0..<k { exact += Double(x[r * k + i]) * Double(w[j * k + i]) }
