@@ -119,7 +119,8 @@ package enum NearDuplicates {
             for jb in stride(from: 0, through: ib, by: tile) {
                 let n = min(tile, count - jb)
                 matmuls.get(m: m, n: n, k: dim).run(a: points + ib * dim, b: points + jb * dim, c: scores)
-                let pairs = confirm(rows: m, cols: n, scores: scores, threshold: threshold, dim: dim) { r, c in
+                let pairs = confirm(rows: m, cols: n, products: scores, threshold: threshold, dim: dim,
+                                    floor: { _ in threshold - screenMargin }) { r, c in
                     let (i, j) = (ib + r, jb + c)
                     return j < i ? (points + i * dim, points + j * dim, i, j) : nil
                 }
@@ -129,9 +130,11 @@ package enum NearDuplicates {
         return count * (count - 1) / 2
     }
 
-    /// The entries of a rows × cols product at or near the threshold that `pair` maps to two
-    /// records, confirmed with an f32 dot product; in row order, whatever the thread count.
-    static func confirm(rows: Int, cols: Int, scores: UnsafePointer<Float>, threshold: Float, dim: Int,
+    /// The entries of a rows × cols product at or above their row's `floor` (the threshold less
+    /// the product's error) that `pair` maps to two records, confirmed with an f32 dot product;
+    /// in row order, whatever the thread count.
+    static func confirm(rows: Int, cols: Int, products: UnsafePointer<Float>, threshold: Float, dim: Int,
+                        floor: @escaping (Int) -> Float,
                         pair: @escaping (Int, Int) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)?) -> [(Int, Int)] {
         let ranges = Parallel.ranges(rows)
         let found = UnsafeMutablePointer<[(Int, Int)]>.allocate(capacity: ranges.count)
@@ -140,8 +143,8 @@ package enum NearDuplicates {
         Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
             var pairs: [(Int, Int)] = []
             for r in lo..<hi {
-                let row = scores + r * cols
-                for c in 0..<cols where row[c] >= threshold - screenMargin {
+                let row = products + r * cols, rowFloor = floor(r)
+                for c in 0..<cols where row[c] >= rowFloor {
                     guard let (x, y, i, j) = pair(r, c) else { continue }
                     if ck_dot(x, y, dim) >= threshold { pairs.append((i, j)) }
                 }
@@ -267,8 +270,9 @@ package enum NearDuplicates {
                             let col = col.baseAddress!
                             return own.withUnsafeBufferPointer { row in
                                 let row = row.baseAddress!
-                                return confirm(columns: n, rows: rows.count, estimates: estimates, layer: layer,
-                                               input: colBuffer, threshold: threshold, dim: dim) { c, r in
+                                let input = UnsafePointer(colBuffer)
+                                return NearDuplicates.confirm(rows: n, cols: rows.count, products: estimates, threshold: threshold, dim: dim,
+                                                              floor: { c in threshold - layer.maxErrorBound(input: input + c * dim) - screenMargin }) { c, r in
                                     let position = cb + c
                                     guard position >= rows.endIndex || position < rb + r else { return nil }
                                     let (i, j) = (Int(row[rb + r]), Int(col[position]))
@@ -281,30 +285,6 @@ package enum NearDuplicates {
                 }
             }
             return compared
-        }
-
-        /// As `NearDuplicates.confirm`, on int8 estimates [columns × rows] with each column
-        /// record's error bound.
-        func confirm(columns: Int, rows: Int, estimates: UnsafePointer<Float>, layer: Int8LinearLayer,
-                     input: UnsafePointer<Float>, threshold: Float, dim: Int,
-                     pair: @escaping (Int, Int) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int)?) -> [(Int, Int)] {
-            let ranges = Parallel.ranges(columns)
-            let found = UnsafeMutablePointer<[(Int, Int)]>.allocate(capacity: ranges.count)
-            found.initialize(repeating: [], count: ranges.count)
-            defer { found.deinitialize(count: ranges.count); found.deallocate() }
-            Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
-                var pairs: [(Int, Int)] = []
-                for c in lo..<hi {
-                    let floor = threshold - layer.maxErrorBound(input: input + c * dim) - screenMargin
-                    let estimate = estimates + c * rows
-                    for r in 0..<rows where estimate[r] >= floor {
-                        guard let (x, y, i, j) = pair(c, r) else { continue }
-                        if ck_dot(x, y, dim) >= threshold { pairs.append((i, j)) }
-                    }
-                }
-                found[t] = pairs
-            }
-            return (0..<ranges.count).flatMap { found[$0] }
         }
     }
 }
