@@ -196,7 +196,7 @@ _ru-embed() {
         return
         ;;
     '--precision')
-        __ru-embed_add_completions -W 'f32'$'\n''int8'
+        __ru-embed_add_completions -W 'f32'$'\n''int8'$'\n''bf16'
         return
         ;;
     '--split')

@@ -21,7 +21,8 @@ public enum Prompt: Sendable, Equatable {
 /// How a `SentenceEncoder` computes and shapes its vectors.
 public struct EncoderOptions: Sendable {
     /// The arithmetic of the encoder's matrix products (int8: several times faster, vectors
-    /// at a cosine of about 0.99 to f32; docs/EMBED.md).
+    /// at a cosine of about 0.99 to f32; bf16 where the CPU has AVX512_BF16, f32 elsewhere;
+    /// docs/EMBED.md).
     public var precision: Precision = .f32
     /// L2-normalise the vectors (sentence-transformers' `normalize_embeddings=True`).
     public var normalize = true
@@ -80,7 +81,8 @@ public final class SentenceEncoder: @unchecked Sendable {
     public let modelID: String
     /// The folder the model was loaded from.
     public let folder: String
-    /// The options it was made with.
+    /// The options it was made with, `precision` as it runs on this CPU (`Precision.effective`:
+    /// bf16 asked for on a CPU without AVX512_BF16 reads f32 here).
     public let options: EncoderOptions
     /// The sentence-transformers model: tokenizer, prompts, encoder, pooling. Not public:
     /// its forward pass must hold `forwardLock`.
@@ -97,7 +99,9 @@ public final class SentenceEncoder: @unchecked Sendable {
 
     /// Loads a model (a folder or a hub id) with `options`: precision, normalisation,
     /// `truncateDimension`, batch size, and how the hub is reached.
-    public init(model: String, options: EncoderOptions) throws {
+    public init(model: String, options requested: EncoderOptions) throws {
+        var options = requested
+        options.precision = requested.precision.effective
         if options.batchSize < 1 { throw RuEmbedError.invalidArgument("batch size \(options.batchSize): must be 1 or more") }
         if let split = options.split, let problem = split.problem {
             throw RuEmbedError.invalidArgument("split \(split.tokens):\(split.overlap): \(problem)")

@@ -43,7 +43,7 @@ struct RuEmbedCommand: ParsableCommand {
     @Option(name: .customLong("truncate-dim"), help: ArgumentHelp("Keep the first N dimensions (then normalise again).", valueName: "n"))
     var truncateDim: Int?
 
-    @Option(help: ArgumentHelp("Arithmetic of the encoder: f32, or int8 (several times faster, vectors at a cosine of about 0.99 to f32; see docs/EMBED.md).", valueName: "f32|int8"))
+    @Option(help: ArgumentHelp("Arithmetic of the encoder: f32; int8 (several times faster, vectors at a cosine of about 0.99 to f32); or bf16 (CPUs with AVX512_BF16; f32 elsewhere, with a warning). See docs/EMBED.md.", valueName: "f32|int8|bf16"))
     var precision: Precision = .f32
 
     @Option(help: ArgumentHelp("Cut each record into windows of at most TOKENS content tokens, consecutive windows sharing OVERLAP tokens, one vector each, ids ID#0, ID#1, ... (text input only; see below).", valueName: "tokens[:overlap]"))
@@ -95,6 +95,9 @@ final class EmbedRun {
     func run() throws {
         o.threads.apply()
         let split = try o.split.map { try DocumentSplit(parsing: $0) }
+        if !o.precision.isSupported {
+            ToolRuntime.warn("--precision \(o.precision.rawValue) needs a CPU with AVX512_BF16, which this one lacks: running f32 (the stream records precision f32)")
+        }
         let encoder = try SentenceEncoder(model: o.model.spec, options: EncoderOptions(
             precision: o.precision, normalize: !o.noNormalize, truncateDimension: o.truncateDim,
             batchSize: o.batchSize, hub: o.model.hubOptions(verbose: o.verbose.verbose), split: split))
@@ -126,7 +129,7 @@ final class EmbedRun {
                 + "\(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s")"
                 + (o.precision == .int8
                     ? (Int8LinearLayer.kernelAvailable ? " (int8: AVX-512 VNNI kernel)" : " (int8: oneDNN's int8 matmul, no AVX-512 VNNI here)")
-                    : ""))
+                    : o.precision == .bf16 && o.precision.isSupported ? " (bf16: AVX512_BF16 kernel)" : ""))
         }
     }
 

@@ -16,9 +16,9 @@ import Crypto
     static let cache = TestSupport.temporaryDirectory().path
 
     /// Runs ru-embed with a private digest cache (tests must not write to the user's).
-    static func embed(_ arguments: [String], stdin: Data = Data()) throws -> TestSupport.Result {
+    static func embed(_ arguments: [String], stdin: Data = Data(), environment: [String: String] = [:]) throws -> TestSupport.Result {
         setenv("XDG_CACHE_HOME", cache, 1)
-        return try TestSupport.run("ru-embed", arguments, stdin: stdin)
+        return try TestSupport.run("ru-embed", arguments, stdin: stdin, environment: environment)
     }
 
     static func vectors(_ stdout: Data) throws -> (ids: [String], rows: [[Float]], chunks: [Chunk]) {

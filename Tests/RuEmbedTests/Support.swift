@@ -69,15 +69,17 @@ enum TestSupport {
 
     /// Runs a tool with `stdin` as its input and collects everything it writes.
     @discardableResult
-    static func run(_ name: String, _ arguments: [String], stdin: Data = Data(), cwd: URL? = nil) throws -> Result {
+    static func run(_ name: String, _ arguments: [String], stdin: Data = Data(), cwd: URL? = nil,
+                    environment extra: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool(name))
         process.arguments = arguments
         if let cwd { process.currentDirectoryURL = cwd }
         // The tools keep file digests under $XDG_CACHE_HOME: never the user's from a test.
-        if ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] == nil {
+        if ProcessInfo.processInfo.environment["XDG_CACHE_HOME"] == nil || !extra.isEmpty {
             var environment = ProcessInfo.processInfo.environment
-            environment["XDG_CACHE_HOME"] = privateCache
+            if environment["XDG_CACHE_HOME"] == nil { environment["XDG_CACHE_HOME"] = privateCache }
+            environment.merge(extra) { _, new in new }
             process.environment = environment
         }
         let input = Pipe(), output = Pipe(), errors = Pipe()

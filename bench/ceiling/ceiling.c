@@ -118,7 +118,17 @@ int main(int argc, char **argv) {
         printf("no AVX-512 VNNI on this CPU: nothing to measure\n");
         return 0;
     }
-    printf("vpdpbusd zmm, one core, no memory traffic: %.0f GOP/s\n", vnni_peak());
+    // On every core at once, the best of three (as the f32 and bf16 peaks): a shared machine
+    // can lose a run to a neighbour, and two logical CPUs may share one core's units.
+    double peak = 0;
+    for (int run = 0; run < 3; run++) {
+        double sum = 0;
+        #pragma omp parallel num_threads(threads) reduction(+ : sum)
+        sum += vnni_peak();
+        if (sum > peak) peak = sum;
+    }
+    printf("vpdpbusd peak (zmm), %d cores, no memory traffic: %.0f GOP/s\n", threads, peak);
+    if (argc > 2 && strcmp(argv[2], "--peak") == 0) return 0;
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));

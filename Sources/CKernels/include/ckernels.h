@@ -130,6 +130,36 @@ void ck_int8_dequantize(const int32_t *products, size_t rows, size_t cols, const
                         float *out, size_t out_stride);
 #endif
 
+#ifndef RU_EMBED_CKERNELS_BF16_H
+#define RU_EMBED_CKERNELS_BF16_H
+// bf16_linear.c: the bf16 linear layer of --precision bf16 (AVX512_BF16).
+
+/// Whether this CPU runs ck_bf16_linear (AVX-512 with BF16, BW and VL).
+int ck_bf16_available(void);
+/// bf16 elements between rows of converted activations for k inputs: k rounded up to 2.
+size_t ck_bf16_stride(size_t k);
+/// Column panels of n outputs (48 columns each, the last one 16, 32 or 48 wide).
+size_t ck_bf16_panels(size_t n);
+/// bf16 elements of the packed weights of n outputs × k inputs.
+size_t ck_bf16_packed_elements(size_t n, size_t k);
+/// Rounds weights [n × k] (row-major f32, a Linear's weight) to bf16 (nearest even) into the
+/// kernel's panels (ck_bf16_packed_elements, 64-byte aligned).
+void ck_bf16_pack(const float *weights, size_t n, size_t k, uint16_t *packed);
+/// Rows of `dim` floats (row_stride apart) rounded to bf16 (nearest even), rows `stride`
+/// elements apart (ck_bf16_stride(dim)), the padding zeroed. Any CPU.
+void ck_bf16_convert_rows(const float *rows, size_t count, size_t dim, size_t row_stride, uint16_t *out,
+                          size_t stride);
+/// One bf16 value widened to f32 (exact).
+float ck_bf16_to_float(uint16_t h);
+/// out rows 0 ..< rows, columns of panels panel_begin ..< panel_end (=, or += for
+/// CK_ACCUMULATE): bf16 activations [rows × k] (x_stride elements apart) times the packed
+/// weights, accumulated in f32, plus bias (may be NULL), then GELU for CK_GELU_ERF/TANH.
+/// Single-threaded; needs ck_bf16_available().
+void ck_bf16_linear(const uint16_t *x, size_t x_stride, size_t rows, size_t k, const uint16_t *packed, size_t n,
+                    size_t panel_begin, size_t panel_end, const float *bias, int epilogue, float *out,
+                    size_t out_stride);
+#endif
+
 #ifndef RU_EMBED_CKERNELS_F32_H
 #define RU_EMBED_CKERNELS_F32_H
 // f32_linear.c: the f32 linear layer on AVX2 CPUs.

@@ -1,0 +1,211 @@
+// The bf16 linear layer of `ru-embed --precision bf16`: weights rounded once to bfloat16 and
+// packed into column panels, activations rounded per chunk of rows, and one kernel that
+// multiplies a tile of rows by a panel with AVX512_BF16's vdpbf16ps (two bf16 products per
+// f32 lane, accumulated in f32) and applies bias and epilogue to the f32 accumulators before
+// the single store.
+//
+// Why our own kernel rather than oneDNN's bf16 matmul: bench/bf16-ceiling prints both side by
+// side at the encoder's shapes (oneDNN 2.6 on a Xeon with AVX512_BF16: see docs/EMBED.md for
+// the figures that decided it), and oneDNN would need the activations in bf16 in memory first
+// (a conversion sweep per layer) where this kernel's caller converts a chunk that stays in L1/L2.
+#include "ckernels.h"
+#include "internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+enum { BF_PANEL = 48, BF_TILE_ROWS = 8 };
+
+size_t ck_bf16_stride(size_t k) { return (k + 1) & ~(size_t)1; }
+
+static size_t bf_padded_columns(size_t n) { return (n + 15) & ~(size_t)15; }
+
+size_t ck_bf16_panels(size_t n) { return (bf_padded_columns(n) + BF_PANEL - 1) / BF_PANEL; }
+
+size_t ck_bf16_packed_elements(size_t n, size_t k) { return ck_bf16_stride(k) * bf_padded_columns(n); }
+
+/// f32 → bf16, rounding to nearest even; NaN stays NaN (quiet), infinities stay infinite.
+static inline uint16_t bf16_round(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);
+    bits += 0x7fffu + ((bits >> 16) & 1);
+    return (uint16_t)(bits >> 16);
+}
+
+float ck_bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &bits, 4);
+    return x;
+}
+
+// Panel p holds columns 48p … 48p + w − 1 (w = 48, or what is left of n rounded up to 16) as
+// k/2 pairs of w × 2 bf16: the weights of column c for inputs 2q and 2q + 1 side by side, which
+// is what one 32-bit lane of vdpbf16ps multiplies by a pair of activations. Columns past n and
+// the input past an odd k are zero.
+void ck_bf16_pack(const float *weights, size_t n, size_t k, uint16_t *packed) {
+    size_t stride = ck_bf16_stride(k), pairs = stride / 2, columns = bf_padded_columns(n);
+    for (size_t column = 0; column < columns; column++) {
+        size_t first = column / BF_PANEL * BF_PANEL, width = columns - first < BF_PANEL ? columns - first : BF_PANEL;
+        uint16_t *lane = packed + first * stride + (column - first) * 2;
+        const float *w = column < n ? weights + column * k : NULL;
+        for (size_t q = 0; q < pairs; q++) {
+            size_t i = 2 * q;
+            lane[q * width * 2] = w ? bf16_round(w[i]) : 0;
+            lane[q * width * 2 + 1] = w && i + 1 < k ? bf16_round(w[i + 1]) : 0;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+BF16 static void convert_rows_avx512(const float *rows, size_t count, size_t dim, size_t row_stride, uint16_t *out,
+                                     size_t stride) {
+    for (size_t r = 0; r < count; r++) {
+        const float *x = rows + r * row_stride;
+        uint16_t *o = out + r * stride;
+        size_t j = 0;
+        for (; j + 32 <= dim; j += 32) {
+            __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(x + j));
+            _mm512_storeu_si512(o + j, (__m512i)h);
+        }
+        for (; j < dim; j++) o[j] = bf16_round(x[j]);
+        if (dim < stride) o[dim] = 0;
+    }
+}
+#endif
+
+int ck_bf16_available(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+void ck_bf16_convert_rows(const float *rows, size_t count, size_t dim, size_t row_stride, uint16_t *out,
+                          size_t stride) {
+#if defined(__x86_64__)
+    if (ck_bf16_available()) {
+        convert_rows_avx512(rows, count, dim, row_stride, out, stride);
+        return;
+    }
+#endif
+    for (size_t r = 0; r < count; r++) {
+        for (size_t j = 0; j < dim; j++) out[r * stride + j] = bf16_round(rows[r * row_stride + j]);
+        if (dim < stride) out[r * stride + dim] = 0;
+    }
+}
+
+#if defined(__x86_64__)
+/// Sixteen outputs of one row, v = the products plus bias: stored, added to the output, or
+/// through GELU, `lanes` of them (1…16).
+static inline __attribute__((always_inline)) BF16 void bf16_finish16(__m512 v, float *o, __mmask16 lanes,
+                                                                      int epilogue) {
+    if (epilogue == CK_ACCUMULATE) {
+        _mm512_mask_storeu_ps(o, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, o), v));
+    } else if (epilogue == CK_GELU_ERF || epilogue == CK_GELU_TANH) {
+        float t[16] __attribute__((aligned(64)));
+        _mm512_store_ps(t, v);
+        if (epilogue == CK_GELU_ERF) {
+            for (int j = 0; j < 16; j++) t[j] = 0.5f * t[j] * (1.0f + ck_erff(t[j] * 0.70710678118654752f));
+        } else {
+            for (int j = 0; j < 16; j++) {
+                float x = t[j], u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+                t[j] = 0.5f * x * (2.0f - 2.0f / (ck_expf(2.0f * u) + 1.0f)); // tanh(u) = 1 − 2 / (e^{2u} + 1)
+            }
+        }
+        _mm512_mask_storeu_ps(o, lanes, _mm512_load_ps(t));
+    } else {
+        _mm512_mask_storeu_ps(o, lanes, v);
+    }
+}
+
+// `tile_rows` (8 or 4) rows × `vectors` × 16 columns in 24 f32 accumulators at most: per pair
+// of inputs the panel's vectors are loaded once and each row's pair is broadcast against them.
+// `tile_rows` and `vectors` are constants at each call, so the unused accumulators disappear.
+// Rows past the last (`rows` of them are real) repeat it: computed, never stored, always readable.
+static inline __attribute__((always_inline)) BF16
+void bf16_tile(const uint16_t *x, size_t x_stride, size_t first, size_t rows, size_t pairs, const uint16_t *panel,
+               int tile_rows, int vectors, const float *bias, size_t column, size_t count, int epilogue, float *out,
+               size_t out_stride) {
+    const uint16_t *a[BF_TILE_ROWS];
+    for (int r = 0; r < tile_rows; r++) a[r] = x + (first + ((size_t)r < rows ? (size_t)r : rows - 1)) * x_stride;
+    __m512 acc[BF_TILE_ROWS][3];
+    for (int r = 0; r < tile_rows; r++)
+        for (int v = 0; v < 3; v++) acc[r][v] = _mm512_setzero_ps();
+    const uint16_t *b = panel;
+    size_t width = (size_t)vectors * 16;
+    for (size_t q = 0; q < pairs; q++, b += width * 2) {
+        __m512bh w0 = (__m512bh)_mm512_loadu_si512(b);
+        __m512bh w1 = vectors > 1 ? (__m512bh)_mm512_loadu_si512(b + 32) : w0;
+        __m512bh w2 = vectors > 2 ? (__m512bh)_mm512_loadu_si512(b + 64) : w0;
+        for (int r = 0; r < tile_rows; r++) {
+            int32_t pair;
+            memcpy(&pair, a[r] + 2 * q, 4);
+            __m512bh xv = (__m512bh)_mm512_set1_epi32(pair);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], xv, w0);
+            if (vectors > 1) acc[r][1] = _mm512_dpbf16_ps(acc[r][1], xv, w1);
+            if (vectors > 2) acc[r][2] = _mm512_dpbf16_ps(acc[r][2], xv, w2);
+        }
+    }
+    for (int v = 0; v < vectors; v++) {
+        size_t c = (size_t)v * 16;
+        if (c >= count) break;
+        __mmask16 lanes = count - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (count - c)) - 1);
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes, bias + column + c) : _mm512_setzero_ps();
+        for (int r = 0; r < tile_rows && (size_t)r < rows; r++)
+            bf16_finish16(_mm512_add_ps(acc[r][v], bv), out + (first + r) * out_stride + column + c, lanes, epilogue);
+    }
+}
+
+BF16 static void linear_bf16(const uint16_t *x, size_t x_stride, size_t rows, size_t k, const uint16_t *packed,
+                             size_t n, size_t panel_begin, size_t panel_end, const float *bias, int epilogue,
+                             float *out, size_t out_stride) {
+    size_t stride = ck_bf16_stride(k), pairs = stride / 2, columns = bf_padded_columns(n);
+    // Panels outside, row tiles inside: a panel (k × 48 bf16) is read from memory once per call
+    // and then from the core's caches for every other tile of rows.
+#define BF16_TILE(R, V) \
+    bf16_tile(x, x_stride, first, tile_rows, pairs, panel, R, V, bias, column, count, epilogue, out, out_stride)
+    for (size_t p = panel_begin; p < panel_end; p++) {
+        size_t column = p * BF_PANEL, width = columns - column < BF_PANEL ? columns - column : BF_PANEL;
+        size_t count = n - column < BF_PANEL ? n - column : BF_PANEL;
+        const uint16_t *panel = packed + column * stride;
+        for (size_t first = 0; first < rows; first += BF_TILE_ROWS) {
+            size_t tile_rows = rows - first < BF_TILE_ROWS ? rows - first : BF_TILE_ROWS;
+            // A last tile of four rows or fewer runs the four-row tile: twenty rows (one short text)
+            // as 8 + 8 + 4 rather than 8 + 8 + 8, a sixth less work (bench/bf16-ceiling, 20 rows).
+            int four = tile_rows <= 4;
+            switch (width / 16 + 3 * four) {
+            case 3: BF16_TILE(8, 3); break;
+            case 2: BF16_TILE(8, 2); break;
+            case 1: BF16_TILE(8, 1); break;
+            case 6: BF16_TILE(4, 3); break;
+            case 5: BF16_TILE(4, 2); break;
+            default: BF16_TILE(4, 1); break;
+            }
+        }
+    }
+#undef BF16_TILE
+}
+#endif
+
+void ck_bf16_linear(const uint16_t *x, size_t x_stride, size_t rows, size_t k, const uint16_t *packed, size_t n,
+                    size_t panel_begin, size_t panel_end, const float *bias, int epilogue, float *out,
+                    size_t out_stride) {
+    if (rows == 0 || panel_begin >= panel_end) return;
+#if defined(__x86_64__)
+    if (ck_bf16_available()) {
+        linear_bf16(x, x_stride, rows, k, packed, n, panel_begin, panel_end, bias, epilogue, out, out_stride);
+        return;
+    }
+#endif
+    __builtin_trap(); // a caller's bug: this kernel needs AVX512_BF16 (ck_bf16_available)
+}

@@ -1,0 +1,200 @@
+import RuCore
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Linear layer (y = x·Wᵀ + b) in bfloat16: the path of `--precision bf16`.
+///
+/// Weights are rounded once to bf16 (nearest even) and packed into column panels for our
+/// kernel (`ck_bf16_linear`, CKernels/bf16_linear.c); each call rounds the activations to bf16,
+/// a chunk of rows at a time, and the kernel multiplies them with AVX512_BF16's vdpbf16ps,
+/// accumulating in f32, with bias and epilogue applied to the accumulators before the store.
+/// Everything between the layers (LayerNorm, softmax, attention, pooling) stays f32.
+///
+/// Scheduled as the int8 layers are: with enough rows each thread takes its own rows and runs
+/// round → multiply over chunks of `chunkRows` (the chunk's bf16 rows stay in the core's caches
+/// while every panel passes over them); few rows (one short text) are rounded once and the
+/// threads split the panels. A feed-forward pair runs fused per chunk (`runPair`).
+///
+/// Needs AVX512_BF16 (`available`); `makeLinear` refuses the precision elsewhere, and the
+/// encoder loaders say so before any layer is made.
+///
+/// Error per output: each weight and activation is rounded to 8 significant bits (relative
+/// error ≤ 2⁻⁹), so |y − ŷ| ≤ (2⁻⁸ + 2⁻¹⁸)·Σ|xᵢ·wᵢ| plus the f32 accumulation's rounding.
+package final class BF16LinearLayer {
+    package let inputSize: Int
+    package let outputSize: Int
+    package let epilogue: LinearEpilogue
+
+    private let packedWeights: UnsafeMutablePointer<UInt16>
+    private let bias: UnsafeMutablePointer<Float>?
+    /// bf16 elements between rows of rounded activations: inputSize rounded up to 2.
+    private let stride: Int
+    private let panels: Int
+    /// The few-rows path's rounded activations.
+    private var rounded: [UInt16] = []
+
+    /// Rows per chunk of the per-thread path (as the int8 layers: 32 rows × 3,072 inputs of
+    /// bf16 is 192 KiB, in L2 with the panel that passes over it).
+    static let chunkRows = 32
+    /// From this many rows on, the per-thread path.
+    static let perThreadRows = 64
+
+    /// Whether `m` rows are split between threads (rather than the columns).
+    static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
+
+    /// Whether this CPU runs the bf16 kernel (AVX-512 with BF16), unless RU_EMBED_BF16=off asks
+    /// to run as a CPU without it would (f32: to compare, and to test that fallback anywhere).
+    package static let available = ck_bf16_available() != 0
+        && getenv("RU_EMBED_BF16").map { String(cString: $0) } != "off"
+
+    /// - Parameters:
+    ///   - weights: `outputSize` rows of `inputSize` floats (a Linear's `weight`).
+    ///   - bias: `outputSize` floats, or nil.
+    package init(weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, inputSize: Int, outputSize: Int,
+                epilogue: LinearEpilogue = .none) {
+        precondition(inputSize > 0 && outputSize > 0)
+        precondition(BF16LinearLayer.available, "BF16LinearLayer needs AVX512_BF16 (check BF16LinearLayer.available)")
+        self.inputSize = inputSize
+        self.outputSize = outputSize
+        self.epilogue = epilogue
+        self.bias = bias.map { values in
+            let copy = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
+            copy.update(from: values, count: outputSize)
+            return copy
+        }
+        stride = ck_bf16_stride(inputSize)
+        panels = ck_bf16_panels(outputSize)
+        let elements = ck_bf16_packed_elements(outputSize, inputSize)
+        packedWeights = UnsafeMutableRawPointer.allocate(byteCount: max(elements * 2, 64), alignment: 64)
+            .bindMemory(to: UInt16.self, capacity: elements)
+        ck_bf16_pack(weights, outputSize, inputSize, packedWeights)
+    }
+
+    deinit {
+        packedWeights.deallocate()
+        bias?.deallocate()
+    }
+
+    /// Bytes held by the packed weights and bias.
+    package var residentBytes: Int { ck_bf16_packed_elements(outputSize, inputSize) * 2 + (bias == nil ? 0 : outputSize * 4) }
+
+    /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
+    package func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        precondition(m > 0)
+        BF16Workspace.lock.withLock { _ in
+            if BF16LinearLayer.splitsRows(m) {
+                let ranges = Parallel.ranges(m)
+                let workspaces = BF16Workspace.perThread(ranges.count, for: [self])
+                Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
+                    let ws = workspaces[t]
+                    for start in Swift.stride(from: lo, to: hi, by: BF16LinearLayer.chunkRows) {
+                        let count = min(BF16LinearLayer.chunkRows, hi - start)
+                        self.round(rows: count, input + start * self.inputSize, into: ws)
+                        self.multiply(rows: count, ws, output: output + start * self.outputSize, stride: self.outputSize)
+                    }
+                }
+            } else {
+                runColumns(rows: m, input: input, output: output)
+            }
+        }
+    }
+
+    /// A feed-forward block, output (+)= second(first(input)), fused per chunk: the first
+    /// layer's output (after its GELU) is rounded for the second while still in the core's
+    /// caches, so the [rows × intermediate] floats are never written out and read back.
+    static func runPair(_ first: BF16LinearLayer, _ second: BF16LinearLayer, rows m: Int,
+                        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        precondition(first.outputSize == second.inputSize)
+        BF16Workspace.lock.withLock { _ in
+            let ranges = Parallel.ranges(m)
+            let workspaces = BF16Workspace.perThread(ranges.count, for: [first, second])
+            Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
+                let ws = workspaces[t]
+                for start in Swift.stride(from: lo, to: hi, by: chunkRows) {
+                    let count = min(chunkRows, hi - start)
+                    first.round(rows: count, input + start * first.inputSize, into: ws)
+                    first.multiply(rows: count, ws, output: ws.floats, stride: first.outputSize)
+                    second.round(rows: count, ws.floats, into: ws)
+                    second.multiply(rows: count, ws, output: output + start * second.outputSize, stride: second.outputSize)
+                }
+            }
+        }
+    }
+
+    private func round(rows count: Int, _ input: UnsafePointer<Float>, into ws: BF16Workspace) {
+        ck_bf16_convert_rows(input, count, inputSize, inputSize, ws.rounded, stride)
+    }
+
+    /// output rows ← (or +=) the workspace's rounded rows through this layer, all panels.
+    private func multiply(rows count: Int, _ ws: BF16Workspace, output: UnsafeMutablePointer<Float>, stride outStride: Int) {
+        ck_bf16_linear(ws.rounded, stride, count, inputSize, packedWeights, outputSize, 0, panels, bias,
+                       Int32(epilogueMode.rawValue), output, outStride)
+    }
+
+    private var epilogueMode: ck_epilogue {
+        switch epilogue {
+        case .none: CK_PLAIN
+        case .geluErf: CK_GELU_ERF
+        case .geluTanh: CK_GELU_TANH
+        case .accumulate: CK_ACCUMULATE
+        }
+    }
+
+    /// Few rows: rounded once, then each thread takes its own panels (columns) of every row.
+    private func runColumns(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        if rounded.count < m * stride { rounded = [UInt16](repeating: 0, count: m * stride) }
+        let (k, n, stride, packed, bias) = (inputSize, outputSize, stride, packedWeights, UnsafePointer(bias))
+        let mode = Int32(epilogueMode.rawValue)
+        rounded.withUnsafeMutableBufferPointer { rounded in
+            let x = rounded.baseAddress!
+            ck_bf16_convert_rows(input, m, k, k, x, stride)
+            Parallel.forRanges(panels) { lo, hi in
+                ck_bf16_linear(x, stride, m, k, packed, n, lo, hi, bias, mode, output, n)
+            }
+        }
+    }
+}
+
+/// Per-thread scratch of the bf16 layers' per-thread path, shared by every layer (they run
+/// one after another): a chunk's rounded rows, and a fused pair's intermediate rows as floats.
+final class BF16Workspace: @unchecked Sendable {
+    private(set) var rounded: UnsafeMutablePointer<UInt16>
+    private(set) var floats: UnsafeMutablePointer<Float>
+    private var roundedCapacity = 0, floatCapacity = 0
+
+    nonisolated(unsafe) private static var all: [BF16Workspace] = []
+
+    /// Held for a whole layer call: the workspaces (and each layer's own scratch) serve one
+    /// caller at a time.
+    static let lock = Lock(())
+
+    /// `count` workspaces with room for a chunk of any of `layers`; call with `lock` held,
+    /// outside the parallel region.
+    static func perThread(_ count: Int, for layers: [BF16LinearLayer]) -> [BF16Workspace] {
+        let chunk = BF16LinearLayer.chunkRows
+        let widest = layers.map { max(ck_bf16_stride($0.inputSize), $0.outputSize) }.max() ?? 0
+        while all.count < count { all.append(BF16Workspace()) }
+        for ws in all.prefix(count) { ws.reserve(rounded: chunk * widest, floats: chunk * widest) }
+        return Array(all.prefix(count))
+    }
+
+    private init() {
+        rounded = .allocate(capacity: 1)
+        floats = .allocate(capacity: 1)
+    }
+
+    private func reserve(rounded roundedCount: Int, floats floatCount: Int) {
+        if roundedCount > roundedCapacity {
+            rounded.deallocate()
+            rounded = .allocate(capacity: roundedCount)
+            roundedCapacity = roundedCount
+        }
+        if floatCount > floatCapacity {
+            floats.deallocate()
+            floats = .allocate(capacity: floatCount)
+            floatCapacity = floatCount
+        }
+    }
+}

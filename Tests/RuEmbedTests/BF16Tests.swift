@@ -1,0 +1,143 @@
+import Foundation
+import Testing
+@testable import RuCore
+@testable import RuTokenizer
+@testable import RuVectors
+@testable import RuCompute
+@testable import RuSearch
+@testable import RuHub
+@testable import RuEncoder
+@testable import RuEmbed
+@testable import RuCLI
+
+/// `--precision bf16`: the layer against bf16 arithmetic done in Double, the encoder against
+/// sentence-transformers' f32 vectors (the quality targets of docs/EMBED.md), and the fallback
+/// to f32 with a warning where the CPU has no AVX512_BF16 (RU_EMBED_BF16=off stands in for
+/// such a CPU, so the fallback is tested on every machine).
+@Suite(.serialized) struct BF16Tests {
+    typealias T = TestSupport
+
+    /// A float rounded to bf16 as the kernel rounds (nearest, ties to even), back as Double.
+    func bf16(_ x: Float) -> Double {
+        var bits = x.bitPattern
+        bits &+= 0x7fff &+ ((bits >> 16) & 1)
+        return Double(Float(bitPattern: bits & 0xffff_0000))
+    }
+
+    func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
+
+    /// 37 rows: the threads split the panels; 150 rows: the threads split the rows, 32-row
+    /// chunks, the last one short (and a 4-row last tile). 96 × 80 leaves a 32-column last
+    /// panel; 37 × 37 has an odd input count and a last panel of 5 real columns.
+    @Test(.enabled(if: BF16LinearLayer.available),
+          arguments: [LinearEpilogue.none, .geluErf, .geluTanh, .accumulate], [(37, 96, 80), (150, 96, 80), (5, 37, 37), (150, 37, 37)])
+    func layerIsBF16ArithmeticWithF32Accumulation(epilogue: LinearEpilogue, shape: (rows: Int, inputs: Int, outputs: Int)) {
+        var random = T.Random(seed: 43)
+        let (m, k, n) = shape
+        var x = random.vectors(m, k).map { $0 * 2 + 0.3 }
+        for r in 0..<m { x[r * k + 5] *= 6 }
+        let w = random.vectors(n, k).map { $0 * 0.2 }
+        let b = random.vectors(1, n)
+        let initial = random.vectors(m, n)
+        let layer = w.withUnsafeBufferPointer { wp in
+            b.withUnsafeBufferPointer { bp in
+                BF16LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: k, outputSize: n, epilogue: epilogue)
+            }
+        }
+        var y = epilogue == .accumulate ? initial : [Float](repeating: .nan, count: m * n)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { layer.run(rows: m, input: xp.baseAddress!, output: $0.baseAddress!) }
+        }
+        var largestRoundingEffect = 0.0
+        for r in 0..<m {
+            for j in 0..<n {
+                // The products of the rounded operands, summed in Double: what the kernel
+                // computes but for its f32 accumulation (k·2⁻²⁴ of Σ|products| at most).
+                var rounded = Double(b[j]), exact = Double(b[j]), magnitude = abs(Double(b[j]))
+                for i in 0..<k {
+                    let p = bf16(x[r * k + i]) * bf16(w[j * k + i])
+                    rounded += p
+                    magnitude += abs(p)
+                    exact += Double(x[r * k + i]) * Double(w[j * k + i])
+                }
+                largestRoundingEffect = max(largestRoundingEffect, abs(rounded - exact) / magnitude)
+                let allowed = (Double(k) + 4) * 0x1p-24 * magnitude + 1e-6
+                var expected = rounded, got = Double(y[r * n + j])
+                switch epilogue {
+                case .none: break
+                case .geluErf: expected = gelu(rounded)
+                case .geluTanh: expected = 0.5 * rounded * (1 + tanh(0.7978845608028654 * (rounded + 0.044715 * rounded * rounded * rounded)))
+                case .accumulate: got -= Double(initial[r * n + j])
+                }
+                #expect(abs(got - expected) <= allowed, "row \(r), output \(j): \(got) vs \(expected)")
+                // Rounding both operands to 8 significant bits moves a product by 2⁻⁸ of it at most.
+                #expect(abs(rounded - exact) <= 0x1p-8 * magnitude)
+            }
+        }
+        // The operands really were rounded: an f32 kernel would match `exact` to ~1e-7.
+        #expect(largestRoundingEffect > 1e-4, "largest effect of bf16 rounding \(largestRoundingEffect)")
+    }
+
+    @Test(.enabled(if: BF16LinearLayer.available), arguments: ModelFixtures.names)
+    func bf16VectorsStayCloseToF32(_ name: String) throws {
+        let model = try SentenceTransformerModel(folder: ModelFixtures.folder(name), precision: .bf16)
+        #expect(model.model.precision == .bf16)
+        let expected = try ModelFixtures.expected(name)
+        var cosines: [Double] = []
+        for (mode, prompt) in [("query", expected.prompts["query"]!), ("passage", expected.prompts["passage"]!), ("none", "")] {
+            let lists = expected.texts.map { model.ids($0, prompt: prompt) }
+            let got = model.vectors(lists, skip: model.pooledPromptTokens(prompt))
+            cosines += zip(got, expected.vectors[mode]!).map { cosine($0, $1) }
+        }
+        let mean = cosines.reduce(0, +) / Double(cosines.count)
+        let worst = cosines.min()!
+        print("\(name) bf16: mean cosine \(mean), min \(worst) over \(cosines.count) vectors")
+        #expect(mean >= 0.9999, "\(name): mean cosine \(mean)")
+        #expect(worst >= 0.9995, "\(name): min cosine \(worst)")
+        #expect(worst < 0.9999999, "\(name): bf16 vectors identical to f32")
+    }
+
+    /// Every output is one f32 sum over its inputs in order, whatever the split: vectors are the
+    /// same bits alone, in a batch (rows split, 32-row chunks, the fused feed-forward pair) and
+    /// on one thread.
+    @Test(.enabled(if: BF16LinearLayer.available), arguments: ModelFixtures.names)
+    func bf16VectorsDoNotDependOnBatchingOrThreads(_ name: String) throws {
+        let model = try SentenceTransformerModel(folder: ModelFixtures.folder(name), precision: .bf16)
+        let expected = try ModelFixtures.expected(name)
+        let prompt = expected.prompts["query"]!
+        let lists = expected.texts.map { model.ids($0, prompt: prompt) }
+        #expect(lists.reduce(0) { $0 + $1.count } >= 2 * BF16LinearLayer.perThreadRows, "a batch big enough to split rows")
+        let skip = model.pooledPromptTokens(prompt)
+        let together = model.vectors(lists, skip: skip)
+        let alone = lists.map { model.vectors([$0], skip: skip)[0] }
+        let serial = Parallel.serially { model.vectors(lists, skip: skip) }
+        func differing(_ a: [[Float]], _ b: [[Float]]) -> Int { zip(a, b).filter { $0 != $1 }.count }
+        #expect(differing(together, alone) == 0, "\(differing(together, alone)) of \(lists.count) vectors differ alone")
+        #expect(differing(together, serial) == 0, "\(differing(together, serial)) of \(lists.count) vectors differ on one thread")
+    }
+
+    /// From the command line: the stream records bf16 and -v names the kernel where the CPU has
+    /// AVX512_BF16; elsewhere (or with RU_EMBED_BF16=off) one warning, f32 vectors, and the
+    /// stream records f32, the precision that ran.
+    @Test func bf16PrecisionIsRecordedOrFallsBackToF32() throws {
+        let name = "deberta-abs"
+        let expected = try ModelFixtures.expected(name)
+        let input = EmbedCLITests.lines(expected.texts)
+        let f32 = try EmbedCLITests.vectors(EmbedCLITests.embed(["--model", ModelFixtures.folder(name)], stdin: input).stdout)
+        for off in [false, true] {
+            let r = try EmbedCLITests.embed(["--model", ModelFixtures.folder(name), "--precision", "bf16", "-v"], stdin: input,
+                                            environment: off ? ["RU_EMBED_BF16": "off"] : [:])
+            #expect(r.status == 0, "\(r.stderr)")
+            let (_, rows, chunks) = try EmbedCLITests.vectors(r.stdout)
+            #expect(rows.count == expected.texts.count)
+            let runsBF16 = BF16LinearLayer.available && !off
+            #expect(chunks[0].metadata["precision"]?.stringValue == (runsBF16 ? "bf16" : "f32"))
+            #expect(r.stderr.contains("needs a CPU with AVX512_BF16") == !runsBF16, "\(r.stderr)")
+            #expect(r.stderr.contains("(bf16: AVX512_BF16 kernel)") == runsBF16, "\(r.stderr)")
+            for (k, (g, w)) in zip(rows, expected.vectors["query"]!).enumerated() {
+                #expect(cosine(g, w) >= 0.9995, "line \(k + 1)")
+            }
+            if !runsBF16 { #expect(rows == f32.rows, "the fallback is f32, bit for bit") }
+        }
+    }
+}
