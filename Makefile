@@ -84,7 +84,7 @@ fuzz-seeds:
 # tools end to end); the rest is single-threaded parsing, covered by the ASan run, so the
 # TSan run stays a few minutes. .tsan-suppressions and .lsan-suppressions say why each entry is there.
 ASAN_SKIP ?=
-TSAN_TESTS ?= ParallelTests|AttentionKernelTests|EmbedModelTests|EmbedInt8Tests|SearchToolTests|StreamingTests|LibraryTests|ClusterTests
+TSAN_TESTS ?= ParallelTests|AttentionKernelTests|EmbedModelTests|EmbedInt8Tests|SearchToolTests|StreamingTests|LibraryTests|ClusterTests|ClusterWorkerTests
 SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/.lsan-suppressions:print_suppressions=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     TSAN_OPTIONS="suppressions=$(CURDIR)/.tsan-suppressions halt_on_error=0 second_deadlock_stack=1"
 

@@ -10,8 +10,15 @@ import Glibc
 /// on that thread alone (`Parallel.serially`), so the two threads keep to two cores.
 final class BackgroundWorker: @unchecked Sendable {
     private let work: (Int) -> Void
+    /// Where each slot's work stands. The worker takes a slot only when it is `submitted` and
+    /// marks it `running` as it does: it once found the slot it had just finished still flagged
+    /// as submitted (the caller had not yet waited on it) and worked on it again while the caller
+    /// refilled it — a block of wrong clusters under load (bench/cluster, 2026-12-02).
+    enum State { case idle, submitted, running, done }
     /// Guarded by `mutex`.
-    private var submitted = [false, false], done = [false, false], stopping = false
+    private var state: [State] = [.idle, .idle], stopping = false
+    /// How many times `work` ran per slot (tests).
+    private(set) var runs = [0, 0]
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var thread: pthread_t?
@@ -48,7 +55,8 @@ final class BackgroundWorker: @unchecked Sendable {
     /// Hands `slot` over; the caller leaves it alone until `wait(slot)` returns.
     func submit(_ slot: Int) {
         pthread_mutex_lock(mutex)
-        submitted[slot] = true
+        precondition(state[slot] == .idle, "slot \(slot) submitted twice")
+        state[slot] = .submitted
         pthread_cond_broadcast(changed)
         pthread_mutex_unlock(mutex)
     }
@@ -59,9 +67,8 @@ final class BackgroundWorker: @unchecked Sendable {
     func wait(_ slot: Int) -> Double {
         let start = monotonicSeconds()
         pthread_mutex_lock(mutex)
-        while submitted[slot] && !done[slot] { pthread_cond_wait(changed, mutex) }
-        submitted[slot] = false
-        done[slot] = false
+        while state[slot] == .submitted || state[slot] == .running { pthread_cond_wait(changed, mutex) }
+        state[slot] = .idle
         pthread_mutex_unlock(mutex)
         let seconds = monotonicSeconds() - start
         waited += seconds
@@ -83,13 +90,15 @@ final class BackgroundWorker: @unchecked Sendable {
         var slot = 0
         while true {
             pthread_mutex_lock(mutex)
-            while !submitted[slot] && !stopping { pthread_cond_wait(changed, mutex) }
-            let stop = !submitted[slot]
+            while state[slot] != .submitted && !stopping { pthread_cond_wait(changed, mutex) }
+            let stop = state[slot] != .submitted
+            if !stop { state[slot] = .running }
             pthread_mutex_unlock(mutex)
             if stop { return }
             Parallel.serially { work(slot) }
             pthread_mutex_lock(mutex)
-            done[slot] = true
+            runs[slot] += 1
+            state[slot] = .done
             pthread_cond_broadcast(changed)
             pthread_mutex_unlock(mutex)
             slot ^= 1
