@@ -35,9 +35,8 @@ package final class BF16LinearLayer {
     /// The few-rows path's rounded activations.
     private var rounded: [UInt16] = []
 
-    /// Rows per chunk of the per-thread path (as the int8 layers: 32 rows × 3,072 inputs of
-    /// bf16 is 192 KiB, in L2 with the panel that passes over it).
-    static let chunkRows = 32
+    /// Rows per chunk of the per-thread path (as the int8 layers).
+    static let chunkRows = ChunkWorkspace.rows
     /// From this many rows on, the per-thread path.
     static let perThreadRows = 64
 
@@ -83,10 +82,10 @@ package final class BF16LinearLayer {
     /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
     package func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
-        BF16Workspace.lock.withLock { _ in
+        ChunkWorkspace.lock.withLock { _ in
             if BF16LinearLayer.splitsRows(m) {
                 let ranges = Parallel.ranges(m)
-                let workspaces = BF16Workspace.perThread(ranges.count, for: [self])
+                let workspaces = BF16LinearLayer.workspaces(ranges.count, for: [self])
                 Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
                     let ws = workspaces[t]
                     for start in Swift.stride(from: lo, to: hi, by: BF16LinearLayer.chunkRows) {
@@ -107,9 +106,9 @@ package final class BF16LinearLayer {
     static func runPair(_ first: BF16LinearLayer, _ second: BF16LinearLayer, rows m: Int,
                         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(first.outputSize == second.inputSize)
-        BF16Workspace.lock.withLock { _ in
+        ChunkWorkspace.lock.withLock { _ in
             let ranges = Parallel.ranges(m)
-            let workspaces = BF16Workspace.perThread(ranges.count, for: [first, second])
+            let workspaces = workspaces(ranges.count, for: [first, second])
             Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
                 let ws = workspaces[t]
                 for start in Swift.stride(from: lo, to: hi, by: chunkRows) {
@@ -123,12 +122,18 @@ package final class BF16LinearLayer {
         }
     }
 
-    private func round(rows count: Int, _ input: UnsafePointer<Float>, into ws: BF16Workspace) {
+    /// Per-thread scratch for a chunk of any of `layers` (bf16 rows and a pair's floats).
+    private static func workspaces(_ count: Int, for layers: [BF16LinearLayer]) -> [ChunkWorkspace] {
+        let widest = layers.map { max(ck_bf16_stride($0.inputSize), $0.outputSize) }.max() ?? 0
+        return ChunkWorkspace.perThread(count, bytes: chunkRows * widest * 2, floats: chunkRows * widest)
+    }
+
+    private func round(rows count: Int, _ input: UnsafePointer<Float>, into ws: ChunkWorkspace) {
         ck_bf16_convert_rows(input, count, inputSize, inputSize, ws.rounded, stride)
     }
 
     /// output rows ← (or +=) the workspace's rounded rows through this layer, all panels.
-    private func multiply(rows count: Int, _ ws: BF16Workspace, output: UnsafeMutablePointer<Float>, stride outStride: Int) {
+    private func multiply(rows count: Int, _ ws: ChunkWorkspace, output: UnsafeMutablePointer<Float>, stride outStride: Int) {
         ck_bf16_linear(ws.rounded, stride, count, inputSize, packedWeights, outputSize, 0, panels, bias,
                        Int32(epilogueMode.rawValue), output, outStride)
     }
@@ -153,48 +158,6 @@ package final class BF16LinearLayer {
             Parallel.forRanges(panels) { lo, hi in
                 ck_bf16_linear(x, stride, m, k, packed, n, lo, hi, bias, mode, output, n)
             }
-        }
-    }
-}
-
-/// Per-thread scratch of the bf16 layers' per-thread path, shared by every layer (they run
-/// one after another): a chunk's rounded rows, and a fused pair's intermediate rows as floats.
-final class BF16Workspace: @unchecked Sendable {
-    private(set) var rounded: UnsafeMutablePointer<UInt16>
-    private(set) var floats: UnsafeMutablePointer<Float>
-    private var roundedCapacity = 0, floatCapacity = 0
-
-    nonisolated(unsafe) private static var all: [BF16Workspace] = []
-
-    /// Held for a whole layer call: the workspaces (and each layer's own scratch) serve one
-    /// caller at a time.
-    static let lock = Lock(())
-
-    /// `count` workspaces with room for a chunk of any of `layers`; call with `lock` held,
-    /// outside the parallel region.
-    static func perThread(_ count: Int, for layers: [BF16LinearLayer]) -> [BF16Workspace] {
-        let chunk = BF16LinearLayer.chunkRows
-        let widest = layers.map { max(ck_bf16_stride($0.inputSize), $0.outputSize) }.max() ?? 0
-        while all.count < count { all.append(BF16Workspace()) }
-        for ws in all.prefix(count) { ws.reserve(rounded: chunk * widest, floats: chunk * widest) }
-        return Array(all.prefix(count))
-    }
-
-    private init() {
-        rounded = .allocate(capacity: 1)
-        floats = .allocate(capacity: 1)
-    }
-
-    private func reserve(rounded roundedCount: Int, floats floatCount: Int) {
-        if roundedCount > roundedCapacity {
-            rounded.deallocate()
-            rounded = .allocate(capacity: roundedCount)
-            roundedCapacity = roundedCount
-        }
-        if floatCount > floatCapacity {
-            floats.deallocate()
-            floats = .allocate(capacity: floatCount)
-            floatCapacity = floatCount
         }
     }
 }

@@ -50,7 +50,7 @@ package final class Int8LinearLayer {
     private var products: [Int32] = []
 
     /// Rows per chunk of the per-thread path.
-    static let chunkRows = 32
+    static let chunkRows = ChunkWorkspace.rows
     /// From this many rows on, the per-thread path.
     static let perThreadRows = 64
 
@@ -128,7 +128,7 @@ package final class Int8LinearLayer {
     /// output[m × outputSize] (=, or += with `.accumulate`) input[m × inputSize]·Wᵀ + b, then the epilogue.
     package func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
-        Int8Workspace.lock.withLock { _ in execute(rows: m, input: input, output: output) }
+        ChunkWorkspace.lock.withLock { _ in execute(rows: m, input: input, output: output) }
     }
 
     private func execute(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
@@ -136,7 +136,7 @@ package final class Int8LinearLayer {
             runOneDNN(oneDNN, rows: m, input: input, output: output)
         } else if Int8LinearLayer.splitsRows(m) {
             let ranges = Parallel.ranges(m)
-            let workspaces = Int8Workspace.perThread(ranges.count, for: [self])
+            let workspaces = Int8LinearLayer.workspaces(ranges.count, for: [self])
             Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
                 self.runRows(lo..<hi, input: input, output: output, workspace: workspaces[t])
             }
@@ -151,13 +151,13 @@ package final class Int8LinearLayer {
     static func runPair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
                         input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(first.outputSize == second.inputSize && first.usesKernel && second.usesKernel)
-        Int8Workspace.lock.withLock { _ in executePair(first, second, rows: m, input: input, output: output) }
+        ChunkWorkspace.lock.withLock { _ in executePair(first, second, rows: m, input: input, output: output) }
     }
 
     private static func executePair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
                                     input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         let ranges = Parallel.ranges(m)
-        let workspaces = Int8Workspace.perThread(ranges.count, for: [first, second])
+        let workspaces = workspaces(ranges.count, for: [first, second])
         Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
             let ws = workspaces[t]
             for start in stride(from: lo, to: hi, by: chunkRows) {
@@ -172,7 +172,7 @@ package final class Int8LinearLayer {
 
     /// Rows `rows` of output ← (or +=) this layer of those rows of input, chunk by chunk.
     private func runRows(_ rows: Range<Int>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                         workspace ws: Int8Workspace) {
+                         workspace ws: ChunkWorkspace) {
         for start in stride(from: rows.lowerBound, to: rows.upperBound, by: Int8LinearLayer.chunkRows) {
             let count = min(Int8LinearLayer.chunkRows, rows.upperBound - start)
             quantize(rows: count, input + start * inputSize, into: ws)
@@ -180,12 +180,18 @@ package final class Int8LinearLayer {
         }
     }
 
-    private func quantize(rows count: Int, _ input: UnsafePointer<Float>, into ws: Int8Workspace) {
+    /// Per-thread scratch for a chunk of any of `layers` (u8 codes and a pair's floats).
+    private static func workspaces(_ count: Int, for layers: [Int8LinearLayer]) -> [ChunkWorkspace] {
+        let widest = layers.map { max(ck_int8_code_stride($0.inputSize), $0.outputSize) }.max() ?? 0
+        return ChunkWorkspace.perThread(count, bytes: chunkRows * widest, floats: chunkRows * widest)
+    }
+
+    private func quantize(rows count: Int, _ input: UnsafePointer<Float>, into ws: ChunkWorkspace) {
         ck_quantize_rows_u8(input, count, inputSize, ws.codes, codeStride, ws.scales, ws.zeroPoints, activationCodeMax)
     }
 
     /// output rows ← (or +=) the workspace's codes of `count` rows through this layer, all panels.
-    private func multiply(rows count: Int, _ ws: Int8Workspace, output: UnsafeMutablePointer<Float>, stride: Int) {
+    private func multiply(rows count: Int, _ ws: ChunkWorkspace, output: UnsafeMutablePointer<Float>, stride: Int) {
         var e = epilogueDescription(scales: ws.scales, zeroPoints: ws.zeroPoints)
         ck_int8_linear(ws.codes, codeStride, count, inputSize, packedWeights!.assumingMemoryBound(to: Int8.self),
                        outputSize, 0, panels, &e, output, stride)
@@ -295,55 +301,5 @@ package final class Int8LinearLayer {
         ck_l1_range(row, inputSize, &l1, &lo, &hi)
         let halfStep = (hi - lo) / Float(activationCodeMax) / 2
         return largestWeightScale / 2 * l1 + halfStep * largestScaledCodeL1
-    }
-
-
-}
-
-/// Per-thread scratch of the int8 layers' per-thread path, shared by every layer (they run
-/// one after another): a chunk's u8 codes, their scales and zero points, and a fused pair's
-/// intermediate rows as floats.
-final class Int8Workspace: @unchecked Sendable {
-    private(set) var codes: UnsafeMutablePointer<UInt8>
-    private(set) var scales: UnsafeMutablePointer<Float>
-    private(set) var zeroPoints: UnsafeMutablePointer<Int32>
-    private(set) var floats: UnsafeMutablePointer<Float>
-    private var codeCapacity = 0, floatCapacity = 0
-
-    nonisolated(unsafe) private static var all: [Int8Workspace] = []
-
-    /// Held for a whole layer call: the workspaces (and each layer's own scratch) serve one
-    /// caller at a time, so layers called from several threads at once (tests, a library
-    /// user) take turns instead of sharing scratch.
-    static let lock = Lock(())
-
-    /// `count` workspaces with room for a chunk of any of `layers`; call with `lock` held,
-    /// outside the parallel region.
-    static func perThread(_ count: Int, for layers: [Int8LinearLayer]) -> [Int8Workspace] {
-        let chunk = Int8LinearLayer.chunkRows
-        let widest = layers.map { max(ck_int8_code_stride($0.inputSize), $0.outputSize) }.max() ?? 0
-        while all.count < count { all.append(Int8Workspace()) }
-        for ws in all.prefix(count) { ws.reserve(codes: chunk * widest, floats: chunk * widest) }
-        return Array(all.prefix(count))
-    }
-
-    private init() {
-        codes = .allocate(capacity: 1)
-        floats = .allocate(capacity: 1)
-        scales = .allocate(capacity: Int8LinearLayer.chunkRows)
-        zeroPoints = .allocate(capacity: Int8LinearLayer.chunkRows)
-    }
-
-    private func reserve(codes codeCount: Int, floats floatCount: Int) {
-        if codeCount > codeCapacity {
-            codes.deallocate()
-            codes = .allocate(capacity: codeCount)
-            codeCapacity = codeCount
-        }
-        if floatCount > floatCapacity {
-            floats.deallocate()
-            floats = .allocate(capacity: floatCount)
-            floatCapacity = floatCount
-        }
     }
 }

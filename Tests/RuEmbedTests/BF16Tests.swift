@@ -80,21 +80,8 @@ import Testing
 
     @Test(.enabled(if: BF16LinearLayer.available), arguments: ModelFixtures.names)
     func bf16VectorsStayCloseToF32(_ name: String) throws {
-        let model = try SentenceTransformerModel(folder: ModelFixtures.folder(name), precision: .bf16)
-        #expect(model.model.precision == .bf16)
-        let expected = try ModelFixtures.expected(name)
-        var cosines: [Double] = []
-        for (mode, prompt) in [("query", expected.prompts["query"]!), ("passage", expected.prompts["passage"]!), ("none", "")] {
-            let lists = expected.texts.map { model.ids($0, prompt: prompt) }
-            let got = model.vectors(lists, skip: model.pooledPromptTokens(prompt))
-            cosines += zip(got, expected.vectors[mode]!).map { cosine($0, $1) }
-        }
-        let mean = cosines.reduce(0, +) / Double(cosines.count)
-        let worst = cosines.min()!
-        print("\(name) bf16: mean cosine \(mean), min \(worst) over \(cosines.count) vectors")
-        #expect(mean >= 0.9999, "\(name): mean cosine \(mean)")
-        #expect(worst >= 0.9995, "\(name): min cosine \(worst)")
-        #expect(worst < 0.9999999, "\(name): bf16 vectors identical to f32")
+        PrecisionChecks.expectClose(try PrecisionChecks.modelFixtureCosines(name, .bf16), "\(name) bf16",
+                                    mean: 0.9999, min: 0.9995, below: 0.9999999)
     }
 
     /// Every output is one f32 sum over its inputs in order, whatever the split: vectors are the
@@ -102,18 +89,9 @@ import Testing
     /// on one thread.
     @Test(.enabled(if: BF16LinearLayer.available), arguments: ModelFixtures.names)
     func bf16VectorsDoNotDependOnBatchingOrThreads(_ name: String) throws {
-        let model = try SentenceTransformerModel(folder: ModelFixtures.folder(name), precision: .bf16)
-        let expected = try ModelFixtures.expected(name)
-        let prompt = expected.prompts["query"]!
-        let lists = expected.texts.map { model.ids($0, prompt: prompt) }
-        #expect(lists.reduce(0) { $0 + $1.count } >= 2 * BF16LinearLayer.perThreadRows, "a batch big enough to split rows")
-        let skip = model.pooledPromptTokens(prompt)
-        let together = model.vectors(lists, skip: skip)
-        let alone = lists.map { model.vectors([$0], skip: skip)[0] }
-        let serial = Parallel.serially { model.vectors(lists, skip: skip) }
-        func differing(_ a: [[Float]], _ b: [[Float]]) -> Int { zip(a, b).filter { $0 != $1 }.count }
-        #expect(differing(together, alone) == 0, "\(differing(together, alone)) of \(lists.count) vectors differ alone")
-        #expect(differing(together, serial) == 0, "\(differing(together, serial)) of \(lists.count) vectors differ on one thread")
+        let d = try PrecisionChecks.batchingDifferences(name, .bf16, rowsToSplit: BF16LinearLayer.perThreadRows)
+        #expect(d.alone == 0, "\(d.alone) of \(d.texts) vectors differ alone")
+        #expect(d.serial == 0, "\(d.serial) of \(d.texts) vectors differ on one thread")
     }
 
     /// From the command line: the stream records bf16 and -v names the kernel where the CPU has

@@ -130,39 +130,15 @@ enum FamilyFixtures {
 
     @Test(arguments: FamilyFixtures.names)
     func int8VectorsStayCloseToF32(_ name: String) throws {
-        let expected = try FamilyFixtures.expected(name)
-        let encoder = try SentenceEncoder(model: ModelFixtures.folder(name), options: EncoderOptions(precision: .int8))
-        #expect(encoder.model.model.precision == .int8)
-        var cosines: [Double] = []
-        for (mode, prompt) in FamilyFixtures.prompts {
-            let got = try encoder.embed(expected.texts, prompt: prompt)
-            cosines += zip(got, expected.vectors[mode]!).map { cosine($0, $1) }
-        }
-        let mean = cosines.reduce(0, +) / Double(cosines.count)
-        let worst = cosines.min()!
-        print("\(name) int8: mean cosine \(mean), min \(worst) over \(cosines.count) vectors")
-        #expect(mean >= 0.99, "\(name): mean cosine \(mean)")
-        #expect(worst >= 0.98, "\(name): min cosine \(worst)")
-        #expect(worst < 0.999999, "\(name): int8 vectors identical to f32")
+        PrecisionChecks.expectClose(try PrecisionChecks.familyCosines(name, .int8), "\(name) int8",
+                                    mean: 0.99, min: 0.98, below: 0.999999)
     }
 
     /// bf16 on every family (CPUs with AVX512_BF16): the quality targets of docs/EMBED.md.
     @Test(.enabled(if: BF16LinearLayer.available), arguments: FamilyFixtures.names)
     func bf16VectorsStayCloseToF32(_ name: String) throws {
-        let expected = try FamilyFixtures.expected(name)
-        let encoder = try SentenceEncoder(model: ModelFixtures.folder(name), options: EncoderOptions(precision: .bf16))
-        #expect(encoder.model.model.precision == .bf16)
-        var cosines: [Double] = []
-        for (mode, prompt) in FamilyFixtures.prompts {
-            let got = try encoder.embed(expected.texts, prompt: prompt)
-            cosines += zip(got, expected.vectors[mode]!).map { cosine($0, $1) }
-        }
-        let mean = cosines.reduce(0, +) / Double(cosines.count)
-        let worst = cosines.min()!
-        print("\(name) bf16: mean cosine \(mean), min \(worst) over \(cosines.count) vectors")
-        #expect(mean >= 0.9999, "\(name): mean cosine \(mean)")
-        #expect(worst >= 0.9995, "\(name): min cosine \(worst)")
-        #expect(worst < 0.9999999, "\(name): bf16 vectors identical to f32")
+        PrecisionChecks.expectClose(try PrecisionChecks.familyCosines(name, .bf16), "\(name) bf16",
+                                    mean: 0.9999, min: 0.9995, below: 0.9999999)
     }
 
     @Test func weightedMeanKeepsPositionsPastThePrompt() {
