@@ -17,8 +17,8 @@ import Glibc
 /// while every panel passes over them); few rows (one short text) are rounded once and the
 /// threads split the panels. A feed-forward pair runs fused per chunk (`runPair`).
 ///
-/// Needs AVX512_BF16 (`available`); `makeLinear` refuses the precision elsewhere, and the
-/// encoder loaders say so before any layer is made.
+/// Needs AVX512_BF16 (`available`; the initialiser traps without it): `SentenceEncoder` asks
+/// for `Precision.effective`, which is f32 on other CPUs, before any layer is made.
 ///
 /// Error per output: each weight and activation is rounded to 8 significant bits (relative
 /// error ≤ 2⁻⁹), so |y − ŷ| ≤ (2⁻⁸ + 2⁻¹⁸)·Σ|xᵢ·wᵢ| plus the f32 accumulation's rounding.
