@@ -15,7 +15,7 @@ import Glibc
 /// Scheduled as the int8 layers are: with enough rows each thread takes its own rows and runs
 /// round → multiply over chunks of `chunkRows` (the chunk's bf16 rows stay in the core's caches
 /// while every panel passes over them); few rows (one short text) are rounded once and the
-/// threads split the panels. A feed-forward pair runs fused per chunk (`runPair`).
+/// threads split the panels. A feed-forward pair runs fused per chunk (`ChunkWorkspace.runChunks`).
 ///
 /// Needs AVX512_BF16 (`available`; the initialiser traps without it): `SentenceEncoder` asks
 /// for `Precision.effective`, which is f32 on other CPUs, before any layer is made.
@@ -38,10 +38,7 @@ package final class BF16LinearLayer {
     /// Rows per chunk of the per-thread path (as the int8 layers).
     static let chunkRows = ChunkWorkspace.rows
     /// From this many rows on, the per-thread path.
-    static let perThreadRows = 64
-
-    /// Whether `m` rows are split between threads (rather than the columns).
-    static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
+    static let perThreadRows = ChunkWorkspace.perThreadRows
 
     /// Whether this CPU runs the bf16 kernel (AVX-512 with BF16), unless RU_EMBED_BF16=off asks
     /// to run as a CPU without it would (f32: to compare, and to test that fallback anywhere).
@@ -83,57 +80,24 @@ package final class BF16LinearLayer {
     package func run(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         precondition(m > 0)
         ChunkWorkspace.lock.withLock { _ in
-            if BF16LinearLayer.splitsRows(m) {
-                let ranges = Parallel.ranges(m)
-                let workspaces = BF16LinearLayer.workspaces(ranges.count, for: [self])
-                Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
-                    let ws = workspaces[t]
-                    for start in Swift.stride(from: lo, to: hi, by: BF16LinearLayer.chunkRows) {
-                        let count = min(BF16LinearLayer.chunkRows, hi - start)
-                        self.round(rows: count, input + start * self.inputSize, into: ws)
-                        self.multiply(rows: count, ws, output: output + start * self.outputSize, stride: self.outputSize)
-                    }
-                }
+            if ChunkWorkspace.splitsRows(m) {
+                ChunkWorkspace.runChunks([self], rows: m, input: input, output: output)
             } else {
                 runColumns(rows: m, input: input, output: output)
             }
         }
     }
 
-    /// A feed-forward block, output (+)= second(first(input)), fused per chunk: the first
-    /// layer's output (after its GELU) is rounded for the second while still in the core's
-    /// caches, so the [rows × intermediate] floats are never written out and read back.
-    static func runPair(_ first: BF16LinearLayer, _ second: BF16LinearLayer, rows m: Int,
-                        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        precondition(first.outputSize == second.inputSize)
-        ChunkWorkspace.lock.withLock { _ in
-            let ranges = Parallel.ranges(m)
-            let workspaces = workspaces(ranges.count, for: [first, second])
-            Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
-                let ws = workspaces[t]
-                for start in Swift.stride(from: lo, to: hi, by: chunkRows) {
-                    let count = min(chunkRows, hi - start)
-                    first.round(rows: count, input + start * first.inputSize, into: ws)
-                    first.multiply(rows: count, ws, output: ws.floats, stride: first.outputSize)
-                    second.round(rows: count, ws.floats, into: ws)
-                    second.multiply(rows: count, ws, output: output + start * second.outputSize, stride: second.outputSize)
-                }
-            }
-        }
-    }
+    var narrowRowBytes: Int { stride * 2 }
+    var runsChunks: Bool { true }
 
-    /// Per-thread scratch for a chunk of any of `layers` (bf16 rows and a pair's floats).
-    private static func workspaces(_ count: Int, for layers: [BF16LinearLayer]) -> [ChunkWorkspace] {
-        let widest = layers.map { max(ck_bf16_stride($0.inputSize), $0.outputSize) }.max() ?? 0
-        return ChunkWorkspace.perThread(count, bytes: chunkRows * widest * 2, floats: chunkRows * widest)
-    }
-
-    private func round(rows count: Int, _ input: UnsafePointer<Float>, into ws: ChunkWorkspace) {
+    /// The workspace's bf16 rows ← `count` rows of input rounded.
+    func narrow(rows count: Int, _ input: UnsafePointer<Float>, into ws: ChunkWorkspace) {
         ck_bf16_convert_rows(input, count, inputSize, inputSize, ws.rounded, stride)
     }
 
     /// output rows ← (or +=) the workspace's rounded rows through this layer, all panels.
-    private func multiply(rows count: Int, _ ws: ChunkWorkspace, output: UnsafeMutablePointer<Float>, stride outStride: Int) {
+    func multiply(rows count: Int, _ ws: ChunkWorkspace, output: UnsafeMutablePointer<Float>, stride outStride: Int) {
         ck_bf16_linear(ws.rounded, stride, count, inputSize, packedWeights, outputSize, 0, panels, bias,
                        Int32(epilogueMode.rawValue), output, outStride)
     }

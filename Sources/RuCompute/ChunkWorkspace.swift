@@ -8,6 +8,12 @@ final class ChunkWorkspace: @unchecked Sendable {
     /// Rows per chunk: 32 rows × 3,072 inputs of codes or bf16 stay in L2 while every panel
     /// of the weights passes over them.
     static let rows = 32
+    /// From this many rows on, each thread takes its own rows, chunk by chunk (else a layer
+    /// narrows the rows once and the threads split its columns).
+    static let perThreadRows = 64
+
+    /// Whether `m` rows are split between threads (rather than the columns).
+    static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
 
     private(set) var bytes: UnsafeMutableRawPointer
     private(set) var floats: UnsafeMutablePointer<Float>
@@ -51,6 +57,50 @@ final class ChunkWorkspace: @unchecked Sendable {
             floats.deallocate()
             floats = .allocate(capacity: floatCount)
             floatCapacity = floatCount
+        }
+    }
+}
+
+/// A linear layer whose per-thread path narrows a chunk of rows into a `ChunkWorkspace` (int8
+/// codes, bf16 values) and multiplies the chunk from there: the int8 and bf16 layers.
+protocol ChunkedLinear: LinearOperator {
+    /// Bytes of one row's narrow form.
+    var narrowRowBytes: Int { get }
+    /// Whether this layer runs chunks (int8 through oneDNN does not).
+    var runsChunks: Bool { get }
+    /// The workspace's narrow rows ← `count` rows of input.
+    func narrow(rows count: Int, _ input: UnsafePointer<Float>, into ws: ChunkWorkspace)
+    /// output rows (`stride` floats apart) ← (or +=) the workspace's narrow rows through this layer.
+    func multiply(rows count: Int, _ ws: ChunkWorkspace, output: UnsafeMutablePointer<Float>, stride: Int)
+}
+
+extension ChunkWorkspace {
+    /// `layers` one after another over `m` rows, each thread on its own rows, 32 at a time: a
+    /// chunk goes through every layer (narrowed, multiplied into the workspace's floats, narrowed
+    /// again…) while it is in the core's caches; the last layer writes (or adds to) `output`.
+    /// Call with `lock` held.
+    static func runChunks(_ layers: [any ChunkedLinear], rows m: Int, input: UnsafePointer<Float>,
+                          output: UnsafeMutablePointer<Float>) {
+        precondition(zip(layers, layers.dropFirst()).allSatisfy { $0.outputSize == $1.inputSize })
+        let ranges = Parallel.ranges(m)
+        let workspaces = perThread(ranges.count, bytes: rows * (layers.map(\.narrowRowBytes).max() ?? 0),
+                                   floats: rows * (layers.dropLast().map(\.outputSize).max() ?? 0))
+        let inputSize = layers[0].inputSize, outputSize = layers[layers.count - 1].outputSize
+        Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
+            let ws = workspaces[t]
+            for start in Swift.stride(from: lo, to: hi, by: rows) {
+                let count = min(rows, hi - start)
+                var from = input + start * inputSize
+                for (i, layer) in layers.enumerated() {
+                    layer.narrow(rows: count, from, into: ws)
+                    if i == layers.count - 1 {
+                        layer.multiply(rows: count, ws, output: output + start * outputSize, stride: outputSize)
+                    } else {
+                        layer.multiply(rows: count, ws, output: ws.floats, stride: layer.outputSize)
+                        from = UnsafePointer(ws.floats)
+                    }
+                }
+            }
         }
     }
 }

@@ -52,10 +52,7 @@ package final class Int8LinearLayer {
     /// Rows per chunk of the per-thread path.
     static let chunkRows = ChunkWorkspace.rows
     /// From this many rows on, the per-thread path.
-    static let perThreadRows = 64
-
-    /// Whether `m` rows are split between threads (rather than the columns).
-    static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
+    static let perThreadRows = ChunkWorkspace.perThreadRows
 
     /// Whether this CPU runs ru-embed's int8 kernel (AVX-512 VNNI); else oneDNN multiplies.
     package static let kernelAvailable = ck_int8_has_vnni() != 0
@@ -134,64 +131,23 @@ package final class Int8LinearLayer {
     private func execute(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         if let oneDNN {
             runOneDNN(oneDNN, rows: m, input: input, output: output)
-        } else if Int8LinearLayer.splitsRows(m) {
-            let ranges = Parallel.ranges(m)
-            let workspaces = Int8LinearLayer.workspaces(ranges.count, for: [self])
-            Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
-                self.runRows(lo..<hi, input: input, output: output, workspace: workspaces[t])
-            }
+        } else if ChunkWorkspace.splitsRows(m) {
+            ChunkWorkspace.runChunks([self], rows: m, input: input, output: output)
         } else {
             runColumns(rows: m, input: input, output: output)
         }
     }
 
-    /// A feed-forward block, output (+)= second(first(input)), fused per chunk: the first
-    /// layer's output (after its GELU) is quantised for the second while still in the core's
-    /// caches, so the [rows × intermediate] floats are never written out and read back.
-    static func runPair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
-                        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        precondition(first.outputSize == second.inputSize && first.usesKernel && second.usesKernel)
-        ChunkWorkspace.lock.withLock { _ in executePair(first, second, rows: m, input: input, output: output) }
-    }
+    var narrowRowBytes: Int { codeStride }
+    var runsChunks: Bool { usesKernel }
 
-    private static func executePair(_ first: Int8LinearLayer, _ second: Int8LinearLayer, rows m: Int,
-                                    input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        let ranges = Parallel.ranges(m)
-        let workspaces = workspaces(ranges.count, for: [first, second])
-        Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
-            let ws = workspaces[t]
-            for start in stride(from: lo, to: hi, by: chunkRows) {
-                let count = min(chunkRows, hi - start)
-                first.quantize(rows: count, input + start * first.inputSize, into: ws)
-                first.multiply(rows: count, ws, output: ws.floats, stride: first.outputSize)
-                second.quantize(rows: count, ws.floats, into: ws)
-                second.multiply(rows: count, ws, output: output + start * second.outputSize, stride: second.outputSize)
-            }
-        }
-    }
-
-    /// Rows `rows` of output ← (or +=) this layer of those rows of input, chunk by chunk.
-    private func runRows(_ rows: Range<Int>, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                         workspace ws: ChunkWorkspace) {
-        for start in stride(from: rows.lowerBound, to: rows.upperBound, by: Int8LinearLayer.chunkRows) {
-            let count = min(Int8LinearLayer.chunkRows, rows.upperBound - start)
-            quantize(rows: count, input + start * inputSize, into: ws)
-            multiply(rows: count, ws, output: output + start * outputSize, stride: outputSize)
-        }
-    }
-
-    /// Per-thread scratch for a chunk of any of `layers` (u8 codes and a pair's floats).
-    private static func workspaces(_ count: Int, for layers: [Int8LinearLayer]) -> [ChunkWorkspace] {
-        let widest = layers.map { max(ck_int8_code_stride($0.inputSize), $0.outputSize) }.max() ?? 0
-        return ChunkWorkspace.perThread(count, bytes: chunkRows * widest, floats: chunkRows * widest)
-    }
-
-    private func quantize(rows count: Int, _ input: UnsafePointer<Float>, into ws: ChunkWorkspace) {
+    /// The workspace's codes, scales and zero points ← `count` rows of input quantised.
+    func narrow(rows count: Int, _ input: UnsafePointer<Float>, into ws: ChunkWorkspace) {
         ck_quantize_rows_u8(input, count, inputSize, ws.codes, codeStride, ws.scales, ws.zeroPoints, activationCodeMax)
     }
 
     /// output rows ← (or +=) the workspace's codes of `count` rows through this layer, all panels.
-    private func multiply(rows count: Int, _ ws: ChunkWorkspace, output: UnsafeMutablePointer<Float>, stride: Int) {
+    func multiply(rows count: Int, _ ws: ChunkWorkspace, output: UnsafeMutablePointer<Float>, stride: Int) {
         var e = epilogueDescription(scales: ws.scales, zeroPoints: ws.zeroPoints)
         ck_int8_linear(ws.codes, codeStride, count, inputSize, packedWeights!.assumingMemoryBound(to: Int8.self),
                        outputSize, 0, panels, &e, output, stride)

@@ -28,8 +28,8 @@ package protocol LinearOperator: AnyObject {
 }
 
 extension LinearLayer: LinearOperator {}
-extension Int8LinearLayer: LinearOperator {}
-extension BF16LinearLayer: LinearOperator {}
+extension Int8LinearLayer: ChunkedLinear {}
+extension BF16LinearLayer: ChunkedLinear {}
 
 /// Makes the linear layer of `precision` for row-major weights [outputSize × inputSize]
 /// (`precision.isSupported` must hold: pass `precision.effective`).
@@ -46,18 +46,14 @@ package func makeLinear(_ precision: Precision, weights: UnsafePointer<Float>, b
 }
 
 /// A feed-forward block: `between` ← first(input), then output (=, or += for `.accumulate`)
-/// second(between). Two int8 layers (or two bf16 layers) over enough rows run fused, chunk by
-/// chunk, and leave `between` untouched.
+/// second(between). Two int8 or bf16 layers over enough rows run fused, chunk by chunk
+/// (`ChunkWorkspace.runChunks`), and leave `between` untouched.
 package func runFeedForward(_ first: any LinearOperator, _ second: any LinearOperator, rows m: Int,
                            input: UnsafePointer<Float>, between: UnsafeMutablePointer<Float>,
                            output: UnsafeMutablePointer<Float>) {
-    if let a = first as? Int8LinearLayer, let b = second as? Int8LinearLayer, a.usesKernel, b.usesKernel,
-       Int8LinearLayer.splitsRows(m) {
-        Int8LinearLayer.runPair(a, b, rows: m, input: input, output: output)
-        return
-    }
-    if let a = first as? BF16LinearLayer, let b = second as? BF16LinearLayer, BF16LinearLayer.splitsRows(m) {
-        BF16LinearLayer.runPair(a, b, rows: m, input: input, output: output)
+    if let a = first as? any ChunkedLinear, let b = second as? any ChunkedLinear, a.runsChunks, b.runsChunks,
+       ChunkWorkspace.splitsRows(m) {
+        ChunkWorkspace.lock.withLock { _ in ChunkWorkspace.runChunks([a, b], rows: m, input: input, output: output) }
         return
     }
     first.run(rows: m, input: input, output: between)
