@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "ckernels.h"
+#include "peak.h"
 
 static double now(void) {
     struct timespec t;
@@ -20,30 +21,10 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-// Twelve independent chains, distinct so the compiler cannot merge them; each vdpbf16ps is
-// 16 lanes × 2 multiply-adds.
-__attribute__((target("avx512f,avx512bf16"))) static double bf16_peak(void) {
-    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f);
-    __m512 c0 = _mm512_set1_ps(0), c1 = _mm512_set1_ps(1), c2 = _mm512_set1_ps(2), c3 = _mm512_set1_ps(3);
-    __m512 c4 = _mm512_set1_ps(4), c5 = _mm512_set1_ps(5), c6 = _mm512_set1_ps(6), c7 = _mm512_set1_ps(7);
-    __m512 c8 = _mm512_set1_ps(8), c9 = _mm512_set1_ps(9), c10 = _mm512_set1_ps(10), c11 = _mm512_set1_ps(11);
-    long n = 50000000;
-    double t0 = now();
-    for (long i = 0; i < n; i++) {
-        c0 = _mm512_dpbf16_ps(c0, a, b); c1 = _mm512_dpbf16_ps(c1, a, b); c2 = _mm512_dpbf16_ps(c2, a, b);
-        c3 = _mm512_dpbf16_ps(c3, a, b); c4 = _mm512_dpbf16_ps(c4, a, b); c5 = _mm512_dpbf16_ps(c5, a, b);
-        c6 = _mm512_dpbf16_ps(c6, a, b); c7 = _mm512_dpbf16_ps(c7, a, b); c8 = _mm512_dpbf16_ps(c8, a, b);
-        c9 = _mm512_dpbf16_ps(c9, a, b); c10 = _mm512_dpbf16_ps(c10, a, b); c11 = _mm512_dpbf16_ps(c11, a, b);
-        __asm__ volatile("" : "+v"(a));
-    }
-    double t = now() - t0;
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
-    volatile float sink = _mm512_reduce_add_ps(s);
-    (void)sink;
-    return 12.0 * n * 32 * 2 / t / 1e9;
-}
+PEAK_FUNCTION(bf16_loop, "vdpbf16ps")
+
+// One vdpbf16ps is 16 lanes × 2 multiply-adds = 64 operations.
+static double bf16_peak(void) { return bf16_loop(50000000, now) * 64 / 1e9; }
 
 #define CHECK(x) do { if ((x) != dnnl_success) { fprintf(stderr, "oneDNN call failed: %s\n", #x); exit(2); } } while (0)
 
@@ -54,7 +35,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     double peak = 0;
-    for (int run = 0; run < 3; run++) {
+    for (int run = 0; run < 5; run++) {
         double sum = 0;
         #pragma omp parallel num_threads(threads) reduction(+ : sum)
         sum += bf16_peak();
