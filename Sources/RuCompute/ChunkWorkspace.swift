@@ -75,30 +75,28 @@ protocol ChunkedLinear: LinearOperator {
 }
 
 extension ChunkWorkspace {
-    /// `layers` one after another over `m` rows, each thread on its own rows, 32 at a time: a
-    /// chunk goes through every layer (narrowed, multiplied into the workspace's floats, narrowed
-    /// again…) while it is in the core's caches; the last layer writes (or adds to) `output`.
+    /// `layers` one after another over `m` rows, 32 at a time, each thread taking the next chunk
+    /// when it has finished one (`Parallel.forPieces`): a chunk goes through every layer
+    /// (narrowed, multiplied into the workspace's floats, narrowed again…) while it is in the
+    /// core's caches; the last layer writes (or adds to) `output`.
     /// Call with `lock` held.
     static func runChunks(_ layers: [any ChunkedLinear], rows m: Int, input: UnsafePointer<Float>,
                           output: UnsafeMutablePointer<Float>) {
         precondition(zip(layers, layers.dropFirst()).allSatisfy { $0.outputSize == $1.inputSize })
-        let ranges = Parallel.ranges(m)
-        let workspaces = perThread(ranges.count, bytes: rows * (layers.map(\.narrowRowBytes).max() ?? 0),
+        let workspaces = perThread(Parallel.pieceThreads(m, piece: rows),
+                                   bytes: rows * (layers.map(\.narrowRowBytes).max() ?? 0),
                                    floats: rows * (layers.dropLast().map(\.outputSize).max() ?? 0))
         let inputSize = layers[0].inputSize, outputSize = layers[layers.count - 1].outputSize
-        Parallel.forThreadRanges(ranges: ranges) { t, lo, hi in
-            let ws = workspaces[t]
-            for start in Swift.stride(from: lo, to: hi, by: rows) {
-                let count = min(rows, hi - start)
-                var from = input + start * inputSize
-                for (i, layer) in layers.enumerated() {
-                    layer.narrow(rows: count, from, into: ws)
-                    if i == layers.count - 1 {
-                        layer.multiply(rows: count, ws, output: output + start * outputSize, stride: outputSize)
-                    } else {
-                        layer.multiply(rows: count, ws, output: ws.floats, stride: layer.outputSize)
-                        from = UnsafePointer(ws.floats)
-                    }
+        Parallel.forPieces(m, piece: rows) { t, start, end in
+            let ws = workspaces[t], count = end - start
+            var from = input + start * inputSize
+            for (i, layer) in layers.enumerated() {
+                layer.narrow(rows: count, from, into: ws)
+                if i == layers.count - 1 {
+                    layer.multiply(rows: count, ws, output: output + start * outputSize, stride: outputSize)
+                } else {
+                    layer.multiply(rows: count, ws, output: ws.floats, stride: layer.outputSize)
+                    from = UnsafePointer(ws.floats)
                 }
             }
         }

@@ -9,7 +9,7 @@ import CKernels
 /// the tests run the very code the release build runs.
 ///
 /// The non-GEMM work of a transformer encoder over packed tokens (all texts of a batch one
-/// after another, no padding), run on the OpenMP threads through `Parallel.forRanges`.
+/// after another, no padding), run on the OpenMP threads through `Parallel.forPieces`.
 package enum EncoderKernels {
     /// In place: each row x ← (x − mean) / sqrt(var + eps) · weight + bias, as DebertaLayerNorm
     /// (biased variance, eps inside the square root).
@@ -18,18 +18,14 @@ package enum EncoderKernels {
                                  weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, eps: Float) {
         // A parallel region costs a barrier, and a barrier on a busy machine can cost a time
         // slice: small work (one short text) stays on the calling thread.
-        let run = rows * dim >= 1 << 16 ? Parallel.forRanges : EncoderKernels.serial
-        run(rows) { lo, hi in layerNormRows(lo, hi, dim, x, weight, bias, eps) }
+        guard rows * dim >= 1 << 16 else { return layerNormRows(0, rows, dim, x, weight, bias, eps) }
+        Parallel.forPieces(rows, piece: 32) { _, lo, hi in layerNormRows(lo, hi, dim, x, weight, bias, eps) }
     }
 
     static func layerNormRows(_ lo: Int, _ hi: Int, _ dim: Int, _ x: UnsafeMutablePointer<Float>,
                               _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ eps: Float) {
         // In C (CKernels), built for AVX-512/AVX2: Swift's own loops compile to SSE here.
         ck_layer_norm(x + lo * dim, hi - lo, dim, weight, bias, eps)
-    }
-
-    static func serial(_ count: Int, _ body: @escaping (Int, Int) -> Void) {
-        if count > 0 { body(0, count) }
     }
 
     /// DeBERTa's disentangled relative terms for one layer: position keys and queries for
@@ -65,13 +61,16 @@ package enum EncoderKernels {
         let longest = short.map(\.count).max() ?? 0
         let jobs = short.count * heads
         let work = short.reduce(0) { $0 + $1.count * $1.count } * hidden
-        let run = work >= 1 << 20 ? Parallel.forRanges : EncoderKernels.serial
-        run(jobs) { lo, hi in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(ck_attend_scratch(longest, headDim), 1))
-            defer { scratch.deallocate() }
+        // A text's heads at a time, handed to whichever thread is free (`forPieces`): the
+        // texts' lengths differ, so fixed halves of the jobs would not cost the same.
+        let piece = work >= 1 << 20 ? heads : max(jobs, 1)
+        let scratchSize = max(ck_attend_scratch(longest, headDim), 1)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.pieceThreads(jobs, piece: piece) * scratchSize)
+        defer { scratch.deallocate() }
+        Parallel.forPieces(jobs, piece: piece) { t, lo, hi in
             for job in lo..<hi {
                 attendOne(text: short[job / heads], head: job % heads, hidden: hidden, headDim: headDim,
-                          qkv: qkv, context: context, relative: relative, scratch: scratch)
+                          qkv: qkv, context: context, relative: relative, scratch: scratch + t * scratchSize)
             }
         }
     }
