@@ -258,27 +258,36 @@ static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const floa
     }
 }
 
-// Four dot products sharing one row: out[c] = row · cands[c], c < count ≤ 4. The row is loaded
-// once for the four (ck_dot loads two floats per product: about half the loads). ru-cluster's
-// k-means++ seeding on bench/cluster took 0.28–0.29 s with it, 0.33–0.38 s with ck_dot (Zen 3).
-static void CK_VARIANT(ck_dot4)(const float *restrict row, const float *const *cands, size_t count, size_t n,
-                                float *out) {
-    const float *c0 = cands[0];
-    const float *c1 = count > 1 ? cands[1] : c0, *c2 = count > 2 ? cands[2] : c0, *c3 = count > 3 ? cands[3] : c0;
-    float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t l = 0; l < 8; l++) {
-            float x = row[i + l];
-            a0[l] += x * c0[i + l];
-            a1[l] += x * c1[i + l];
-            a2[l] += x * c2[i + l];
-            a3[l] += x * c3[i + l];
+// Up to eight dot products per row, for `count_rows` consecutive rows (`n` floats each):
+// out[r * count + c] = rows[r] · cands[c], c < count ≤ 8. Sixteen lanes per step: each step
+// loads the row once and every candidate from L1 (eight candidates of 768 floats are 24 KB),
+// so a row costs 9 loads per 8 multiply-adds instead of ck_dot4's 5 per 4 at 8 lanes.
+// ru-cluster's k-means++ seeding (7 candidates a step over a 4,096-record pool) spent 18 % of
+// bench/cluster's samples in ck_dot4 on a Zen 5; the sums are in a fixed order (lane, then the
+// lanes added 0…15), so the same rows give the same floats on any thread.
+static void CK_VARIANT(ck_dots8)(const float *restrict rows, size_t count_rows, const float *const *cands,
+                                 size_t count, size_t n, float *out) {
+    const float *c[8];
+    for (size_t q = 0; q < 8; q++) c[q] = cands[q < count ? q : 0];
+    for (size_t r = 0; r < count_rows; r++) {
+        const float *row = rows + r * n;
+        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            v16 x = load16(row + i);
+            a0 += x * load16(c[0] + i); a1 += x * load16(c[1] + i);
+            a2 += x * load16(c[2] + i); a3 += x * load16(c[3] + i);
+            a4 += x * load16(c[4] + i); a5 += x * load16(c[5] + i);
+            a6 += x * load16(c[6] + i); a7 += x * load16(c[7] + i);
         }
-    float s[4] = {0, 0, 0, 0};
-    for (size_t l = 0; l < 8; l++) { s[0] += a0[l]; s[1] += a1[l]; s[2] += a2[l]; s[3] += a3[l]; }
-    for (; i < n; i++) { float x = row[i]; s[0] += x * c0[i]; s[1] += x * c1[i]; s[2] += x * c2[i]; s[3] += x * c3[i]; }
-    for (size_t c = 0; c < count; c++) out[c] = s[c];
+        v16 acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        for (size_t q = 0; q < count; q++) {
+            float sum = 0;
+            for (size_t l = 0; l < 16; l++) sum += acc[q][l];
+            for (size_t j = i; j < n; j++) sum += row[j] * c[q][j];
+            out[r * count + q] = sum;
+        }
+    }
 }
 
 // The sum of a row's absolute values, and its least and greatest value (0 included).

@@ -12,8 +12,9 @@ float ck_dot(const float *a, const float *b, size_t n);
 
 /// Scales each of `count` rows of `dim` floats to unit L2 norm; all-zero rows stay zero.
 void ck_normalize_rows(float *rows, size_t count, size_t dim);
-/// out[c] = row · cands[c] for c < count (1…4), n floats each (k-means++ candidates).
-void ck_dot4(const float *row, const float *const *cands, size_t count, size_t n, float *out);
+/// out[r·count + c] = rows[r] · cands[c] for r < count_rows consecutive rows and c < count
+/// (1…8), n floats each (k-means++ candidates against the seeding pool).
+void ck_dots8(const float *rows, size_t count_rows, const float *const *cands, size_t count, size_t n, float *out);
 /// The sum of |row[j]|, and the least and greatest row[j] with 0 included (int8 error bounds).
 void ck_l1_range(const float *row, size_t n, float *l1, float *lo, float *hi);
 /// k-means bounds: upper[g] += drift[g]; returns how many fail !(own − margin ≥ upper[g] + margin).

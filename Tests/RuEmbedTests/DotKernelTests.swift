@@ -1,0 +1,35 @@
+import Testing
+import CKernels
+
+/// ck_dots8, the k-means++ seeding's products (up to eight candidates against a block of pool
+/// rows), against the same dot products in Double: every candidate count, lengths with and
+/// without a tail past the last sixteen lanes, and the same floats for a row whether it comes
+/// alone or in a block (a thread's piece must not change a seed).
+@Suite struct DotKernelTests {
+    typealias T = TestSupport
+
+    @Test(arguments: [1, 15, 16, 33, 768, 771])
+    func matchesDoubleReference(n: Int) {
+        var random = T.Random(seed: UInt64(n))
+        let rowCount = 5
+        let rows = random.vectors(rowCount, n), cands = random.vectors(8, n)
+        for count in 1...8 {
+            var block = [Float](repeating: .nan, count: rowCount * count)
+            cands.withUnsafeBufferPointer { c in
+                let pointers: [UnsafePointer<Float>?] = (0..<count).map { c.baseAddress! + $0 * n }
+                ck_dots8(rows, rowCount, pointers, count, n, &block)
+                for r in 0..<rowCount {
+                    var alone = [Float](repeating: .nan, count: count)
+                    rows.withUnsafeBufferPointer { ck_dots8($0.baseAddress! + r * n, 1, pointers, count, n, &alone) }
+                    #expect(alone == Array(block[r * count..<(r + 1) * count]))
+                    for q in 0..<count {
+                        let exact = (0..<n).reduce(0.0) { $0 + Double(rows[r * n + $1]) * Double(cands[q * n + $1]) }
+                        let scale = (0..<n).reduce(0.0) { $0 + abs(Double(rows[r * n + $1]) * Double(cands[q * n + $1])) }
+                        #expect(abs(Double(block[r * count + q]) - exact) <= 1e-6 * max(scale, 1),
+                                "n \(n), \(count) candidates, row \(r), candidate \(q)")
+                    }
+                }
+            }
+        }
+    }
+}
