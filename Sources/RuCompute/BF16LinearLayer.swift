@@ -111,7 +111,7 @@ package final class BF16LinearLayer {
         }
     }
 
-    /// Few rows: rounded once, then each thread takes its own panels (columns) of every row.
+    /// Few rows: rounded once, then the threads take the panels (columns) of every row a few at a time.
     private func runColumns(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         if rounded.count < m * stride { rounded = [UInt16](repeating: 0, count: m * stride) }
         let (k, n, stride, packed, bias) = (inputSize, outputSize, stride, packedWeights, UnsafePointer(bias))
@@ -119,7 +119,7 @@ package final class BF16LinearLayer {
         rounded.withUnsafeMutableBufferPointer { rounded in
             let x = rounded.baseAddress!
             ck_bf16_convert_rows(input, m, k, k, x, stride)
-            Parallel.forRanges(panels) { lo, hi in
+            Parallel.forPieces(panels, piece: ChunkWorkspace.panelPiece(panels)) { _, lo, hi in
                 ck_bf16_linear(x, stride, m, k, packed, n, lo, hi, bias, mode, output, n)
             }
         }

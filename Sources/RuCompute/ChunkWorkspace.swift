@@ -15,6 +15,11 @@ final class ChunkWorkspace: @unchecked Sendable {
     /// Whether `m` rows are split between threads (rather than the columns).
     static func splitsRows(_ m: Int) -> Bool { m >= perThreadRows || Parallel.threads == 1 }
 
+    /// Panels a piece when few rows split a layer's columns (`Parallel.forPieces`): about four
+    /// pieces a thread, so a thread slowed by a neighbour takes fewer instead of holding the
+    /// other at the join (one text at a time spends most of its barriers there).
+    static func panelPiece(_ panels: Int) -> Int { max(1, panels / (4 * Parallel.threads)) }
+
     private(set) var bytes: UnsafeMutableRawPointer
     private(set) var floats: UnsafeMutablePointer<Float>
     let scales: UnsafeMutablePointer<Float>

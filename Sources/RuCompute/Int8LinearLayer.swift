@@ -164,7 +164,7 @@ package final class Int8LinearLayer {
                                 w_sums: weightCodeSums, bias: UnsafePointer(bias), epilogue: Int32(mode.rawValue))
     }
 
-    /// Few rows: quantised once, then each thread takes its own panels (columns) of every row.
+    /// Few rows: quantised once, then the threads take the panels (columns) of every row a few at a time.
     private func runColumns(rows m: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
         reserve(rows: m)
         let (k, n, stride, panels) = (inputSize, outputSize, codeStride, panels)
@@ -175,7 +175,7 @@ package final class Int8LinearLayer {
                     let (c, s, z) = (codes.baseAddress!, scales.baseAddress!, zeros.baseAddress!)
                     ck_quantize_rows_u8(input, m, k, c, stride, s, z, activationCodeMax)
                     let e = epilogueDescription(scales: s, zeroPoints: z)
-                    Parallel.forRanges(panels) { lo, hi in
+                    Parallel.forPieces(panels, piece: ChunkWorkspace.panelPiece(panels)) { _, lo, hi in
                         var e = e
                         ck_int8_linear(c, stride, m, k, packed, n, lo, hi, &e, output, n)
                     }
