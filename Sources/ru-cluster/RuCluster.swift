@@ -100,6 +100,17 @@ struct RuCluster: ParsableCommand {
     /// sample and prints the lines. When every input is a regular file the second pass reads the
     /// files again, so memory is the sample and a block whatever the input's size; otherwise
     /// (standard input, a pipe) the records are held from the first pass.
+    /// The sum of the regular files' sizes (nil when one cannot be read).
+    private static func totalBytes(_ paths: [String]) -> Int? {
+        var total = 0
+        for path in paths {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            total += Int(info.st_size)
+        }
+        return total
+    }
+
     private func kMeans(_ paths: [String], k: Int) throws {
         let started = monotonicSeconds()
         // stat, not open: opening a FIFO to look at it would end its writer's stream.
@@ -125,6 +136,11 @@ struct RuCluster: ParsableCommand {
             if try shape.check(records) {
                 reservoir = ReservoirSample(capacity: capacity, dim: shape.dim, seed: seed)
                 if !rereadable { held = RowBuffer(dim: shape.dim) }
+                // Regular files: at most their bytes / (4·dim) records (f32 rows; fewer for
+                // narrower types), so the sample's pages can be faulted in ahead of it.
+                if rereadable, let bytes = Self.totalBytes(paths) {
+                    try reservoir!.rows.prefault(rows: min(capacity, bytes / (4 * shape.dim)))
+                }
             }
             let dim = shape.dim
             var count = 0
