@@ -88,11 +88,11 @@ extension ChunkWorkspace {
     static func runChunks(_ layers: [any ChunkedLinear], rows m: Int, input: UnsafePointer<Float>,
                           output: UnsafeMutablePointer<Float>) {
         precondition(zip(layers, layers.dropFirst()).allSatisfy { $0.outputSize == $1.inputSize })
-        let workspaces = perThread(Parallel.pieceThreads(m, piece: rows),
-                                   bytes: rows * (layers.map(\.narrowRowBytes).max() ?? 0),
+        let threads = Parallel.pieceThreads(m, piece: rows)
+        let workspaces = perThread(threads, bytes: rows * (layers.map(\.narrowRowBytes).max() ?? 0),
                                    floats: rows * (layers.dropLast().map(\.outputSize).max() ?? 0))
         let inputSize = layers[0].inputSize, outputSize = layers[layers.count - 1].outputSize
-        Parallel.forPieces(m, piece: rows) { t, start, end in
+        Parallel.forPieces(m, piece: rows, threads: threads) { t, start, end in
             let ws = workspaces[t], count = end - start
             var from = input + start * inputSize
             for (i, layer) in layers.enumerated() {

@@ -71,9 +71,10 @@ package enum EncoderKernels {
         let piece = work < 1 << 16 ? max(jobs, 1)
             : short.count >= 4 * threads ? heads : max(1, jobs / (4 * threads))
         let scratchSize = max(ck_attend_scratch(longest, headDim), 1)
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.pieceThreads(jobs, piece: piece) * scratchSize)
+        let pieceThreads = Parallel.pieceThreads(jobs, piece: piece)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: pieceThreads * scratchSize)
         defer { scratch.deallocate() }
-        Parallel.forPieces(jobs, piece: piece) { t, lo, hi in
+        Parallel.forPieces(jobs, piece: piece, threads: pieceThreads) { t, lo, hi in
             for job in lo..<hi {
                 attendOne(text: short[job / heads], head: job % heads, hidden: hidden, headDim: headDim,
                           qkv: qkv, context: context, relative: relative, scratch: scratch + t * scratchSize)

@@ -215,10 +215,15 @@ public enum Parallel {
     /// workload (2026-12-03, AMD EPYC Zen 5) showed the main thread waiting in libgomp for 8 %
     /// of the run at the joins of fixed halves, the other thread 3 %; pieces handed out as the
     /// threads free up keep both busy to the last piece.
-    package static func forPieces(_ count: Int, piece: Int, _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
+    ///
+    /// `threads`: at most this many threads, t below it — a caller that sized per-thread
+    /// scratch with `pieceThreads` passes that count, since `Parallel.threads` may change
+    /// between the two calls (another thread entering or leaving `serially`).
+    package static func forPieces(_ count: Int, piece: Int, threads limit: Int? = nil,
+                                  _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
         precondition(piece > 0)
         let pieces = (count + piece - 1) / piece
-        let n = min(threads, pieces)
+        let n = min(limit ?? threads, pieces)
         guard n > 1 else {
             for p in 0..<pieces { body(0, p * piece, min(count, (p + 1) * piece)) }
             return
@@ -238,7 +243,8 @@ public enum Parallel {
         let value = Atomic<Int>(0)
     }
 
-    /// The number of threads `forPieces(count, piece:)` runs on: its bodies' t is below it.
+    /// The number of threads `forPieces(count, piece:)` would run on now: size per-thread
+    /// scratch with it and pass it to `forPieces` as `threads:`.
     package static func pieceThreads(_ count: Int, piece: Int) -> Int {
         max(1, min(threads, (count + piece - 1) / piece))
     }
