@@ -12,10 +12,11 @@ import Glibc
 /// accumulating in f32, with bias and epilogue applied to the accumulators before the store.
 /// Everything between the layers (LayerNorm, softmax, attention, pooling) stays f32.
 ///
-/// Scheduled as the int8 layers are: with enough rows each thread takes its own rows and runs
-/// round → multiply over chunks of `chunkRows` (the chunk's bf16 rows stay in the core's caches
-/// while every panel passes over them); few rows (one short text) are rounded once and the
-/// threads split the panels. A feed-forward pair runs fused per chunk (`ChunkWorkspace.runChunks`).
+/// Scheduled as the int8 layers are: with enough rows the threads take chunks of `chunkRows`
+/// rows as they free up and run round → multiply on each (the chunk's bf16 rows stay in the
+/// core's caches while every panel passes over them); few rows (one short text) are rounded
+/// once and the threads take the panels a few at a time. A feed-forward pair runs fused per
+/// chunk (`ChunkWorkspace.runChunks`).
 ///
 /// Needs AVX512_BF16 (`available`; the initialiser traps without it): `SentenceEncoder` asks
 /// for `Precision.effective`, which is f32 on other CPUs, before any layer is made.

@@ -13,9 +13,10 @@ import CKernels
 /// int32 registers and dequantises the tile before moving on: zero-point correction, scales,
 /// bias and the epilogue, written straight to the float output.
 ///
-/// With enough rows each thread takes its own contiguous rows and runs quantise → kernel over
-/// chunks of `chunkRows` (a chunk's codes stay in the core's caches while every panel passes
-/// over them). Few rows (one short text) are quantised once and the threads split the panels.
+/// With enough rows the threads take chunks of `chunkRows` rows as they free up and run
+/// quantise → kernel on each (a chunk's codes stay in the core's caches while every panel
+/// passes over them; `ChunkWorkspace.runChunks`). Few rows (one short text) are quantised once
+/// and the threads take the panels a few at a time.
 ///
 /// The kernel needs AVX-512 VNNI. Elsewhere (AVX2, AVX-VNNI, other architectures) the products
 /// come from oneDNN's int8 matmul (`OneDNNInt8Matmul`) on 7-bit activation codes (see

@@ -247,14 +247,15 @@ package enum SphericalKMeans {
                             let rows: [UnsafePointer<Float>?] = candidates.map { UnsafePointer(rp + $0 * dim) }
                             // 64 pool rows a piece, up to eight candidates a pass over them (ck_dots8).
                             Parallel.forPieces(m, piece: 64) { _, lo, hi in
-                                var dots = [Float](repeating: 0, count: 64 * 8)
-                                rows.withUnsafeBufferPointer { c in
-                                    for first in stride(from: 0, to: trials, by: 8) {
-                                        let n = min(8, trials - first)
-                                        ck_dots8(rp + lo * dim, hi - lo, c.baseAddress! + first, n, dim, &dots)
-                                        for i in lo..<hi {
-                                            for q in 0..<n {
-                                                tp[(first + q) * m + i] = min(wp[i], max(0, 1 - Double(dots[(i - lo) * n + q])))
+                                withUnsafeTemporaryAllocation(of: Float.self, capacity: 64 * 8) { dots in
+                                    rows.withUnsafeBufferPointer { c in
+                                        for first in stride(from: 0, to: trials, by: 8) {
+                                            let n = min(8, trials - first)
+                                            ck_dots8(rp + lo * dim, hi - lo, c.baseAddress! + first, n, dim, dots.baseAddress!)
+                                            for i in lo..<hi {
+                                                for q in 0..<n {
+                                                    tp[(first + q) * m + i] = min(wp[i], max(0, 1 - Double(dots[(i - lo) * n + q])))
+                                                }
                                             }
                                         }
                                     }

@@ -58,7 +58,7 @@ package final class RowBuffer {
         guard end > start else { return }
         let group = DispatchGroup()
         DispatchQueue.global().async(group: group) {
-            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, 23) // MADV_POPULATE_WRITE
+            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_POPULATE_WRITE)
         }
         prefaulting = group
     }

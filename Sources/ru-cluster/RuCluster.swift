@@ -94,12 +94,6 @@ struct RuCluster: ParsableCommand {
         paths.map { $0 == "-" ? "standard input" : $0 }.joined(separator: ", ")
     }
 
-    /// k-means in two passes over the input. The first normalises every record and keeps a
-    /// uniform sample (reservoir sampling: the input's length is not known before its end); the
-    /// centroids are trained on the sample; the second pass assigns every record not in the
-    /// sample and prints the lines. When every input is a regular file the second pass reads the
-    /// files again, so memory is the sample and a block whatever the input's size; otherwise
-    /// (standard input, a pipe) the records are held from the first pass.
     /// The sum of the regular files' sizes (nil when one cannot be read).
     private static func totalBytes(_ paths: [String]) -> Int? {
         var total = 0
@@ -111,6 +105,12 @@ struct RuCluster: ParsableCommand {
         return total
     }
 
+    /// k-means in two passes over the input. The first normalises every record and keeps a
+    /// uniform sample (reservoir sampling: the input's length is not known before its end); the
+    /// centroids are trained on the sample; the second pass assigns every record not in the
+    /// sample and prints the lines. When every input is a regular file the second pass reads the
+    /// files again, so memory is the sample and a block whatever the input's size; otherwise
+    /// (standard input, a pipe) the records are held from the first pass.
     private func kMeans(_ paths: [String], k: Int) throws {
         let started = monotonicSeconds()
         // stat, not open: opening a FIFO to look at it would end its writer's stream.
