@@ -47,7 +47,7 @@ static inline int32_t ann_dot_s8_impl_baseline(const int8_t *a, const int8_t *b,
 #include "variants.h"
 
 size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, const uint32_t *entries, size_t entry_count,
-                       size_t ef, uint32_t *visited, uint32_t epoch, uint32_t *out_ids, float *out_sims,
+                       size_t ef, uint8_t *visited, uint8_t epoch, uint32_t *out_ids, float *out_sims,
                        uint8_t *expanded, struct ck_search_stats *stats) {
     return CK_DISPATCH(ck_graph_search)(g, query, entries, entry_count, ef, visited, epoch, out_ids, out_sims, expanded, stats);
 }

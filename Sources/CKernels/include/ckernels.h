@@ -201,10 +201,10 @@ struct ck_search_stats {
 
 /// Beam search for the `ef` nodes most similar to the int8 `query` (stride bytes), from the
 /// entry nodes: their ids and int8 similarities (s_node·code·query) in out_ids/out_sims, best
-/// first, and how many (≤ ef). `visited` has `count` words; a node is visited when its word
+/// first, and how many (≤ ef). `visited` has `count` bytes; a node is visited when its byte
 /// equals `epoch` (a fresh epoch per search saves clearing). `expanded` holds ef bytes.
 size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, const uint32_t *entries, size_t entry_count,
-                       size_t ef, uint32_t *visited, uint32_t epoch, uint32_t *out_ids, float *out_sims,
+                       size_t ef, uint8_t *visited, uint8_t epoch, uint32_t *out_ids, float *out_sims,
                        uint8_t *expanded, struct ck_search_stats *stats);
 
 /// Vamana's α-pruning: from `count` candidates sorted by similarity `sims` to a node (best
