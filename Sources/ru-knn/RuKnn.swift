@@ -179,9 +179,12 @@ struct Search: ParsableCommand {
         var distances: UInt64 = 0
         var searched = 0
         let started = monotonicSeconds()
+        // One buffer for every batch: a fresh one per batch is faulted in again.
+        var queryValues: [Float] = []
+        var queryIDs: [String] = []
         while true {
-            var queryValues: [Float] = []
-            var queryIDs: [String] = []
+            queryValues.removeAll(keepingCapacity: true)
+            queryIDs.removeAll(keepingCapacity: true)
             let n = try queryRecords.nextBlock(maxRows: batch, values: &queryValues, ids: &queryIDs, stopBeforeWaiting: true)
             if n == 0 { break }
             pass += 1
@@ -218,30 +221,44 @@ struct Search: ParsableCommand {
     }
 
     private func write(_ results: [[Neighbor]], queryIDs: [String]) throws {
-        let out = ByteOutput.standardOutput
-        for (q, neighbors) in results.enumerated() {
-            let kept = minScore.map { min in neighbors.filter { $0.score >= min } } ?? neighbors
-            if jsonl || format == .jsonl {
-                var line = "{\"query_id\": "
-                JSONValue.writeString(queryIDs[q], to: &line)
-                line += ", \"neighbors\": ["
-                for (rank, n) in kept.enumerated() {
-                    if rank > 0 { line += ", " }
-                    line += "{\"rank\": \(rank + 1), \"doc_id\": "
-                    JSONValue.writeString(n.id, to: &line)
-                    line += ", \"score\": \(scoreText(n.score))}"
-                }
-                line += "]}\n"
-                try out.write(line)
-            } else {
-                let queryID = TSV.escape(queryIDs[q])
-                var text = ""
-                for (rank, n) in kept.enumerated() {
-                    text += "\(queryID)\t\(rank + 1)\t\(TSV.escape(n.id))\t\(scoreText(n.score))\n"
-                }
-                try out.write(text)
+        // Formatted on every thread, written in order: formatting 100,000 lines took 0.029 s
+        // on one thread of 0.36 s for 10,000 queries against a 100,000-vector index (perf,
+        // 2026-12-03 Zen 5), the other core idle meanwhile.
+        let jsonl = self.jsonl || format == .jsonl
+        let piece = 64
+        nonisolated(unsafe) var texts = [String](repeating: "", count: results.count)
+        texts.withUnsafeMutableBufferPointer { texts in
+            let texts = texts
+            Parallel.forPieces(results.count, piece: piece) { _, lo, hi in
+                for q in lo..<hi { texts[q] = lines(results[q], queryID: queryIDs[q], jsonl: jsonl) }
             }
         }
+        let out = ByteOutput.standardOutput
+        for text in texts { try out.write(text) }
+    }
+
+    /// One query's output: TSV lines, or one JSON line.
+    private func lines(_ neighbors: [Neighbor], queryID: String, jsonl: Bool) -> String {
+        let kept = minScore.map { min in neighbors.filter { $0.score >= min } } ?? neighbors
+        if jsonl {
+            var line = "{\"query_id\": "
+            JSONValue.writeString(queryID, to: &line)
+            line += ", \"neighbors\": ["
+            for (rank, n) in kept.enumerated() {
+                if rank > 0 { line += ", " }
+                line += "{\"rank\": \(rank + 1), \"doc_id\": "
+                JSONValue.writeString(n.id, to: &line)
+                line += ", \"score\": \(scoreText(n.score))}"
+            }
+            line += "]}\n"
+            return line
+        }
+        let queryID = TSV.escape(queryID)
+        var text = ""
+        for (rank, n) in kept.enumerated() {
+            text += "\(queryID)\t\(rank + 1)\t\(TSV.escape(n.id))\t\(scoreText(n.score))\n"
+        }
+        return text
     }
 }
 

@@ -77,6 +77,15 @@ public final class VectorRecords {
             guard try advance(decodingRows: false), let chunk else { break }
             let take = min(maxRows - added, chunk.count - index)
             let dim = chunk.dim
+            if values.capacity < values.count + take * dim {
+                // Room for the rest of the block at once (up to 64 MiB), not doubling chunk by
+                // chunk: each doubling faults in a fresh buffer and copies the old one. Reading
+                // 10,000 queries of 768 floats this way took 0.04 s, 0.036 of it page faults and
+                // copies (perf, 2026-12-03 Zen 5). Never less than double, so that callers that
+                // gather a whole stream in many calls still grow geometrically.
+                let rest = min(maxRows - added, (16 << 20) / max(1, dim)) * dim
+                values.reserveCapacity(max(values.count + take * dim, values.count + rest, 2 * values.count))
+            }
             if chunk.dtype == .f32 {
                 // Straight from the payload: one copy, no zero fill first.
                 let first = index
