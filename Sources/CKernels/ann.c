@@ -34,6 +34,41 @@ __attribute__((target("avx2"))) static inline int32_t ann_dot_s8_wide(const int8
 }
 #define ann_dot_s8_impl_avx512 ann_dot_s8_wide
 #define ann_dot_s8_impl_avx2 ann_dot_s8_wide
+
+// With AVX-512 VNNI (a fourth copy of the kernels, picked by ann_has_vnni): vpdpbusd multiplies
+// unsigned by signed bytes, so a's bytes are flipped to a + 128 (xor 0x80) and the excess,
+// 128·Σb, is taken off with a second vpdpbusd of 0x80 bytes against b: three instructions per
+// 64 bytes against the AVX2 form's twelve per two 32-byte halves. Exact: |(a + 128)·b| ≤
+// 255·127 per byte, under 2^31 summed over the 65,536 bytes of the widest code. On bench/ann's
+// 100,000 × 768 (AMD EPYC Zen 5, 2026-12-03, 2 threads): 10,000 queries at --ef 24 in
+// 0.29–0.31 s against 0.31–0.32 s (six interleaved runs; the search waits on memory more than
+// it computes), the build in 19.4 s of CPU against 25.1 s (the pruning computes more); the same
+// index byte for byte and the same hits.
+#define CK_ANN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+CK_ANN_VNNI static inline int32_t ann_dot_s8_dpbusd(const int8_t *a, const int8_t *b, size_t n) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i acc = _mm512_setzero_si512(), excess = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i x = _mm512_xor_si512(_mm512_loadu_si512(a + i), flip), y = _mm512_loadu_si512(b + i);
+        acc = _mm512_dpbusd_epi32(acc, x, y);
+        excess = _mm512_dpbusd_epi32(excess, flip, y);
+    }
+    __m256i acc256 = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+    __m256i excess256 = _mm256_add_epi32(_mm512_castsi512_si256(excess), _mm512_extracti64x4_epi64(excess, 1));
+    for (; i < n; i += 32) {
+        __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(a + i)), _mm512_castsi512_si256(flip));
+        __m256i y = _mm256_loadu_si256((const __m256i *)(b + i));
+        acc256 = _mm256_dpbusd_epi32(acc256, x, y);
+        excess256 = _mm256_dpbusd_epi32(excess256, _mm512_castsi512_si256(flip), y);
+    }
+    __m256i d = _mm256_sub_epi32(acc256, excess256);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+#define ann_dot_s8_impl_vnni ann_dot_s8_dpbusd
 #endif
 
 // A plain loop: integer sums may be reordered, so the compiler vectorises what it can.
@@ -46,22 +81,53 @@ static inline int32_t ann_dot_s8_impl_baseline(const int8_t *a, const int8_t *b,
 #define CK_INCLUDING_VARIANTS "ann_variants.h"
 #include "variants.h"
 
+#if CK_MULTIVERSION
+#define CK_VARIANT(name) name##_vnni
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+#include "ann_variants.h"
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef CK_VARIANT
+
+// The VNNI copy where the ISA level is AVX-512 and the CPU has VNNI (checked once).
+static int ann_vnni_cached = -1;
+static inline int ann_has_vnni(void) {
+    int v = __atomic_load_n(&ann_vnni_cached, __ATOMIC_RELAXED);
+    if (__builtin_expect(v < 0, 0)) {
+        v = ck_isa() == CK_ISA_AVX512 && ck_int8_has_vnni();
+        __atomic_store_n(&ann_vnni_cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+#define ANN_DISPATCH(name) (ann_has_vnni() ? name##_vnni : CK_DISPATCH(name))
+#else
+#define ANN_DISPATCH(name) CK_DISPATCH(name)
+#endif
+
 size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, const uint32_t *entries, size_t entry_count,
                        size_t ef, uint8_t *visited, uint8_t epoch, uint32_t *out_ids, float *out_sims,
                        uint8_t *expanded, struct ck_search_stats *stats) {
-    return CK_DISPATCH(ck_graph_search)(g, query, entries, entry_count, ef, visited, epoch, out_ids, out_sims, expanded, stats);
+    return ANN_DISPATCH(ck_graph_search)(g, query, entries, entry_count, ef, visited, epoch, out_ids, out_sims, expanded, stats);
 }
 
 size_t ck_graph_prune(const struct ck_graph *g, const uint32_t *cand, const float *sims, size_t count,
                       size_t degree, float alpha, uint32_t *out) {
-    return CK_DISPATCH(ck_graph_prune)(g, cand, sims, count, degree, alpha, out);
+    return ANN_DISPATCH(ck_graph_prune)(g, cand, sims, count, degree, alpha, out);
 }
 
 void ck_graph_rerank_codes(const struct ck_graph *g, const float *query, const uint32_t *ids, size_t count, float *sims) {
-    CK_DISPATCH(ck_graph_rerank_codes)(g, query, ids, count, sims);
+    ANN_DISPATCH(ck_graph_rerank_codes)(g, query, ids, count, sims);
 }
 
-int32_t ck_dot_s8(const int8_t *a, const int8_t *b, size_t n) { return CK_DISPATCH(ck_dot_s8)(a, b, n); }
+int32_t ck_dot_s8(const int8_t *a, const int8_t *b, size_t n) { return ANN_DISPATCH(ck_dot_s8)(a, b, n); }
 
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78, initial and final XOR 0xFFFFFFFF): the
 // SSE4.2 instruction where the CPU has it (≈ 8 bytes a cycle), a table otherwise.

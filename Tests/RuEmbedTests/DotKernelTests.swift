@@ -32,4 +32,24 @@ import CKernels
             }
         }
     }
+
+    /// ck_dot_s8, the graph index's int8 product (the VNNI copy on CPUs that have it, else
+    /// AVX2/AVX-512 or the plain loop): exact against integer sums, at the extremes of the
+    /// codes (±127·±127 in every byte must neither wrap nor saturate) and at lengths with a
+    /// 32-byte tail past the last 64.
+    @Test(arguments: [32, 64, 96, 768, 800, 4096])
+    func int8ProductIsExact(n: Int) {
+        var random = T.Random(seed: UInt64(n) &+ 7)
+        // Codes in [-127, 127], as the index's quantiser makes them.
+        let a = (0..<n).map { _ in Int8(Int(random.next() % 255) - 127) }
+        let b = (0..<n).map { _ in Int8(Int(random.next() % 255) - 127) }
+        let exact = zip(a, b).reduce(0) { $0 + Int($1.0) * Int($1.1) }
+        #expect(Int(ck_dot_s8(a, b, n)) == exact, "n \(n)")
+        let high = [Int8](repeating: 127, count: n), low = [Int8](repeating: -127, count: n)
+        #expect(Int(ck_dot_s8(high, high, n)) == 127 * 127 * n)
+        #expect(Int(ck_dot_s8(high, low, n)) == -127 * 127 * n)
+        #expect(Int(ck_dot_s8(low, low, n)) == 127 * 127 * n)
+        let mixed = (0..<n).map { Int8($0 % 3 == 0 ? -127 : $0 % 3 == 1 ? 127 : 0) }
+        #expect(Int(ck_dot_s8(mixed, high, n)) == (0..<n).reduce(0) { $0 + Int(mixed[$1]) * 127 })
+    }
 }
