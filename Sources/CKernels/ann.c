@@ -12,6 +12,14 @@
 // madd by ones widens the pairs to 32 bits. Five instructions per 32 bytes against ten for
 // the compiler's sign-extend and pmaddwd (which it emitted at 128 bits); the build's profile
 // was ~80 % in the search and the pruning, nearly all of it these dot products.
+// The sum of a register's eight int32 lanes.
+__attribute__((target("avx2"))) static inline int32_t ann_sum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
 __attribute__((target("avx2"))) static inline int32_t ann_dot_s8_wide(const int8_t *a, const int8_t *b, size_t n) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
@@ -26,11 +34,7 @@ __attribute__((target("avx2"))) static inline int32_t ann_dot_s8_wide(const int8
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(a + i)), y0 = _mm256_loadu_si256((const __m256i *)(b + i));
         acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones));
     }
-    __m256i acc = _mm256_add_epi32(acc0, acc1);
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
+    return ann_sum_epi32(_mm256_add_epi32(acc0, acc1));
 }
 #define ann_dot_s8_impl_avx512 ann_dot_s8_wide
 #define ann_dot_s8_impl_avx2 ann_dot_s8_wide
@@ -62,11 +66,7 @@ CK_ANN_VNNI static inline int32_t ann_dot_s8_dpbusd(const int8_t *a, const int8_
         acc256 = _mm256_dpbusd_epi32(acc256, x, y);
         excess256 = _mm256_dpbusd_epi32(excess256, _mm512_castsi512_si256(flip), y);
     }
-    __m256i d = _mm256_sub_epi32(acc256, excess256);
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
+    return ann_sum_epi32(_mm256_sub_epi32(acc256, excess256));
 }
 #define ann_dot_s8_impl_vnni ann_dot_s8_dpbusd
 #endif
@@ -79,24 +79,10 @@ static inline int32_t ann_dot_s8_impl_baseline(const int8_t *a, const int8_t *b,
 }
 
 #define CK_INCLUDING_VARIANTS "ann_variants.h"
+#define CK_VARIANTS_WITH_VNNI
 #include "variants.h"
 
 #if CK_MULTIVERSION
-#define CK_VARIANT(name) name##_vnni
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
-#include "ann_variants.h"
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#undef CK_VARIANT
-
 // The VNNI copy where the ISA level is AVX-512 and the CPU has VNNI (checked once).
 static int ann_vnni_cached = -1;
 static inline int ann_has_vnni(void) {

@@ -3,7 +3,26 @@
 // naming that copy (name_avx512, name_avx2, name_baseline) and the target attribute applied
 // to every function the file defines. The copies are static; the including file defines the
 // public functions with CK_DISPATCH (internal.h). No include guard: included once per kernel file.
+// With CK_VARIANTS_WITH_VNNI defined, a fourth copy, name_vnni, for AVX-512 with VNNI (the
+// including file picks it at run time itself).
 #if CK_MULTIVERSION
+#ifdef CK_VARIANTS_WITH_VNNI
+#define CK_VARIANT(name) name##_vnni
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+#include CK_INCLUDING_VARIANTS
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#undef CK_VARIANT
+#endif
+
 #define CK_VARIANT(name) name##_avx512
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
