@@ -11,10 +11,23 @@ import PackageDescription
 //   RuHub        the Hugging Face hub client and cache                   (+ FoundationNetworking)
 //   RuEncoder    DeBERTa, pooling, SentenceEncoder: text → vectors       (all of the above)
 //   RuEmbed      the product for apps: re-exports all of the above
-//   RuCLI        what the five tools share (options, messages, exit codes); not a product
+//   RuCLI        what the tools share (options, messages, exit codes); not a product
+//   RuModelCLI   the options of the tools that read text and load models (ru-embed, ru-tok)
 //
 // A program that only tokenizes depends on the product RuTokenizer, one that only reads or
-// writes vector streams on RuVectors: neither needs oneDNN.
+// writes vector streams on RuVectors: neither needs oneDNN. The tools are cut the same way:
+// ru-knn links neither the tokenizer nor the hub client, so it starts without loading
+// Foundation, ICU and libcurl (54 shared libraries before, dynamic loading ~35 ms of its
+// 40 ms `--version` on the Zen 5 of 2026-12-03; a search of 1,000 queries takes ~110 ms).
+let toolDependencies: [String: [Target.Dependency]] = [
+    "ru-vec": ["RuCore", "RuVectors", "RuSearch"],
+    "ru-sim": ["RuCore", "RuVectors", "RuSearch"],
+    "ru-knn": ["RuCore", "RuVectors", "RuSearch"],
+    "ru-index": ["RuCore", "RuVectors", "RuSearch"],
+    "ru-cluster": ["RuCore", "RuVectors", "RuSearch"],
+    "ru-tok": ["RuEmbed", "RuModelCLI"],
+    "ru-embed": ["RuEmbed", "RuModelCLI"],
+]
 let tools = ["ru-vec", "ru-sim", "ru-knn", "ru-tok", "ru-embed", "ru-cluster", "ru-index"]
 let libraries = ["RuCore", "RuTokenizer", "RuVectors", "RuCompute", "RuSearch", "RuHub", "RuEncoder", "RuEmbed"]
 
@@ -78,7 +91,11 @@ let package = Package(
         ),
         .target(
             name: "RuCLI",
-            dependencies: ["RuEmbed", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["RuCore", "RuVectors", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(
+            name: "RuModelCLI",
+            dependencies: ["RuCLI", "RuEmbed", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // The fuzz harnesses (docs/FUZZING.md). A plain build makes a driver that replays
         // inputs through them (the tests replay the corpus with it); `make fuzz` builds the
@@ -91,7 +108,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RuEmbedTests",
-            dependencies: libraries.map { .target(name: $0) } + ["RuCLI", "ru-fuzz"] + tools.map { .target(name: $0) }
+            dependencies: libraries.map { .target(name: $0) } + ["RuCLI", "RuModelCLI", "ru-fuzz"] + tools.map { .target(name: $0) }
                 + [.product(name: "Crypto", package: "swift-crypto")],
             // Test data read from the source tree by path, not bundled.
             exclude: ["Fixtures"]
@@ -99,8 +116,8 @@ let package = Package(
     ] + tools.map {
         .executableTarget(
             name: $0,
-            dependencies: [
-                "RuEmbed", "RuCLI",
+            dependencies: toolDependencies[$0]! + [
+                "RuCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         )

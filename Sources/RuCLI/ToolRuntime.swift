@@ -1,4 +1,4 @@
-import RuEmbed
+import RuCore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,6 @@
-import RuEmbed
+import RuCore
+import RuVectors
+import RuSearch
 import RuCLI
 #if canImport(Glibc)
 import Glibc

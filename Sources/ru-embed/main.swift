@@ -1,6 +1,7 @@
 import ArgumentParser
 import RuEmbed
 import RuCLI
+import RuModelCLI
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,7 @@
 import ArgumentParser
-import RuEmbed
+import RuCore
+import RuVectors
+import RuSearch
 import RuCLI
 
 /// `ru-knn merge`: the results of the same queries searched against shards of a corpus, merged

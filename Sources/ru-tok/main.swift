@@ -1,5 +1,6 @@
 import ArgumentParser
 import RuEmbed
+import RuModelCLI
 import RuCLI
 #if canImport(Glibc)
 import Glibc

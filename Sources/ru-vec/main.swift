@@ -1,5 +1,7 @@
 import ArgumentParser
-import RuEmbed
+import RuCore
+import RuVectors
+import RuSearch
 import RuCLI
 #if canImport(Glibc)
 import Glibc

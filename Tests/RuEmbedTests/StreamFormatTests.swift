@@ -218,7 +218,7 @@ import Testing
 
     /// A frame written by streaming compression, which declares no content size.
     func unsizedFrame(_ bytes: [UInt8]) throws -> Data {
-        try ZstdCompressor.streamingFrameForTests(bytes)
+        Data(try ZstdCompressor.streamingFrameForTests(bytes))
     }
 
     @Test func rejectsTrailingGarbage() throws {

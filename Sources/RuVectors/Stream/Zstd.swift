@@ -1,6 +1,5 @@
 import RuCore
 import CZstd
-import struct Foundation.Data
 
 /// One-shot zstd compression of a chunk into one frame, with the content size and
 /// the content checksum written, as the stream format requires.
@@ -82,7 +81,7 @@ final class ZstdDecompressor {
 extension ZstdCompressor {
     /// A frame made by streaming compression, which leaves the content size out of the
     /// header (as `zstd` does for a pipe); used by the tests of the reader's size limit.
-    static func streamingFrameForTests(_ bytes: [UInt8]) throws -> Data {
+    static func streamingFrameForTests(_ bytes: [UInt8]) throws -> [UInt8] {
         let context = ZSTD_createCCtx()!
         defer { ZSTD_freeCCtx(context) }
         ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0)
@@ -100,6 +99,6 @@ extension ZstdCompressor {
                 produced = output.pos
             }
         }
-        return Data(out[0..<produced])
+        return Array(out[0..<produced])
     }
 }
