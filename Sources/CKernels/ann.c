@@ -98,10 +98,10 @@ static inline int ann_has_vnni(void) {
 #define ANN_DISPATCH(name) CK_DISPATCH(name)
 #endif
 
-size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, const uint32_t *entries, size_t entry_count,
+size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, float query_scale, const uint32_t *entries, size_t entry_count,
                        size_t ef, uint8_t *visited, uint8_t epoch, uint32_t *out_ids, float *out_sims,
                        uint8_t *expanded, struct ck_search_stats *stats) {
-    return ANN_DISPATCH(ck_graph_search)(g, query, entries, entry_count, ef, visited, epoch, out_ids, out_sims, expanded, stats);
+    return ANN_DISPATCH(ck_graph_search)(g, query, query_scale, entries, entry_count, ef, visited, epoch, out_ids, out_sims, expanded, stats);
 }
 
 size_t ck_graph_prune(const struct ck_graph *g, const uint32_t *cand, const float *sims, size_t count,

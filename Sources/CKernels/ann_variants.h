@@ -31,15 +31,21 @@ static inline float CK_VARIANT(ann_dot_f32_s8)(const float *a, const int8_t *b, 
 #define CK_ANN_PREFETCH_AHEAD 6
 #endif
 
-static inline float CK_VARIANT(ann_sim)(const struct ck_graph *g, const int8_t *code, uint32_t node) {
-    return g->scales[node] * (float)CK_VARIANT(ann_dot_s8)(code, g->codes + (size_t)node * g->stride, g->stride);
+// The offset b = μ·x of a node (version 2), 0 without.
+static inline float CK_VARIANT(ann_offset)(const struct ck_graph *g, uint32_t node) {
+    return g->offsets ? g->offsets[node] : 0.0f;
+}
+
+static inline float CK_VARIANT(ann_sim)(const struct ck_graph *g, const int8_t *code, float code_scale, uint32_t node) {
+    return code_scale * g->scales[node] * (float)CK_VARIANT(ann_dot_s8)(code, g->codes + (size_t)node * g->stride, g->stride) +
+           CK_VARIANT(ann_offset)(g, node);
 }
 
 // Beam search (the best-first search of HNSW's layers and Vamana): a list of the `ef` best
 // nodes found, sorted best first, each expanded once; ends when every node in the list has
-// been expanded. Similarities are s_node·(code_node · code_query), which orders the nodes as
-// the int8 cosines do (the query's own scale is the same for all).
-static size_t CK_VARIANT(ck_graph_search)(const struct ck_graph *g, const int8_t *query, const uint32_t *entries,
+// been expanded. Similarities are s_query·s_node·(code_node · code_query) + b_node: the int8
+// cosine, less q·μ − |μ|² (the same for every node) in version 2.
+static size_t CK_VARIANT(ck_graph_search)(const struct ck_graph *g, const int8_t *query, float query_scale, const uint32_t *entries,
                                           size_t entry_count, size_t ef, uint8_t *visited, uint8_t epoch,
                                           uint32_t *out_ids, float *out_sims, uint8_t *expanded,
                                           struct ck_search_stats *stats) {
@@ -50,7 +56,7 @@ static size_t CK_VARIANT(ck_graph_search)(const struct ck_graph *g, const int8_t
         if (node >= g->count) { stats->bad_node = 1; return 0; }
         if (visited[node] == epoch) continue;
         visited[node] = epoch;
-        float s = CK_VARIANT(ann_sim)(g, query, node);
+        float s = CK_VARIANT(ann_sim)(g, query, query_scale, node);
         stats->distances++;
         size_t pos = size;
         while (pos > 0 && out_sims[pos - 1] < s) pos--;
@@ -98,8 +104,9 @@ static size_t CK_VARIANT(ck_graph_search)(const struct ck_graph *g, const int8_t
                 const char *p = (const char *)(g->codes + (size_t)fresh[j + CK_ANN_PREFETCH_AHEAD] * g->stride);
                 for (size_t b = 0; b < g->stride; b += 64) __builtin_prefetch(p + b);
                 __builtin_prefetch(g->scales + fresh[j + CK_ANN_PREFETCH_AHEAD]);
+                if (g->offsets) __builtin_prefetch(g->offsets + fresh[j + CK_ANN_PREFETCH_AHEAD]);
             }
-            float s = CK_VARIANT(ann_sim)(g, query, nb);
+            float s = CK_VARIANT(ann_sim)(g, query, query_scale, nb);
             stats->distances++;
             if (size == ef && !(s > out_sims[size - 1])) continue;
             size_t lo = 0, hi = size;
@@ -132,6 +139,7 @@ static size_t CK_VARIANT(ck_graph_prune)(const struct ck_graph *g, const uint32_
             if (out[j] == c) { ok = 0; break; }
             float s = g->scales[out[j]] * g->scales[c] *
                       (float)CK_VARIANT(ann_dot_s8)(g->codes + (size_t)out[j] * g->stride, g->codes + (size_t)c * g->stride, g->stride);
+            if (g->offsets) s += g->offsets[out[j]] + g->offsets[c] - g->mean_norm2;
             if (alpha * (1.0f - s) <= dc) { ok = 0; break; }
         }
         if (ok) out[kept++] = c;
@@ -142,7 +150,8 @@ static size_t CK_VARIANT(ck_graph_prune)(const struct ck_graph *g, const uint32_
 static void CK_VARIANT(ck_graph_rerank_codes)(const struct ck_graph *g, const float *query, const uint32_t *ids,
                                               size_t count, float *sims) {
     for (size_t i = 0; i < count; i++)
-        sims[i] = g->scales[ids[i]] * CK_VARIANT(ann_dot_f32_s8)(query, g->codes + (size_t)ids[i] * g->stride, g->dim);
+        sims[i] = g->scales[ids[i]] * CK_VARIANT(ann_dot_f32_s8)(query, g->codes + (size_t)ids[i] * g->stride, g->dim) +
+                  CK_VARIANT(ann_offset)(g, ids[i]);
 }
 
 static int32_t CK_VARIANT(ck_dot_s8)(const int8_t *a, const int8_t *b, size_t n) {

@@ -5,16 +5,20 @@ import RuVectors
 import Glibc
 #endif
 
-/// The layout of an index file (docs/INDEX.md): a 256-byte header, then seven sections, each
-/// starting on a 64-byte boundary, in this order.
+/// The layout of an index file (docs/INDEX.md): a 320-byte header, then nine sections, each
+/// starting on a 64-byte boundary, in this order. Version 1 (read, no longer written): a
+/// 256-byte header and the first seven sections, codes of x rather than of x − μ.
 public enum IndexFormat {
     /// `\x89RUIDX\r\n`: a non-ASCII first byte and a CR LF, as PNG's, so a text-mode transfer
     /// or a text file never passes for an index.
     public static let magic: [UInt8] = [0x89, 0x52, 0x55, 0x49, 0x44, 0x58, 0x0D, 0x0A]
-    public static let version: UInt32 = 1
-    public static let headerSize = 256
-    static let sectionCount = 7
+    /// The version written; readers take 1 and 2.
+    public static let version: UInt32 = 2
+    public static let headerSize = 320
+    static let sectionCount = 9
     static let sectionTable = 64
+    static func headerSize(version: UInt32) -> Int { version == 1 ? 256 : 320 }
+    static func sectionCount(version: UInt32) -> Int { version == 1 ? 7 : 9 }
     static let alignment = 64
     /// Graph degree and width limits: beyond them a header is refused as corrupt, before any
     /// allocation is sized by it.
@@ -22,7 +26,7 @@ public enum IndexFormat {
     public static let maxDim = 65536
 
     enum Section: Int, CaseIterable {
-        case codes, scales, neighbors, idOffsets, idBytes, vectors, metadata
+        case codes, scales, neighbors, idOffsets, idBytes, vectors, metadata, offsets, mean
         var name: String {
             switch self {
             case .codes: "codes"
@@ -32,6 +36,8 @@ public enum IndexFormat {
             case .idBytes: "ids"
             case .vectors: "vectors"
             case .metadata: "metadata"
+            case .offsets: "offsets"
+            case .mean: "mean"
             }
         }
     }
@@ -85,12 +91,19 @@ public final class GraphIndexFile: @unchecked Sendable {
     public let parameters: IndexParameters
     public let metadata: StreamMetadata
     public let fileSize: Int
+    /// The format version of this file (1 or 2).
+    public let version: UInt32
     private let base: UnsafeRawPointer?
     private let sections: [(offset: Int, length: Int, crc: UInt32)]
     let codes: UnsafePointer<Int8>
     let scales: UnsafePointer<Float>
     let neighbors: UnsafePointer<UInt32>
     let vectors: UnsafePointer<Float>?
+    /// Version 2: per node b = μ·x, and μ (dim floats); nil in version 1 (codes of x).
+    let offsets: UnsafePointer<Float>?
+    let mean: UnsafePointer<Float>?
+    /// |μ|² (0 without a mean).
+    let meanNorm2: Float
     private let idOffsets: UnsafeRawPointer
     private let idBytes: UnsafePointer<UInt8>
     private let idByteCount: Int
@@ -111,8 +124,17 @@ public final class GraphIndexFile: @unchecked Sendable {
         var prefix = [UInt8](repeating: 0, count: 8)
         let got = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 8, 0) }
         guard got == 8, IndexFormat.isIndex(prefix) else { throw bad("not an index file (no ru-index magic)") }
-        guard size >= IndexFormat.headerSize else {
-            throw bad("truncated index file (\(size) bytes, the header alone is \(IndexFormat.headerSize))")
+        guard size >= 12 else { throw bad("truncated index file (\(size) bytes)") }
+        var versionBytes = [UInt8](repeating: 0, count: 4)
+        _ = versionBytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 8) }
+        let version = UInt32(versionBytes[0]) | UInt32(versionBytes[1]) << 8 | UInt32(versionBytes[2]) << 16 | UInt32(versionBytes[3]) << 24
+        guard version == 1 || version == IndexFormat.version else {
+            throw bad("index format version \(version), this ru-index reads versions 1 and \(IndexFormat.version)")
+        }
+        self.version = version
+        let headerSize = IndexFormat.headerSize(version: version), sectionCount = IndexFormat.sectionCount(version: version)
+        guard size >= headerSize else {
+            throw bad("truncated index file (\(size) bytes, the header alone is \(headerSize))")
         }
         guard let map = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else {
             throw FileSystem.error(path, errno)
@@ -122,13 +144,9 @@ public final class GraphIndexFile: @unchecked Sendable {
         defer { if !ok { munmap(map, size) } }
         func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
         func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        let version = u32(8)
-        guard version == IndexFormat.version else {
-            throw bad("index format version \(version), this ru-index reads version \(IndexFormat.version)")
-        }
-        let headerCRC = ck_crc32c(0, raw, IndexFormat.headerSize - 4)
-        guard headerCRC == u32(IndexFormat.headerSize - 4) else { throw bad("corrupt index header (checksum mismatch)") }
-        guard u32(12) == UInt32(IndexFormat.headerSize) else { throw bad("corrupt index header (header size \(u32(12)))") }
+        let headerCRC = ck_crc32c(0, raw, headerSize - 4)
+        guard headerCRC == u32(headerSize - 4) else { throw bad("corrupt index header (checksum mismatch)") }
+        guard u32(12) == UInt32(headerSize) else { throw bad("corrupt index header (header size \(u32(12)))") }
         let n = u64(16), d = Int(u32(24)), s = Int(u32(28)), r = Int(u32(32)), e = Int(u32(36)), flags = u32(40)
         guard n < UInt64(UInt32.max) else { throw bad("corrupt index header (\(n) nodes)") }
         guard d >= 1 && d <= IndexFormat.maxDim, s == IndexFormat.stride(d) else { throw bad("corrupt index header (dimension \(d), stride \(s))") }
@@ -145,10 +163,11 @@ public final class GraphIndexFile: @unchecked Sendable {
         parameters = p
         // Expected lengths, with overflow checks: n < 2^32 and the factors are bounded, so
         // Int's 64 bits hold every product; the sum of sections is checked against the size.
-        let expected: [Int?] = [count * s, count * 4, count * r * 4, (count + 1) * 8, nil, p.keepVectors ? count * d * 4 : 0, nil]
+        let expected: [Int?] = [count * s, count * 4, count * r * 4, (count + 1) * 8, nil, p.keepVectors ? count * d * 4 : 0, nil,
+                                count * 4, d * 4]
         var table: [(offset: Int, length: Int, crc: UInt32)] = []
-        var end = IndexFormat.headerSize
-        for section in IndexFormat.Section.allCases {
+        var end = headerSize
+        for section in IndexFormat.Section.allCases.prefix(sectionCount) {
             let at = IndexFormat.sectionTable + section.rawValue * 24
             let offset = u64(at), length = u64(at + 8)
             guard offset <= UInt64(size), length <= UInt64(size) - offset else {
@@ -174,6 +193,19 @@ public final class GraphIndexFile: @unchecked Sendable {
         idBytes = (raw + table[4].offset).assumingMemoryBound(to: UInt8.self)
         idByteCount = table[4].length
         vectors = p.keepVectors ? (raw + table[5].offset).assumingMemoryBound(to: Float.self) : nil
+        if sectionCount > IndexFormat.Section.mean.rawValue {
+            offsets = (raw + table[7].offset).assumingMemoryBound(to: Float.self)
+            let m = (raw + table[8].offset).assumingMemoryBound(to: Float.self)
+            mean = m
+            var norm2: Float = 0
+            for j in 0..<d { norm2 += m[j] * m[j] }
+            guard norm2.isFinite else { throw bad("corrupt index: the mean has a non-finite value") }
+            meanNorm2 = norm2
+        } else {
+            offsets = nil
+            mean = nil
+            meanNorm2 = 0
+        }
         let first = UInt64(littleEndian: idOffsets.loadUnaligned(as: UInt64.self))
         let last = UInt64(littleEndian: idOffsets.loadUnaligned(fromByteOffset: count * 8, as: UInt64.self))
         guard first == 0 && last == UInt64(idByteCount) else { throw bad("corrupt index: the id offsets do not span the id bytes") }
@@ -192,7 +224,8 @@ public final class GraphIndexFile: @unchecked Sendable {
     deinit { if let base { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) } }
 
     var graph: ck_graph {
-        ck_graph(codes: codes, scales: scales, neighbors: neighbors, count: count, dim: dim, stride: stride, degree: degree)
+        ck_graph(codes: codes, scales: scales, neighbors: neighbors, count: count, dim: dim, stride: stride, degree: degree,
+                 offsets: offsets, mean_norm2: meanNorm2)
     }
 
     /// The id of node `i`, its offsets checked against the id bytes.
@@ -212,7 +245,7 @@ public final class GraphIndexFile: @unchecked Sendable {
     /// range and not the node itself, id offsets in order and ids valid UTF-8, scales and
     /// vectors finite. Throws the first problem found.
     public func verify() throws {
-        for section in IndexFormat.Section.allCases {
+        for section in IndexFormat.Section.allCases.prefix(sections.count) {
             let (o, l, crc) = sections[section.rawValue]
             // In pieces: a CRC over a gigabyte of mapped file is one pass through the page cache.
             var c: UInt32 = 0
@@ -235,6 +268,7 @@ public final class GraphIndexFile: @unchecked Sendable {
                 }
             }
             if !scales[i].isFinite || scales[i] < 0 { throw RuEmbedError("\(name): corrupt index: node \(i) has scale \(scales[i])") }
+            if let offsets, !offsets[i].isFinite { throw RuEmbedError("\(name): corrupt index: node \(i) has offset \(offsets[i])") }
             let text = try id(i)
             if Array(text.utf8) != idBytesOf(i) { throw RuEmbedError("\(name): corrupt index: the id of node \(i) is not UTF-8") }
         }
@@ -266,12 +300,16 @@ public final class GraphIndexFile: @unchecked Sendable {
 
     /// Section sizes, for `info`.
     public var sectionSizes: [(name: String, bytes: Int)] {
-        IndexFormat.Section.allCases.map { ($0.name, sections[$0.rawValue].length) }
+        IndexFormat.Section.allCases.prefix(sections.count).map { ($0.name, sections[$0.rawValue].length) }
     }
 
-    /// Node `i`'s code, dequantised (scale · code), into `out` (dim floats).
+    /// Node `i`'s code, dequantised (scale · code, plus μ in version 2), into `out` (dim floats).
     func dequantize(_ i: Int, into out: UnsafeMutablePointer<Float>) {
         let s = scales[i], c = codes + i * stride
-        for j in 0..<dim { out[j] = s * Float(c[j]) }
+        if let mean {
+            for j in 0..<dim { out[j] = s * Float(c[j]) + mean[j] }
+        } else {
+            for j in 0..<dim { out[j] = s * Float(c[j]) }
+        }
     }
 }

@@ -187,7 +187,7 @@ struct Info: ParsableCommand {
                 let p = f.parameters
                 var fields: [(key: String, value: JSONValue)] = [
                     ("file", .string(path)),
-                    ("format_version", .number(Double(IndexFormat.version))),
+                    ("format_version", .number(Double(f.version))),
                     ("vectors", .number(Double(f.count))),
                     ("dimension", .number(Double(f.dim))),
                     ("degree", .number(Double(p.degree))),

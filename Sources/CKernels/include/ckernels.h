@@ -184,12 +184,16 @@ void ck_f32_linear(const float *x, size_t x_stride, size_t rows, size_t k, const
 
 /// A graph index as the kernels see it (ru-index, docs/INDEX.md): `count` nodes, each an int8
 /// code of `stride` bytes (dim rounded up to 32, zero padded) with its scale, and `degree`
-/// neighbour slots (UINT32_MAX ends a short list).
+/// neighbour slots (UINT32_MAX ends a short list). Format version 2 codes x − μ (μ a fixed
+/// mean) and keeps each node's offset b = μ·x and |μ|²: the similarity of two nodes is then
+/// s_a·s_b·(code_a · code_b) + b_a + b_b − |μ|². `offsets` NULL (version 1): codes of x, no offsets.
 struct ck_graph {
     const int8_t *codes;
     const float *scales;
     const uint32_t *neighbors;
     size_t count, dim, stride, degree;
+    const float *offsets;
+    float mean_norm2;
 };
 
 /// What a search did: similarities computed, and whether it met a neighbour or entry past
@@ -199,11 +203,12 @@ struct ck_search_stats {
     int bad_node;
 };
 
-/// Beam search for the `ef` nodes most similar to the int8 `query` (stride bytes), from the
-/// entry nodes: their ids and int8 similarities (s_node·code·query) in out_ids/out_sims, best
-/// first, and how many (≤ ef). `visited` has `count` bytes; a node is visited when its byte
+/// Beam search for the `ef` nodes most similar to the int8 `query` (stride bytes; the code of
+/// q − μ in version 2, with its scale `query_scale`), from the entry nodes: their ids and
+/// similarities query_scale·s_node·(code · query) + b_node in out_ids/out_sims, best first, and
+/// how many (≤ ef). In version 2 that is q·x − q·μ + |μ|²: the cosine less a constant of the query. `visited` has `count` bytes; a node is visited when its byte
 /// equals `epoch` (a fresh epoch per search saves clearing). `expanded` holds ef bytes.
-size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, const uint32_t *entries, size_t entry_count,
+size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, float query_scale, const uint32_t *entries, size_t entry_count,
                        size_t ef, uint8_t *visited, uint8_t epoch, uint32_t *out_ids, float *out_sims,
                        uint8_t *expanded, struct ck_search_stats *stats);
 
@@ -212,7 +217,7 @@ size_t ck_graph_search(const struct ck_graph *g, const int8_t *query, const uint
 size_t ck_graph_prune(const struct ck_graph *g, const uint32_t *cand, const float *sims, size_t count,
                       size_t degree, float alpha, uint32_t *out);
 
-/// Similarities of an f32 query to stored codes: scale · (query · code).
+/// Similarities of an f32 query (q − μ in version 2) to stored codes: scale · (query · code) + b.
 void ck_graph_rerank_codes(const struct ck_graph *g, const float *query, const uint32_t *ids, size_t count, float *sims);
 
 /// int8 · int8 over n bytes, n a multiple of 32.
