@@ -148,14 +148,14 @@ public final class GraphBuilder {
         }
     }
 
-    /// Fixes μ as the mean of the rows waiting (in order, in Double: the same whatever the
-    /// threads) and codes them.
+    /// Fixes μ as the mean of the rows waiting and codes them. They are every row so far (a
+    /// builder from a file has its μ already), so their sum is the running `centroid` (in
+    /// order, in Double: the same whatever the threads).
     func fixMean() {
         guard mean == nil else { return }
         let rows = pending.count / dim
-        var sum = [Double](repeating: 0, count: dim)
-        for i in 0..<rows { for j in 0..<dim { sum[j] += Double(pending[i * dim + j]) } }
-        let m = sum.map { rows > 0 ? Float($0 / Double(rows)) : 0 }
+        precondition(rows == count, "rows wait for μ only in a fresh build")
+        let m = centroid.map { rows > 0 ? Float($0 / Double(rows)) : 0 }
         mean = m
         meanNorm2 = m.reduce(0) { $0 + $1 * $1 }
         if rows > 0 { pending.withUnsafeBufferPointer { quantize($0.baseAddress!, count: rows, at: count - rows) } }

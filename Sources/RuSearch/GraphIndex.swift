@@ -125,17 +125,6 @@ public final class GraphIndexFile: @unchecked Sendable {
         let got = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 8, 0) }
         guard got == 8, IndexFormat.isIndex(prefix) else { throw bad("not an index file (no ru-index magic)") }
         guard size >= 12 else { throw bad("truncated index file (\(size) bytes)") }
-        var versionBytes = [UInt8](repeating: 0, count: 4)
-        _ = versionBytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 8) }
-        let version = UInt32(versionBytes[0]) | UInt32(versionBytes[1]) << 8 | UInt32(versionBytes[2]) << 16 | UInt32(versionBytes[3]) << 24
-        guard version == 1 || version == IndexFormat.version else {
-            throw bad("index format version \(version), this ru-index reads versions 1 and \(IndexFormat.version)")
-        }
-        self.version = version
-        let headerSize = IndexFormat.headerSize(version: version), sectionCount = IndexFormat.sectionCount(version: version)
-        guard size >= headerSize else {
-            throw bad("truncated index file (\(size) bytes, the header alone is \(headerSize))")
-        }
         guard let map = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else {
             throw FileSystem.error(path, errno)
         }
@@ -144,6 +133,15 @@ public final class GraphIndexFile: @unchecked Sendable {
         defer { if !ok { munmap(map, size) } }
         func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
         func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        let version = u32(8)
+        guard version == 1 || version == IndexFormat.version else {
+            throw bad("index format version \(version), this ru-index reads versions 1 and \(IndexFormat.version)")
+        }
+        self.version = version
+        let headerSize = IndexFormat.headerSize(version: version), sectionCount = IndexFormat.sectionCount(version: version)
+        guard size >= headerSize else {
+            throw bad("truncated index file (\(size) bytes, the header alone is \(headerSize))")
+        }
         let headerCRC = ck_crc32c(0, raw, headerSize - 4)
         guard headerCRC == u32(headerSize - 4) else { throw bad("corrupt index header (checksum mismatch)") }
         guard u32(12) == UInt32(headerSize) else { throw bad("corrupt index header (header size \(u32(12)))") }

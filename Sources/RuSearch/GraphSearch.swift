@@ -54,10 +54,15 @@ final class SearchScratch {
         codeScale = scale
     }
 
-    /// `centred` = q − μ, for re-scoring by codes; returns q·μ − |μ|², what turns those
-    /// scores ((q − μ)·(s·code) + b) into cosines.
-    func centre(_ query: UnsafePointer<Float>, mean: UnsafePointer<Float>, meanNorm2: Float, dim: Int) -> Float {
+    /// `centred` = q − μ (q itself without a mean, version 1) and its code; returns q·μ − |μ|²,
+    /// what turns the search's and the codes' scores ((q − μ)·(s·code) + b) into cosines.
+    func centre(_ query: UnsafePointer<Float>, mean: UnsafePointer<Float>?, meanNorm2: Float, dim: Int) -> Float {
         if centred.count != dim { centred = [Float](repeating: 0, count: dim) }
+        defer { centred.withUnsafeBufferPointer { quantize($0.baseAddress!, dim: dim) } }
+        guard let mean else {
+            for j in 0..<dim { centred[j] = query[j] }
+            return 0
+        }
         var qm: Float = 0
         for j in 0..<dim {
             centred[j] = query[j] - mean[j]
@@ -123,28 +128,17 @@ extension GraphIndexFile {
                     // vectors share a large direction; the walk adds each node's offset b (one
                     // more float a node: 0.36–0.40 s against 0.36–0.40 without it, bench/ann's
                     // 100,000 at --ef 24, eight interleaved runs each, Zen 5).
-                    var shift: Float = 0
-                    if let mean = self.mean {
-                        shift = s.centre(query, mean: mean, meanNorm2: self.meanNorm2, dim: dim)
-                        s.centred.withUnsafeBufferPointer { s.quantize($0.baseAddress!, dim: dim) }
-                    } else {
-                        s.quantize(query, dim: dim)
-                    }
+                    let shift = s.centre(query, mean: self.mean, meanNorm2: self.meanNorm2, dim: dim)
                     guard let m = s.search(&g, entry: entry, ef: width, distances: &local) else { corrupt[t] = true; return }
                     if let vectors = self.vectors {
                         for i in 0..<m { rescored[i] = ck_dot(query, vectors + Int(s.ids[i]) * dim, dim) }
                     } else {
                         // Version 2: (q − μ)·code + b, plus q·μ − |μ|², estimates q·x with the smaller
                         // error of a centred query (docs/INDEX.md).
-                        func rerank(_ q: UnsafePointer<Float>) {
-                            s.ids.withUnsafeBufferPointer { ids in ck_graph_rerank_codes(&g, q, ids.baseAddress!, m, rescored.baseAddress!) }
+                        s.centred.withUnsafeBufferPointer { q in
+                            s.ids.withUnsafeBufferPointer { ids in ck_graph_rerank_codes(&g, q.baseAddress!, ids.baseAddress!, m, rescored.baseAddress!) }
                         }
-                        if self.mean != nil {
-                            s.centred.withUnsafeBufferPointer { rerank($0.baseAddress!) }
-                            for i in 0..<m { rescored[i] += shift }
-                        } else {
-                            rerank(query)
-                        }
+                        for i in 0..<m { rescored[i] += shift }
                     }
                     var hits = (0..<m).map { (node: Int(s.ids[$0]), score: rescored[$0]) }
                     hits.sort { $0.score != $1.score ? $0.score > $1.score : $0.node < $1.node }
