@@ -1,6 +1,7 @@
 import RuCompute
 import RuCore
 import CKernels
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -129,7 +130,7 @@ package enum SphericalKMeans {
     /// rounds of assignment and update until `iterations` or until no record changes cluster.
     /// The result's assignment and scores are those of these rows to the returned centroids.
     package static func train(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, iterations: Int,
-                              seed: UInt64, screened: Bool = true,
+                              seed: UInt64, screened: Bool = true, workspace: Workspace? = nil,
                               progress: ((Int, Double, Int) -> Void)? = nil) throws -> KMeansResult {
         guard count > 0 else { throw RuEmbedError("no records to cluster") }
         guard k >= 1 else { throw RuEmbedError.invalidArgument("k must be at least 1") }
@@ -143,7 +144,7 @@ package enum SphericalKMeans {
             defer { lap = clock.now }
             return seconds(since: lap, clock)
         }
-        var state = State(points: points, count: count, dim: dim, k: k, screened: screened)
+        var state = State(points: points, count: count, dim: dim, k: k, screened: screened, workspace: workspace)
         let (seeded, pool) = seeds(points: points, count: count, dim: dim, k: k, random: &random)
         state.centroids = seeded
         let seedingOnly = elapsed()
@@ -277,6 +278,41 @@ package enum SphericalKMeans {
         return (centroids, rows)
     }
 
+    /// Memory for `train`'s bounds: a float per record and centroid, `boundsLimit` floats at
+    /// most (67 MB on bench/cluster's 65,536-record sample at k = 256). ru-cluster makes it
+    /// before reading, for the sample it will hold, and has its pages faulted in on the other
+    /// core while it reads (`prefault`): first touching it in `train` took 0.02–0.07 s of the
+    /// critical path on a quiet Zen 5 VM and ~0.3 s when the host was busy.
+    package final class Workspace: @unchecked Sendable {
+        /// Above this many floats the bounds are kept per group of centroids (see `State`).
+        static let boundsLimit = 1 << 26
+        let floats: Int
+        let bounds: UnsafeMutablePointer<Float>
+        private var faulting: DispatchGroup?
+
+        /// Room for the bounds of `records` records at most, with `k` centroids.
+        package convenience init(records: Int, k: Int) {
+            let (product, overflow) = max(1, records).multipliedReportingOverflow(by: max(1, k))
+            self.init(floats: overflow ? Self.boundsLimit : min(product, Self.boundsLimit))
+        }
+
+        init(floats: Int) {
+            self.floats = max(1, floats)
+            bounds = .allocate(capacity: self.floats)
+        }
+
+        deinit {
+            faulting?.wait()
+            bounds.deallocate()
+        }
+
+        /// Faults the pages in on another thread (`Prefault`), once.
+        package func prefault() {
+            guard faulting == nil else { return }
+            faulting = Prefault.inBackground(UnsafeMutableRawPointer(bounds), bytes: floats * MemoryLayout<Float>.stride)
+        }
+    }
+
     /// The assignment state of one set of records: clusters, own cosines, bounds.
     struct State {
         let points: UnsafePointer<Float>
@@ -286,8 +322,9 @@ package enum SphericalKMeans {
         /// The cosine to the own centroid.
         var own: [Float]
         /// Per record and group of centroids, an upper bound on its best cosine to a centroid of
-        /// the group other than its own (`groups` floats a record).
-        var other: [Float]
+        /// the group other than its own (`groups` floats a record), in `bounds`.
+        let other: UnsafeMutablePointer<Float>
+        let bounds: Workspace
         /// Centroids are bounded in `groups` groups of consecutive centroids.
         let groups: Int
         /// How far each centroid moved in the last update (bounds grow by it).
@@ -298,7 +335,8 @@ package enum SphericalKMeans {
         /// Whether full rows are screened in int8 (`Assigner`).
         let screened: Bool
 
-        init(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, screened: Bool = true) {
+        init(points: UnsafePointer<Float>, count: Int, dim: Int, k: Int, screened: Bool = true,
+             workspace: Workspace? = nil) {
             self.points = points
             self.screened = screened
             self.count = count
@@ -310,8 +348,11 @@ package enum SphericalKMeans {
             // fewer, wider groups beyond. One bound for all (Hamerly's) skipped nothing on
             // bench/cluster's data (50,000 × 768, k = 256): some centroid always moved by
             // 0.55–0.86 in a round, more than any record's gap between its best and second best.
-            groups = max(1, min(k, (1 << 26) / count))
-            other = [Float](repeating: .infinity, count: count * groups)
+            groups = max(1, min(k, Workspace.boundsLimit / count))
+            let floats = count * groups
+            bounds = workspace.flatMap { $0.floats >= floats ? $0 : nil } ?? Workspace(floats: floats)
+            other = bounds.bounds
+            other.update(repeating: .infinity, count: count * groups)
             drift = [Float](repeating: 0, count: k)
         }
 
@@ -319,6 +360,7 @@ package enum SphericalKMeans {
         /// and how many were compared with every centroid.
         mutating func assign() -> (changed: Int, recomputed: Int) {
             let (count, dim, k, points) = (self.count, self.dim, self.k, self.points)
+            let (other, bounds) = (self.other, self.bounds)
             // Each group's bounds grow by the largest move of its centroids.
             let groups = self.groups
             let gd = UnsafeMutablePointer<Float>.allocate(capacity: groups)
@@ -336,7 +378,8 @@ package enum SphericalKMeans {
             centroids.withUnsafeBufferPointer { c in
                 assignment.withUnsafeMutableBufferPointer { a in
                     own.withUnsafeMutableBufferPointer { o in
-                        other.withUnsafeMutableBufferPointer { u in
+                        withExtendedLifetime(bounds) { () -> Void in
+                            let u = UnsafeMutableBufferPointer(start: other, count: count * groups)
                             stale.withUnsafeMutableBufferPointer { s in
                                 moved.withUnsafeMutableBufferPointer { mv in
                                     let (cp, ap, op, up, sp, mp) = (c.baseAddress!, a.baseAddress!, o.baseAddress!, u.baseAddress!,
@@ -391,14 +434,15 @@ package enum SphericalKMeans {
         /// product; returns how many changed cluster.
         private mutating func assignAll(_ indices: [Int]) -> Int {
             let (dim, k, points, groups) = (self.dim, self.k, self.points, self.groups)
+            let (other, bounds) = (self.other, self.bounds)
             let scorer = centroids.withUnsafeBufferPointer { Assigner(centroids: $0.baseAddress!, dim: dim, k: k, screened: screened) }
             let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: indices.count)
             moved.initialize(repeating: 0, count: indices.count)
             defer { moved.deallocate() }
             assignment.withUnsafeMutableBufferPointer { a in
                 own.withUnsafeMutableBufferPointer { o in
-                    other.withUnsafeMutableBufferPointer { u in
-                        let (ap, op, up) = (a.baseAddress!, o.baseAddress!, u.baseAddress!)
+                    withExtendedLifetime(bounds) { () -> Void in
+                        let (ap, op, up) = (a.baseAddress!, o.baseAddress!, other)
                         // Record i (the p-th compared) goes to `best`; every group's best other
                         // than it becomes the group's bound.
                         let settle = { (p: Int, i: Int, best: Int, bestScore: Float, upper: UnsafePointer<Float>) in

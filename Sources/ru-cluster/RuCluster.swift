@@ -127,6 +127,7 @@ struct RuCluster: ParsableCommand {
         let status = ToolRuntime.TerminalProgress(enabled: isatty(2) == 1 && isatty(1) == 0 && !verbose.verbose)
         defer { status.finish() }
         var reservoir: ReservoirSample?
+        var workspace: SphericalKMeans.Workspace?
         var held: RowBuffer?
         var heldIDs: [String] = []
         var shape = InputShape()
@@ -140,14 +141,19 @@ struct RuCluster: ParsableCommand {
                 if !rereadable { held = RowBuffer(dim: shape.dim) }
                 // Regular files: at most their bytes / (4·dim) records (f32 rows; fewer for
                 // narrower types), so the sample's pages can be faulted in ahead of it.
+                // The training's bounds too, after them (one thread faults both in turn).
                 if rereadable, let bytes = Self.totalBytes(paths) {
-                    try reservoir!.rows.prefault(rows: min(capacity, bytes / (4 * shape.dim)))
+                    let rows = min(capacity, bytes / (4 * shape.dim))
+                    try reservoir!.rows.prefault(rows: rows)
+                    workspace = SphericalKMeans.Workspace(records: rows, k: k)
+                    workspace!.prefault()
                 }
             }
             let dim = shape.dim
             var count = 0
+            // The rows as they are: the sample is normalised once it is drawn (most rows read
+            // are not kept), the held ones as they are assigned.
             try records.forEachBlock(maxRows: Self.readRows) { rows, n, ids in
-                VectorMath.l2NormalizeRows(rows, count: n, dim: dim)
                 try reservoir!.offer(rows, count: n)
                 try held?.append(rows, rows: n)
                 if held != nil { heldIDs.append(contentsOf: ids) } else { for id in ids { idHash.combine(id) } }
@@ -160,12 +166,16 @@ struct RuCluster: ParsableCommand {
         let total = counts.reduce(0, +), dim = shape.dim
         if total == 0 { throw RuEmbedError("\(names(paths)): no records to cluster") }
         if k > total { throw RuEmbedError("\(names(paths)): -k \(k) is more than the \(total) records") }
-        let read = monotonicSeconds()
         let sampled = reservoir!
+        try sampled.rows.withRows { rows in
+            let n = sampled.rows.count
+            Parallel.forPieces(n, piece: 256) { _, lo, hi in VectorMath.l2NormalizeRows(rows + lo * dim, count: hi - lo, dim: dim) }
+        }
+        let read = monotonicSeconds()
         let result = try sampled.rows.withRows { rows in
             try SphericalKMeans.train(
                 points: rows, count: sampled.rows.count, dim: dim, k: k, iterations: iterations, seed: seed,
-                screened: !noScreen,
+                screened: !noScreen, workspace: workspace,
                 progress: { iteration, objective, recomputed in
                     if verbose.verbose {
                         ToolRuntime.warn("iteration \(iteration): mean cosine \(NumberFormat.fixed(objective)), \(recomputed) records compared with every centroid")
@@ -184,15 +194,20 @@ struct RuCluster: ParsableCommand {
         var position = 0
         let queue = try AssignmentQueue(assigner: assigner, dim: dim, format: format, background: Parallel.threads >= 2)
         defer { queue.stop() }
+        // Rows as read (the queue normalises those it assigns); the runs between sampled
+        // records are handed over whole.
         func emit(_ rows: UnsafePointer<Float>, _ n: Int, _ ids: ArraySlice<String>) throws {
-            for r in 0..<n {
-                let id = ids[ids.startIndex + r]
+            var r = 0
+            while r < n {
                 if next < order.count && sampled.origins[order[next]] == position + r {
-                    queue.add(id: id, cluster: result.assignment[order[next]], score: result.scores[order[next]])
+                    queue.add(id: ids[ids.startIndex + r], cluster: result.assignment[order[next]], score: result.scores[order[next]])
                     next += 1
-                } else {
-                    try queue.add(id: id, row: rows + r * dim)
+                    r += 1
+                    continue
                 }
+                let end = next < order.count ? min(n, sampled.origins[order[next]] - position) : n
+                try queue.add(ids: ids[(ids.startIndex + r)..<(ids.startIndex + end)], rows: rows + r * dim)
+                r = end
             }
             position += n
             status.show("assigned \(position) / \(total)")
@@ -217,7 +232,6 @@ struct RuCluster: ParsableCommand {
                     if again + n > count { throw changed }
                     again += n
                     for id in ids { idHash.combine(id) }
-                    VectorMath.l2NormalizeRows(rows, count: n, dim: dim)
                     try emit(rows, n, ids[...])
                 }
                 if again != count {
