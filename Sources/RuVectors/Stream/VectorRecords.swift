@@ -51,7 +51,9 @@ public final class VectorRecords {
 
     /// Reads up to the first chunk so `shape` and `metadata` are known; false for an empty stream.
     public func peek() throws -> Bool {
-        try advance()
+        // The rows are decoded by the first `next` (a copy of the chunk's payload that
+        // `nextBlock` never needs).
+        try advance(decodingRows: false)
     }
 
     /// The next record; the vector is valid until the next call.

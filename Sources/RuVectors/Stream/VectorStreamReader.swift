@@ -141,6 +141,15 @@ public final class VectorStreamReader {
         }
     }
 
+    /// Room for `bytes` in `chunkBuffer`, and an eighth more (within the limit): a stream's
+    /// chunks grow a little as its ids lengthen ("9" to "10", … "99999" to "100000"), and every
+    /// new buffer is fresh memory, page-faulted in anew. Sized exactly, reading bench/cluster's
+    /// 74 chunks of 8.3 MB took 6 buffers a pass: 12,300 page faults, a third of ru-cluster's.
+    private func reserveChunkBuffer(_ bytes: Int) {
+        guard chunkBuffer.count < bytes else { return }
+        chunkBuffer = [UInt8](repeating: 0, count: max(bytes, min(bytes + bytes / 8, maxChunkBytes)))
+    }
+
     /// Decompresses one zstd frame into `chunkBuffer`; returns its size.
     private func readZstdFrame() throws -> Int {
         let headerBytes = try fill(atLeast: 18)
@@ -154,7 +163,7 @@ public final class VectorStreamReader {
             throw position.error("frame declares \(declared) bytes, over the limit of \(maxChunkBytes) (refusing a possible decompression bomb)")
         }
         var capacity = Int(declared ?? 1 << 20)
-        if chunkBuffer.count < capacity { chunkBuffer = [UInt8](repeating: 0, count: capacity) }
+        reserveChunkBuffer(capacity)
         capacity = chunkBuffer.count
         decompressor.reset()
         var produced = 0
@@ -218,7 +227,7 @@ public final class VectorStreamReader {
         guard total <= maxChunkBytes else {
             throw position.error("chunk of \(total) bytes is over the limit of \(maxChunkBytes)")
         }
-        if chunkBuffer.count < total { chunkBuffer = [UInt8](repeating: 0, count: total) }
+        reserveChunkBuffer(total)
         var copied = 0
         while copied < total {
             let have = try fill(atLeast: 1)
