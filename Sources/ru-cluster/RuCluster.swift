@@ -153,7 +153,7 @@ struct RuCluster: ParsableCommand {
             var count = 0
             // The rows as they are: the sample is normalised once it is drawn (most rows read
             // are not kept), the held ones as they are assigned.
-            try records.forEachBlock(maxRows: Self.readRows) { rows, n, ids in
+            try records.forEachBlockView(maxRows: Self.readRows) { rows, n, ids in
                 try reservoir!.offer(rows, count: n)
                 try held?.append(rows, rows: n)
                 if held != nil { heldIDs.append(contentsOf: ids) } else { for id in ids { idHash.combine(id) } }
@@ -228,11 +228,11 @@ struct RuCluster: ParsableCommand {
                 let changed = RuEmbedError("\(records.name) changed while ru-cluster read it (read twice: the records, then their clusters)")
                 if try records.peek(), records.shape!.dim != dim { throw changed }
                 var again = 0
-                try records.forEachBlock(maxRows: Self.readRows) { rows, n, ids in
+                try records.forEachBlockView(maxRows: Self.readRows) { rows, n, ids in
                     if again + n > count { throw changed }
                     again += n
                     for id in ids { idHash.combine(id) }
-                    try emit(rows, n, ids[...])
+                    try emit(rows, n, ids)
                 }
                 if again != count {
                     throw RuEmbedError("\(records.name) changed while ru-cluster read it (\(count) records, then \(again))")
