@@ -10,8 +10,8 @@ import Glibc
 /// comes with its cluster, the others are gathered into blocks, assigned a block at a time,
 /// and every line is printed once its block is done.
 ///
-/// With two threads or more, a block is assigned on a thread of its own (its loops on that
-/// thread alone) while the caller reads, normalises and prints: the reading is sequential,
+/// With two threads or more, a block is assigned and its lines formatted on a thread of its
+/// own (its loops on that thread alone) while the caller reads, normalises and writes: the reading is sequential,
 /// so assigning in parallel on every thread left the other core idle while the next block
 /// was read, and reading beside a parallel assignment oversubscribed the cores (OpenMP's
 /// threads wait at each barrier for the one that was descheduled: 0.83–0.96 s with a reading
@@ -27,7 +27,10 @@ final class AssignmentQueue {
         /// Every record since the block before: its id, and its cluster and score, or cluster
         /// −1 and its row's place in `rows` as the score.
         var ids: [String] = [], lineClusters: [Int32] = [], lineScores: [Float] = []
-        init(rows capacity: Int, dim: Int) {
+        /// The records' lines, once assigned.
+        var lines: ClusterLines
+        init(rows capacity: Int, dim: Int, format: ClusterFormat) {
+            lines = ClusterLines(format: format)
             rows = .allocate(capacity: capacity * dim)
             clusters = [Int32](repeating: 0, count: capacity)
             scores = [Float](repeating: 0, count: capacity)
@@ -39,7 +42,6 @@ final class AssignmentQueue {
     private let dim: Int, capacity: Int
     private let slots: [Slot]
     private var filling = 0
-    private var lines: ClusterLines
     private var worker: BackgroundWorker?
     /// Seconds the caller waited for a block's assignment (for -v).
     var waited: Double { waitedBefore + (worker?.waited ?? 0) }
@@ -54,10 +56,9 @@ final class AssignmentQueue {
         self.assigner = assigner
         self.dim = dim
         capacity = SphericalKMeans.block
-        slots = [Slot(rows: capacity, dim: dim), Slot(rows: capacity, dim: dim)]
-        lines = ClusterLines(format: format)
+        slots = [Slot(rows: capacity, dim: dim, format: format), Slot(rows: capacity, dim: dim, format: format)]
         if background {
-            worker = try BackgroundWorker { [unowned self] slot in assign(slots[slot]) }
+            worker = try BackgroundWorker { [unowned self] slot in process(slots[slot]) }
         }
     }
 
@@ -69,8 +70,8 @@ final class AssignmentQueue {
         slot.lineScores.append(score)
     }
 
-    /// Records to assign: their ids and rows (consecutive; normalised here, before they are
-    /// assigned). A run at a time, not a record at a time: per record, the slot's reference
+    /// Records to assign: their ids and rows (consecutive; normalised as they are copied, on
+    /// the caller's thread, which has less to do than the assigning one). A run at a time, not a record at a time: per record, the slot's reference
     /// counting alone was 6.5 % of the reading thread's samples in the second pass (perf,
     /// bench/cluster, Zen 5).
     func add(ids: ArraySlice<String>, rows: UnsafePointer<Float>) throws {
@@ -79,6 +80,7 @@ final class AssignmentQueue {
             let slot = slots[filling]
             let take = min(ids.count - done, capacity - slot.count)
             (slot.rows + slot.count * dim).update(from: rows + done * dim, count: take * dim)
+            VectorMath.l2NormalizeRows(slot.rows + slot.count * dim, count: take, dim: dim)
             let first = ids.startIndex + done
             slot.ids.append(contentsOf: ids[first..<first + take])
             slot.lineClusters.append(contentsOf: repeatElement(-1, count: take))
@@ -95,7 +97,6 @@ final class AssignmentQueue {
         worker?.wait(filling ^ 1)
         try print(filling ^ 1)
         stop()
-        try lines.finish()
     }
 
     /// Stops the thread (after an error too).
@@ -117,7 +118,7 @@ final class AssignmentQueue {
         let full = filling
         filling ^= 1
         guard let worker else {
-            assign(slots[full])
+            process(slots[full])
             try print(filling)
             return
         }
@@ -134,29 +135,31 @@ final class AssignmentQueue {
         lastRotation = monotonicSeconds()
     }
 
-    /// Prints slot `i`'s lines (its rows assigned) and empties it.
+    /// Writes slot `i`'s lines (made by `process`) and empties it.
     private func print(_ i: Int) throws {
         let slot = slots[i]
-        for q in 0..<slot.ids.count {
-            if slot.lineClusters[q] < 0 {
-                let p = Int(slot.lineScores[q])
-                try lines.append(id: slot.ids[q], cluster: slot.clusters[p], score: slot.scores[p])
-            } else {
-                try lines.append(id: slot.ids[q], cluster: slot.lineClusters[q], score: slot.lineScores[q])
-            }
-        }
+        try slot.lines.write()
         slot.ids.removeAll(keepingCapacity: true)
         slot.lineClusters.removeAll(keepingCapacity: true)
         slot.lineScores.removeAll(keepingCapacity: true)
         slot.count = 0
     }
 
-    private func assign(_ slot: Slot) {
-        guard slot.count > 0 else { return }
-        VectorMath.l2NormalizeRows(slot.rows, count: slot.count, dim: dim)
-        slot.clusters.withUnsafeMutableBufferPointer { c in
-            slot.scores.withUnsafeMutableBufferPointer { s in
-                assigner.assign(slot.rows, count: slot.count, clusters: c.baseAddress!, scores: s.baseAddress!)
+    /// Assigns a slot's rows and formats its lines.
+    private func process(_ slot: Slot) {
+        if slot.count > 0 {
+            slot.clusters.withUnsafeMutableBufferPointer { c in
+                slot.scores.withUnsafeMutableBufferPointer { s in
+                    assigner.assign(slot.rows, count: slot.count, clusters: c.baseAddress!, scores: s.baseAddress!)
+                }
+            }
+        }
+        for q in 0..<slot.ids.count {
+            if slot.lineClusters[q] < 0 {
+                let p = Int(slot.lineScores[q])
+                slot.lines.append(id: slot.ids[q], cluster: slot.clusters[p], score: slot.scores[p])
+            } else {
+                slot.lines.append(id: slot.ids[q], cluster: slot.lineClusters[q], score: slot.lineScores[q])
             }
         }
     }

@@ -279,8 +279,11 @@ struct RuCluster: ParsableCommand {
             return NearDuplicates.group(points: rows, count: n, dim: dim, threshold: threshold)
         }
         var lines = ClusterLines(format: format)
-        for i in 0..<n { try lines.append(id: ids[i], cluster: groups.group[i], score: groups.scores[i]) }
-        try lines.finish()
+        for i in 0..<n {
+            lines.append(id: ids[i], cluster: groups.group[i], score: groups.scores[i])
+            try lines.writeWhenFull()
+        }
+        try lines.write()
         if verbose.verbose {
             let share = NumberFormat.fixed(Double(groups.compared) / Double(max(1, n * (n - 1) / 2)) * 100, decimals: 1)
             ToolRuntime.warn("\(n) records, \(groups.edges) pairs with cosine ≥ \(threshold), \((groups.group.max() ?? -1) + 1) groups; \(groups.compared) pairs compared (\(share) % of all\(groups.partitioned ? ", partitioned" : ""))")
@@ -320,31 +323,42 @@ struct InputShape {
     }
 }
 
-/// The output lines, written to standard output 64 KB at a time.
+/// Output lines as bytes: `id<TAB>cluster<TAB>score` or JSON lines.
 struct ClusterLines {
     let format: ClusterFormat
-    private var text = ""
+    private(set) var bytes: [UInt8] = []
 
     init(format: ClusterFormat) { self.format = format }
 
-    mutating func append(id: String, cluster: Int32, score: Float) throws {
-        let score = NumberFormat.fixed(Double(score))
+    mutating func append(id: String, cluster: Int32, score: Float) {
         if format == .jsonl {
-            text += "{\"id\": "
+            var text = "{\"id\": "
             JSONValue.writeString(id, to: &text)
-            text += ", \"cluster\": \(cluster), \"score\": \(score)}\n"
+            bytes.append(contentsOf: text.utf8)
+            bytes.append(contentsOf: ", \"cluster\": ".utf8)
+            NumberFormat.appendInteger(cluster, to: &bytes)
+            bytes.append(contentsOf: ", \"score\": ".utf8)
+            NumberFormat.appendFixed(Double(score), to: &bytes)
+            bytes.append(contentsOf: "}\n".utf8)
         } else {
-            text += "\(TSV.escape(id))\t\(cluster)\t\(score)\n"
-        }
-        if text.utf8.count >= 1 << 16 {
-            try ByteOutput.standardOutput.write(text)
-            text = ""
+            TSV.appendEscaped(id, to: &bytes)
+            bytes.append(0x09)
+            NumberFormat.appendInteger(cluster, to: &bytes)
+            bytes.append(0x09)
+            NumberFormat.appendFixed(Double(score), to: &bytes)
+            bytes.append(0x0A)
         }
     }
 
-    mutating func finish() throws {
-        try ByteOutput.standardOutput.write(text)
-        text = ""
+    /// Writes what is held to standard output when it reaches 64 KB.
+    mutating func writeWhenFull() throws {
+        if bytes.count >= 1 << 16 { try write() }
+    }
+
+    /// Writes what is held to standard output.
+    mutating func write() throws {
+        try ByteOutput.standardOutput.write(bytes)
+        bytes.removeAll(keepingCapacity: true)
     }
 }
 
