@@ -290,6 +290,47 @@ static void CK_VARIANT(ck_dots8)(const float *restrict rows, size_t count_rows, 
     }
 }
 
+// ck_dots8 two rows at a time: sixteen accumulators, each candidate's sixteen floats loaded
+// once for both rows (10 loads per 16 multiply-adds instead of 18). The one-row loop was bound
+// by loads, not multiply-adds (ru-cluster's seeding, Zen 5). Sixteen 512-bit accumulators fit
+// AVX-512's 32 registers, not AVX2's 16 (ck_dots8 dispatches to this copy on AVX-512 only).
+// Each row's sums are formed exactly as in ck_dots8: the same floats.
+__attribute__((unused))
+static void CK_VARIANT(ck_dots8_pairs)(const float *restrict rows, size_t count_rows, const float *const *cands,
+                                       size_t count, size_t n, float *out) {
+    const float *c[8];
+    for (size_t q = 0; q < 8; q++) c[q] = cands[q < count ? q : 0];
+    size_t r = 0;
+    for (; r + 2 <= count_rows; r += 2) {
+        const float *row0 = rows + r * n, *row1 = row0 + n;
+        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        v16 b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0}, b4 = {0}, b5 = {0}, b6 = {0}, b7 = {0};
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            v16 x = load16(row0 + i), y = load16(row1 + i), w;
+            w = load16(c[0] + i); a0 += x * w; b0 += y * w;
+            w = load16(c[1] + i); a1 += x * w; b1 += y * w;
+            w = load16(c[2] + i); a2 += x * w; b2 += y * w;
+            w = load16(c[3] + i); a3 += x * w; b3 += y * w;
+            w = load16(c[4] + i); a4 += x * w; b4 += y * w;
+            w = load16(c[5] + i); a5 += x * w; b5 += y * w;
+            w = load16(c[6] + i); a6 += x * w; b6 += y * w;
+            w = load16(c[7] + i); a7 += x * w; b7 += y * w;
+        }
+        v16 acc[2][8] = {{a0, a1, a2, a3, a4, a5, a6, a7}, {b0, b1, b2, b3, b4, b5, b6, b7}};
+        for (size_t h = 0; h < 2; h++) {
+            const float *row = h ? row1 : row0;
+            for (size_t q = 0; q < count; q++) {
+                float sum = 0;
+                for (size_t l = 0; l < 16; l++) sum += acc[h][q][l];
+                for (size_t j = i; j < n; j++) sum += row[j] * c[q][j];
+                out[(r + h) * count + q] = sum;
+            }
+        }
+    }
+    if (r < count_rows) CK_VARIANT(ck_dots8)(rows + r * n, count_rows - r, cands, count, n, out + r * count);
+}
+
 // The sum of a row's absolute values, and its least and greatest value (0 included).
 static void CK_VARIANT(ck_l1_range)(const float *row, size_t n, float *l1, float *lo, float *hi) {
     float s[16] = {0}, mn[16] = {0}, mx[16] = {0};

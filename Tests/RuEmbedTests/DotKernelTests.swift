@@ -4,7 +4,8 @@ import CKernels
 /// ck_dots8, the k-means++ seeding's products (up to eight candidates against a block of pool
 /// rows), against the same dot products in Double: every candidate count, lengths with and
 /// without a tail past the last sixteen lanes, and the same floats for a row whether it comes
-/// alone or in a block (a thread's piece must not change a seed).
+/// alone or in a block (a thread's piece must not change a seed; in a block of five, the
+/// AVX-512 copy takes two pairs and a row alone).
 @Suite struct DotKernelTests {
     typealias T = TestSupport
 
