@@ -446,10 +446,18 @@ package enum SphericalKMeans {
                         // Record i (the p-th compared) goes to `best`; every group's best other
                         // than it becomes the group's bound.
                         let settle = { (p: Int, i: Int, best: Int, bestScore: Float, upper: UnsafePointer<Float>) in
-                            for g in 0..<groups {
-                                var top = -Float.infinity
-                                for j in g * k / groups..<(g + 1) * k / groups where j != best { top = max(top, upper[j]) }
-                                up[i * groups + g] = top
+                            if groups == k {
+                                // A bound per centroid: the upper bounds as they are, the best's
+                                // left out. (The loop below, one centroid a group, took 0.06 of
+                                // the first round's 0.09 s on bench/cluster's 65,536 × 256.)
+                                (up + i * groups).update(from: upper, count: k)
+                                up[i * groups + best] = -.infinity
+                            } else {
+                                for g in 0..<groups {
+                                    var top = -Float.infinity
+                                    for j in g * k / groups..<(g + 1) * k / groups where j != best { top = max(top, upper[j]) }
+                                    up[i * groups + g] = top
+                                }
                             }
                             moved[p] = ap[i] == Int32(best) ? 0 : 1
                             ap[i] = Int32(best)
