@@ -107,8 +107,8 @@ struct RuCluster: ParsableCommand {
         return total
     }
 
-    /// k-means in two passes over the input. The first normalises every record and keeps a
-    /// uniform sample (reservoir sampling: the input's length is not known before its end); the
+    /// k-means in two passes over the input. The first keeps a uniform sample (reservoir
+    /// sampling: the input's length is not known before its end), normalised once drawn; the
     /// centroids are trained on the sample; the second pass assigns every record not in the
     /// sample and prints the lines. When every input is a regular file the second pass reads the
     /// files again, so memory is the sample and a block whatever the input's size; otherwise
