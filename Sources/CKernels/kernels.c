@@ -29,12 +29,7 @@ float ck_kth_lower_bound(const int32_t *approx, const float *scales, const float
 void ck_layer_norm(float *rows, size_t count, size_t dim, const float *weight, const float *bias, float eps) { CK_DISPATCH(ck_layer_norm)(rows, count, dim, weight, bias, eps); }
 void ck_attend_one(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim, const float *position_keys, const float *position_queries, size_t hidden, long span, float *out, size_t out_stride, float *scratch) { CK_DISPATCH(ck_attend_one)(q, k, v, stride, n, head_dim, position_keys, position_queries, hidden, span, out, out_stride, scratch); }
 void ck_softmax_row(float *s, size_t n) { CK_DISPATCH(ck_softmax_row)(s, n); }
-void ck_dots8(const float *rows, size_t count_rows, const float *const *cands, size_t count, size_t n, float *out) {
-#if CK_MULTIVERSION
-    if (ck_isa() == CK_ISA_AVX512) { ck_dots8_pairs_avx512(rows, count_rows, cands, count, n, out); return; }
-#endif
-    CK_DISPATCH(ck_dots8)(rows, count_rows, cands, count, n, out);
-}
+void ck_dots8(const float *rows, size_t count_rows, const float *const *cands, size_t count, size_t n, float *out) { CK_DISPATCH(ck_dots8)(rows, count_rows, cands, count, n, out); }
 void ck_l1_range(const float *row, size_t n, float *l1, float *lo, float *hi) { CK_DISPATCH(ck_l1_range)(row, n, l1, lo, hi); }
 size_t ck_grow_bounds(float *upper, const float *drift, size_t groups, float own, float margin) { return CK_DISPATCH(ck_grow_bounds)(upper, drift, groups, own, margin); }
 float ck_screen_bounds(const float *estimate, const float *bound, size_t n, float margin, float *upper) { return CK_DISPATCH(ck_screen_bounds)(estimate, bound, n, margin, upper); }

@@ -259,76 +259,53 @@ static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const floa
 }
 
 // Up to eight dot products per row, for `count_rows` consecutive rows (`n` floats each):
-// out[r * count + c] = rows[r] · cands[c], c < count ≤ 8. Sixteen lanes per step: each step
-// loads the row once and every candidate from L1 (eight candidates of 768 floats are 24 KB),
-// so a row costs 9 loads per 8 multiply-adds instead of ck_dot4's 5 per 4 at 8 lanes.
-// ru-cluster's k-means++ seeding (7 candidates a step over a 4,096-record pool) spent 18 % of
-// bench/cluster's samples in ck_dot4 on a Zen 5; the sums are in a fixed order (lane, then the
-// lanes added 0…15), so the same rows give the same floats on any thread.
+// out[r * count + c] = rows[r] · cands[c], c < count ≤ 8. Sixteen lanes per step; where the
+// registers hold sixteen accumulators (AVX-512), two rows a step, so each candidate's sixteen
+// floats are loaded once for both (10 loads per 16 multiply-adds; one row a step is 9 per 8,
+// and was bound by loads: ru-cluster's k-means++ seeding, 7 candidates a step over a
+// 4,096-record pool, 0.09 s one row a step, 0.065 s two, bench/cluster on a Zen 5). The sums
+// are in a fixed order (lane, then the lanes added 0…15) whichever way a row is taken, so the
+// same rows give the same floats on any thread.
+static inline void CK_VARIANT(ck_dots8_finish)(v16 *acc, const float *row, const float *const *c, size_t count,
+                                              size_t i, size_t n, float *out) {
+    for (size_t q = 0; q < count; q++) {
+        float sum = 0;
+        for (size_t l = 0; l < 16; l++) sum += acc[q][l];
+        for (size_t j = i; j < n; j++) sum += row[j] * c[q][j];
+        out[q] = sum;
+    }
+}
+
 static void CK_VARIANT(ck_dots8)(const float *restrict rows, size_t count_rows, const float *const *cands,
                                  size_t count, size_t n, float *out) {
     const float *c[8];
     for (size_t q = 0; q < 8; q++) c[q] = cands[q < count ? q : 0];
-    for (size_t r = 0; r < count_rows; r++) {
+    size_t r = 0;
+    for (; CK_VECTOR_REGISTERS >= 32 && r + 2 <= count_rows; r += 2) {
+        const float *row0 = rows + r * n, *row1 = row0 + n;
+        v16 a[8] = {{0}}, b[8] = {{0}};
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            v16 x = load16(row0 + i), y = load16(row1 + i);
+            for (size_t q = 0; q < 8; q++) {
+                v16 w = load16(c[q] + i);
+                a[q] += x * w;
+                b[q] += y * w;
+            }
+        }
+        CK_VARIANT(ck_dots8_finish)(a, row0, c, count, i, n, out + r * count);
+        CK_VARIANT(ck_dots8_finish)(b, row1, c, count, i, n, out + (r + 1) * count);
+    }
+    for (; r < count_rows; r++) {
         const float *row = rows + r * n;
-        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        v16 a[8] = {{0}};
         size_t i = 0;
         for (; i + 16 <= n; i += 16) {
             v16 x = load16(row + i);
-            a0 += x * load16(c[0] + i); a1 += x * load16(c[1] + i);
-            a2 += x * load16(c[2] + i); a3 += x * load16(c[3] + i);
-            a4 += x * load16(c[4] + i); a5 += x * load16(c[5] + i);
-            a6 += x * load16(c[6] + i); a7 += x * load16(c[7] + i);
+            for (size_t q = 0; q < 8; q++) a[q] += x * load16(c[q] + i);
         }
-        v16 acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-        for (size_t q = 0; q < count; q++) {
-            float sum = 0;
-            for (size_t l = 0; l < 16; l++) sum += acc[q][l];
-            for (size_t j = i; j < n; j++) sum += row[j] * c[q][j];
-            out[r * count + q] = sum;
-        }
+        CK_VARIANT(ck_dots8_finish)(a, row, c, count, i, n, out + r * count);
     }
-}
-
-// ck_dots8 two rows at a time: sixteen accumulators, each candidate's sixteen floats loaded
-// once for both rows (10 loads per 16 multiply-adds instead of 18). The one-row loop was bound
-// by loads, not multiply-adds (ru-cluster's seeding, Zen 5). Sixteen 512-bit accumulators fit
-// AVX-512's 32 registers, not AVX2's 16 (ck_dots8 dispatches to this copy on AVX-512 only).
-// Each row's sums are formed exactly as in ck_dots8: the same floats.
-__attribute__((unused))
-static void CK_VARIANT(ck_dots8_pairs)(const float *restrict rows, size_t count_rows, const float *const *cands,
-                                       size_t count, size_t n, float *out) {
-    const float *c[8];
-    for (size_t q = 0; q < 8; q++) c[q] = cands[q < count ? q : 0];
-    size_t r = 0;
-    for (; r + 2 <= count_rows; r += 2) {
-        const float *row0 = rows + r * n, *row1 = row0 + n;
-        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
-        v16 b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0}, b4 = {0}, b5 = {0}, b6 = {0}, b7 = {0};
-        size_t i = 0;
-        for (; i + 16 <= n; i += 16) {
-            v16 x = load16(row0 + i), y = load16(row1 + i), w;
-            w = load16(c[0] + i); a0 += x * w; b0 += y * w;
-            w = load16(c[1] + i); a1 += x * w; b1 += y * w;
-            w = load16(c[2] + i); a2 += x * w; b2 += y * w;
-            w = load16(c[3] + i); a3 += x * w; b3 += y * w;
-            w = load16(c[4] + i); a4 += x * w; b4 += y * w;
-            w = load16(c[5] + i); a5 += x * w; b5 += y * w;
-            w = load16(c[6] + i); a6 += x * w; b6 += y * w;
-            w = load16(c[7] + i); a7 += x * w; b7 += y * w;
-        }
-        v16 acc[2][8] = {{a0, a1, a2, a3, a4, a5, a6, a7}, {b0, b1, b2, b3, b4, b5, b6, b7}};
-        for (size_t h = 0; h < 2; h++) {
-            const float *row = h ? row1 : row0;
-            for (size_t q = 0; q < count; q++) {
-                float sum = 0;
-                for (size_t l = 0; l < 16; l++) sum += acc[h][q][l];
-                for (size_t j = i; j < n; j++) sum += row[j] * c[q][j];
-                out[(r + h) * count + q] = sum;
-            }
-        }
-    }
-    if (r < count_rows) CK_VARIANT(ck_dots8)(rows + r * n, count_rows - r, cands, count, n, out + r * count);
 }
 
 // The sum of a row's absolute values, and its least and greatest value (0 included).

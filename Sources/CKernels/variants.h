@@ -4,10 +4,12 @@
 // to every function the file defines. The copies are static; the including file defines the
 // public functions with CK_DISPATCH (internal.h). No include guard: included once per kernel file.
 // With CK_VARIANTS_WITH_VNNI defined, a fourth copy, name_vnni, for AVX-512 with VNNI (the
-// including file picks it at run time itself).
+// including file picks it at run time itself). CK_VECTOR_REGISTERS: how many v16 values (16
+// floats) the copy's registers hold, for kernels that block more accumulators where they fit.
 #if CK_MULTIVERSION
 #ifdef CK_VARIANTS_WITH_VNNI
 #define CK_VARIANT(name) name##_vnni
+#define CK_VECTOR_REGISTERS 32
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
 #else
@@ -21,9 +23,11 @@
 #pragma GCC pop_options
 #endif
 #undef CK_VARIANT
+#undef CK_VECTOR_REGISTERS
 #endif
 
 #define CK_VARIANT(name) name##_avx512
+#define CK_VECTOR_REGISTERS 32
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
 #else
@@ -37,8 +41,10 @@
 #pragma GCC pop_options
 #endif
 #undef CK_VARIANT
+#undef CK_VECTOR_REGISTERS
 
 #define CK_VARIANT(name) name##_avx2
+#define CK_VECTOR_REGISTERS 8
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
 #else
@@ -52,8 +58,11 @@
 #pragma GCC pop_options
 #endif
 #undef CK_VARIANT
+#undef CK_VECTOR_REGISTERS
 #endif
 
 #define CK_VARIANT(name) name##_baseline
+#define CK_VECTOR_REGISTERS 4
 #include CK_INCLUDING_VARIANTS
 #undef CK_VARIANT
+#undef CK_VECTOR_REGISTERS

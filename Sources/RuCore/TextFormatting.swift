@@ -21,11 +21,7 @@ package enum TSV {
 
     /// `escape(field)`'s UTF-8 appended to `out`.
     package static func appendEscaped(_ field: String, to out: inout [UInt8]) {
-        if field.utf8.contains(where: { $0 == 0x5C || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
-            out.append(contentsOf: escape(field).utf8)
-        } else {
-            out.append(contentsOf: field.utf8)
-        }
+        out.append(contentsOf: escape(field).utf8)
     }
 
     /// Reverses `escape`; an unknown escape keeps its backslash.
@@ -97,17 +93,12 @@ package enum NumberFormat {
     package static func appendInteger<I: BinaryInteger>(_ value: I, to out: inout [UInt8]) {
         if value < 0 { out.append(UInt8(ascii: "-")) }
         var magnitude = UInt64(value.magnitude)
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes: UInt64.max has 20 digits
-        let count = withUnsafeMutableBytes(of: &digits) { buffer -> Int in
-            var n = 0
-            repeat {
-                buffer[23 - n] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-                n += 1
-            } while magnitude > 0
-            return n
-        }
-        withUnsafeBytes(of: &digits) { out.append(contentsOf: $0[(24 - count)...]) }
+        let first = out.count
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        out[first...].reverse()
     }
 
     /// The shortest text that reads back as the same Float (Swift's own algorithm).

@@ -352,7 +352,7 @@ package enum SphericalKMeans {
             let floats = count * groups
             bounds = workspace.flatMap { $0.floats >= floats ? $0 : nil } ?? Workspace(floats: floats)
             other = bounds.bounds
-            other.update(repeating: .infinity, count: count * groups)
+            other.update(repeating: .infinity, count: floats)
             drift = [Float](repeating: 0, count: k)
         }
 

@@ -11,11 +11,11 @@ import Glibc
 /// and every line is printed once its block is done.
 ///
 /// With two threads or more, a block is assigned and its lines formatted on a thread of its
-/// own (its loops on that thread alone) while the caller reads, normalises and writes: the reading is sequential,
-/// so assigning in parallel on every thread left the other core idle while the next block
-/// was read, and reading beside a parallel assignment oversubscribed the cores (OpenMP's
-/// threads wait at each barrier for the one that was descheduled: 0.83–0.96 s with a reading
-/// thread). On bench/cluster (Zen 3, 2 cores) the second pass took 0.51 s this way, 0.69–0.78 s
+/// own (its loops on that thread alone) while the caller reads, normalises and writes: the
+/// reading is sequential, so assigning in parallel on every thread left the other core idle
+/// while the next block was read, and reading beside a parallel assignment oversubscribed the
+/// cores (OpenMP's threads wait at each barrier for the one that was descheduled: 0.83–0.96 s
+/// with a reading thread). On bench/cluster (Zen 3, 2 cores) the second pass took 0.51 s this way, 0.69–0.78 s
 /// assigning each block on both threads between reads. The output is the same either way
 /// (`--threads 1` assigns on the caller's thread).
 final class AssignmentQueue {
@@ -71,9 +71,9 @@ final class AssignmentQueue {
     }
 
     /// Records to assign: their ids and rows (consecutive; normalised as they are copied, on
-    /// the caller's thread, which has less to do than the assigning one). A run at a time, not a record at a time: per record, the slot's reference
-    /// counting alone was 6.5 % of the reading thread's samples in the second pass (perf,
-    /// bench/cluster, Zen 5).
+    /// the caller's thread, which has less to do than the assigning one). A run at a time, not
+    /// a record at a time: per record, the slot's reference counting alone was 6.5 % of the
+    /// reading thread's samples in the second pass (perf, bench/cluster, Zen 5).
     func add(ids: ArraySlice<String>, rows: UnsafePointer<Float>) throws {
         var done = 0
         while done < ids.count {
