@@ -93,8 +93,7 @@ package final class Int8LinearLayer {
         weightCodeSums = .allocate(capacity: outputSize)
         var l1 = [Float](repeating: 0, count: outputSize)
         if Int8LinearLayer.kernelAvailable && !Int8LinearLayer.forceOneDNN {
-            let packed = UnsafeMutableRawPointer.allocate(byteCount: max(ck_int8_packed_size(outputSize, inputSize), 64),
-                                                          alignment: 64)
+            let packed = WeightMemory.allocate(byteCount: ck_int8_packed_size(outputSize, inputSize))
             ck_int8_quantize_pack(weights, outputSize, inputSize, packed.assumingMemoryBound(to: Int8.self),
                                   weightScales, weightCodeSums, &l1)
             packedWeights = packed
@@ -117,7 +116,7 @@ package final class Int8LinearLayer {
     }
 
     deinit {
-        packedWeights?.deallocate()
+        packedWeights.map(WeightMemory.deallocate)
         weightScales.deallocate()
         weightCodeSums.deallocate()
         bias?.deallocate()

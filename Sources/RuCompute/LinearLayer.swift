@@ -86,7 +86,7 @@ package final class LinearLayer {
 
         if LinearLayer.kernelPreferred && !LinearLayer.forceOneDNN {
             let floats = max(ck_f32_packed_floats(outputSize, inputSize), 16)
-            let packed = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
+            let packed = WeightMemory.allocate(byteCount: floats * 4)
                 .bindMemory(to: Float.self, capacity: floats)
             ck_f32_pack(weights, outputSize, inputSize, packed)
             packedWeights = packed
@@ -106,8 +106,8 @@ package final class LinearLayer {
     }
 
     deinit {
-        packedWeights?.deallocate()
-        arrangedWeights?.deallocate()
+        packedWeights.map { WeightMemory.deallocate($0) }
+        arrangedWeights.map(WeightMemory.deallocate)
         bias.deallocate()
     }
 

@@ -44,7 +44,7 @@ final class OneDNNInt8Matmul {
 
     deinit {
         primitives.removeAll()
-        arranged.deallocate()
+        WeightMemory.deallocate(arranged)
     }
 
     /// products[paddedRows(m) × n] ← codes[paddedRows(m) rows, `codeStride` bytes apart] · Wᵀ.
