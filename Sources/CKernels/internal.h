@@ -57,6 +57,27 @@ typedef float v16 __attribute__((vector_size(64)));
 // Macros, not functions: a function passing v16 by value would have a different ABI per copy.
 #define load16(p) ({ v16 r_; __builtin_memcpy(&r_, (p), sizeof r_); r_; })
 #define store16(p, x) do { v16 t_ = (x); __builtin_memcpy((p), &t_, sizeof t_); } while (0)
+// Transposes sixteen v16 rows in place (t[r][l] ← t[l][r]): four rounds of swapping blocks of
+// 8, 4, 2 and 1 lanes between rows b apart, sixteen two-vector shuffles a round (vpermt2ps on
+// AVX-512; the compiler splits them on narrower targets).
+#define CK_SWAP16(t, b, ...)                                                                      \
+    for (int i_ = 0; i_ < 16; i_++)                                                               \
+        if (!(i_ & (b))) {                                                                        \
+            v16 x_ = t[i_], y_ = t[i_ + (b)];                                                     \
+            t[i_] = __builtin_shufflevector(x_, y_, __VA_ARGS__);                                 \
+            t[i_ + (b)] = CK_SWAP16_HIGH_##b(x_, y_);                                             \
+        }
+#define CK_SWAP16_HIGH_8(x, y) __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
+#define CK_SWAP16_HIGH_4(x, y) __builtin_shufflevector(x, y, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)
+#define CK_SWAP16_HIGH_2(x, y) __builtin_shufflevector(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
+#define CK_SWAP16_HIGH_1(x, y) __builtin_shufflevector(x, y, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)
+#define CK_TRANSPOSE16(t)                                                                         \
+    do {                                                                                          \
+        CK_SWAP16(t, 8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)                   \
+        CK_SWAP16(t, 4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)                 \
+        CK_SWAP16(t, 2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)                 \
+        CK_SWAP16(t, 1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)                \
+    } while (0)
 
 // exp and erf from plain arithmetic, so the GELU loop vectorises (libm's erff is a scalar call
 // per element and took a sixth of an int8 forward pass).
