@@ -150,6 +150,11 @@ void finish_registers(__m512i acc[TILE_ROWS][3], size_t rows, size_t first, size
         if (e->bias) bias[v] = load16(e->bias + column + 16 * v);
         else bias[v] = (v16){0};
     }
+    // Unrolled, so every accumulator is named by constants and stays a register (a loop over
+    // the rows kept the 24 in a stack array, zeroed by memset and reloaded: 2 % of an int8 run).
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#endif
     for (int r = 0; r < TILE_ROWS; r++) {
         if ((size_t)r >= rows) break;
         float x_scale = e->x_scales[first + r];
