@@ -156,13 +156,23 @@ void bf16_tile(const uint16_t *x, size_t x_stride, size_t first, size_t rows, si
             if (vectors > 2) acc[r][2] = _mm512_dpbf16_ps(acc[r][2], xv, w2);
         }
     }
-    for (int v = 0; v < vectors; v++) {
+    // Unrolled, so every accumulator is named by constants and stays a register (as loops the
+    // SwiftPM build kept the 24 in a stack array, zeroed by memset, stored and read back).
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#endif
+    for (int v = 0; v < 3; v++) {
         size_t c = (size_t)v * 16;
-        if (c >= count) break;
+        if (v >= vectors || c >= count) break;
         __mmask16 lanes = count - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (count - c)) - 1);
         __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes, bias + column + c) : _mm512_setzero_ps();
-        for (int r = 0; r < tile_rows && (size_t)r < rows; r++)
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#endif
+        for (int r = 0; r < BF_TILE_ROWS; r++) {
+            if (r >= tile_rows || (size_t)r >= rows) break;
             bf16_finish16(_mm512_add_ps(acc[r][v], bv), out + (first + r) * out_stride + column + c, lanes, epilogue);
+        }
     }
 }
 
