@@ -173,7 +173,7 @@ static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const floa
             __builtin_prefetch(q + j * stride + d);
         }
     if (head_dim % 16 == 0) {
-        // Sixteen keys × sixteen dimensions at a time, transposed in registers (ck_transpose16):
+        // Sixteen keys × sixteen dimensions at a time, transposed in registers (CK_TRANSPOSE16):
         // element by element this was a quarter of the attention's time (perf annotate, int8
         // bench run, Zen 5), each strided store a line of its own. Keys past n are zero rows.
         for (size_t jb = 0; jb < np; jb += 16)
