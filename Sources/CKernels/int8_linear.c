@@ -54,11 +54,15 @@ void ck_int8_quantize_pack(const float *weights, size_t n, size_t k, int8_t *pac
 typedef int32_t vi16 __attribute__((vector_size(64)));
 
 // Macros, not functions, as internal.h's load16: a function taking v16 by value would have
-// a different ABI in each instruction set's copy.
+// a different ABI in each instruction set's copy. Their arithmetic is strict (no reassociation,
+// no fusing but the one written): the kernel's registers and the tile buffer / oneDNN products
+// inline them into different code, and under the file's fast contract the optimiser had
+// associated the two differently (a fifth of the outputs a rounding apart at -O2).
 
 /// GELU of sixteen values (a constant trip count over a local array, which stays in registers).
 #define GELU16(value, epilogue)                                                                    \
     ({                                                                                             \
+        _Pragma("clang fp reassociate(off)") _Pragma("clang fp contract(off)")                     \
         float g_[16];                                                                              \
         store16(g_, (value));                                                                      \
         if ((epilogue) == CK_GELU_ERF) {                                                           \
@@ -72,14 +76,16 @@ typedef int32_t vi16 __attribute__((vector_size(64)));
         load16(g_);                                                                                \
     })
 
-/// Sixteen outputs of one row: x_scale·w_scale·(product − x_zero·w_sum) + bias, then the
+/// Sixteen outputs of one row: fma(x_scale·w_scale, product − x_zero·w_sum, bias), then the
 /// epilogue (`current`: the outputs CK_ACCUMULATE adds to). Every path that dequantises (the
 /// kernel's registers, its tile buffer, oneDNN's products) goes through this one expression,
 /// so they give the same bits.
 #define DEQUANTIZE_VECTOR(product, x_scale, x_zero, w_scales, w_sums, bias, current, epilogue)        \
     ({                                                                                             \
+        _Pragma("clang fp reassociate(off)") _Pragma("clang fp contract(off)")                     \
         int e_ = (epilogue);                                                                       \
-        v16 v_ = (x_scale) * (w_scales) * __builtin_convertvector((product) - (x_zero) * (w_sums), v16) + (bias); \
+        v16 scale_ = (x_scale) * (w_scales);                                                       \
+        v16 v_ = __builtin_elementwise_fma(scale_, __builtin_convertvector((product) - (x_zero) * (w_sums), v16), (bias)); \
         e_ == CK_ACCUMULATE ? (current) + v_ : e_ == CK_GELU_ERF || e_ == CK_GELU_TANH ? GELU16(v_, e_) : v_; \
     })
 
