@@ -64,13 +64,13 @@ package final class BF16LinearLayer {
         stride = ck_bf16_stride(inputSize)
         panels = ck_bf16_panels(outputSize)
         let elements = ck_bf16_packed_elements(outputSize, inputSize)
-        packedWeights = WeightMemory.allocate(byteCount: elements * 2)
+        packedWeights = UnsafeMutableRawPointer.allocate(byteCount: max(elements * 2, 64), alignment: 64)
             .bindMemory(to: UInt16.self, capacity: elements)
         ck_bf16_pack(weights, outputSize, inputSize, packedWeights)
     }
 
     deinit {
-        WeightMemory.deallocate(packedWeights)
+        packedWeights.deallocate()
         bias?.deallocate()
     }
 

@@ -54,12 +54,12 @@ enum DNNL {
 
     /// Copies `source` (laid out as `plain`) into a new 64-byte-aligned buffer in the layout
     /// `arranged`, which a primitive chose: how weights are pre-arranged once at load. The
-    /// caller owns the returned buffer (`WeightMemory.deallocate`).
+    /// caller owns the returned buffer.
     static func arrange(_ source: UnsafeRawPointer, plain: dnnl_memory_desc_t,
                         into arranged: dnnl_memory_desc_t) -> UnsafeMutableRawPointer {
         let ctx = context
         var plain = plain, arranged = arranged
-        let buffer = WeightMemory.allocate(byteCount: dnnl_memory_desc_get_size(&arranged))
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(dnnl_memory_desc_get_size(&arranged), 64), alignment: 64)
         var reorderPD: dnnl_primitive_desc_t?
         check(dnnl_reorder_primitive_desc_create(&reorderPD, &plain, ctx.engine, &arranged, ctx.engine, nil), "plan a weight reorder")
         var reorder: dnnl_primitive_t?

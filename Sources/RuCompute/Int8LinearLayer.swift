@@ -93,7 +93,8 @@ package final class Int8LinearLayer {
         weightCodeSums = .allocate(capacity: outputSize)
         var l1 = [Float](repeating: 0, count: outputSize)
         if Int8LinearLayer.kernelAvailable && !Int8LinearLayer.forceOneDNN {
-            let packed = WeightMemory.allocate(byteCount: ck_int8_packed_size(outputSize, inputSize))
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: max(ck_int8_packed_size(outputSize, inputSize), 64),
+                                                          alignment: 64)
             ck_int8_quantize_pack(weights, outputSize, inputSize, packed.assumingMemoryBound(to: Int8.self),
                                   weightScales, weightCodeSums, &l1)
             packedWeights = packed
@@ -116,7 +117,7 @@ package final class Int8LinearLayer {
     }
 
     deinit {
-        packedWeights.map(WeightMemory.deallocate)
+        packedWeights?.deallocate()
         weightScales.deallocate()
         weightCodeSums.deallocate()
         bias?.deallocate()

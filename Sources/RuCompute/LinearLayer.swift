@@ -86,7 +86,7 @@ package final class LinearLayer {
 
         if LinearLayer.kernelPreferred && !LinearLayer.forceOneDNN {
             let floats = max(ck_f32_packed_floats(outputSize, inputSize), 16)
-            let packed = WeightMemory.allocate(byteCount: floats * 4)
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64)
                 .bindMemory(to: Float.self, capacity: floats)
             ck_f32_pack(weights, outputSize, inputSize, packed)
             packedWeights = packed
@@ -106,8 +106,8 @@ package final class LinearLayer {
     }
 
     deinit {
-        packedWeights.map { WeightMemory.deallocate($0) }
-        arrangedWeights.map(WeightMemory.deallocate)
+        packedWeights?.deallocate()
+        arrangedWeights?.deallocate()
         bias.deallocate()
     }
 

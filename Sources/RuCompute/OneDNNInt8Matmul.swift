@@ -44,7 +44,7 @@ final class OneDNNInt8Matmul {
 
     deinit {
         primitives.removeAll()
-        WeightMemory.deallocate(arranged)
+        arranged.deallocate()
     }
 
     /// products[paddedRows(m) × n] ← codes[paddedRows(m) rows, `codeStride` bytes apart] · Wᵀ.
