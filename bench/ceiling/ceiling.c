@@ -94,14 +94,17 @@ static double kernel_gops(long m, long k, long n, int epilogue) {
     return 2.0 * m * k * n * iterations / t / 1e9;
 }
 
+// The encoder layer's four linear layers (inputs, outputs) and their epilogues: in_proj plain,
+// attention output and FFN output added to the residual, FFN intermediate through GELU.
+static const long shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+static const int epilogues[4] = {CK_PLAIN, CK_ACCUMULATE, CK_GELU_ERF, CK_ACCUMULATE};
+
 // ru-embed's kernel as the process runs it: the encoder's 48 GEMMs (12 layers × 4 shapes,
 // each layer its own weights, 85 MB: more than a last-level cache) over `m` rows, 32-row
 // chunks handed to `threads` threads as they free up, each chunk's activations quantised
 // first. `shared`: every layer uses layer 0's weights instead (7 MB, cache-resident), to
 // show what reading each layer's weights from memory costs. Best of five passes.
 static double encoder_gops(long m, int threads, int shared) {
-    long shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
-    int epilogues[4] = {CK_PLAIN, CK_ACCUMULATE, CK_GELU_ERF, CK_ACCUMULATE};
     int8_t *packed[12][4];
     float *w_scales[4], *bias = calloc(3072, sizeof(float)), *l1 = malloc(3072 * sizeof(float));
     int32_t *w_sums[4];
@@ -176,10 +179,6 @@ int main(int argc, char **argv) {
     dnnl_stream_t stream;
     CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
     CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
-    long shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
-    // The encoder's epilogues per shape: in_proj plain, attention output and FFN output added
-    // to the residual, FFN intermediate through GELU.
-    int epilogues[4] = {CK_PLAIN, CK_ACCUMULATE, CK_GELU_ERF, CK_ACCUMULATE};
     for (int with = 0; with < 2; with++) {
         double ops = 0, seconds = 0;
         for (int s = 0; s < 4; s++) {
