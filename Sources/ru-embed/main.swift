@@ -130,7 +130,9 @@ final class EmbedRun {
                 + "\(Parallel.threads) thread\(Parallel.threads == 1 ? "" : "s")"
                 + (o.precision == .int8
                     ? (Int8LinearLayer.kernelAvailable ? " (int8: AVX-512 VNNI kernel)" : " (int8: oneDNN's int8 matmul, no AVX-512 VNNI here)")
-                    : o.precision == .bf16 && o.precision.isSupported ? " (bf16: AVX512_BF16 kernel)" : ""))
+                    : o.precision == .bf16 && o.precision.isSupported
+                        ? (BF16LinearLayer.Kernel.preferred == .fma ? " (bf16: AVX512_BF16 CPU, FMA kernel)" : " (bf16: AVX512_BF16 kernel)")
+                        : ""))
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CKernels
 @testable import RuCore
 @testable import RuTokenizer
 @testable import RuVectors
@@ -32,6 +33,10 @@ import Testing
     @Test(.enabled(if: BF16LinearLayer.available),
           arguments: [LinearEpilogue.none, .geluErf, .geluTanh, .accumulate], [(37, 96, 80), (150, 96, 80), (5, 37, 37), (150, 37, 37)])
     func layerIsBF16ArithmeticWithF32Accumulation(epilogue: LinearEpilogue, shape: (rows: Int, inputs: Int, outputs: Int)) {
+        for kernel in BF16LinearLayer.Kernel.allCases { checkLayer(kernel, epilogue, shape) }
+    }
+
+    func checkLayer(_ kernel: BF16LinearLayer.Kernel, _ epilogue: LinearEpilogue, _ shape: (rows: Int, inputs: Int, outputs: Int)) {
         var random = T.Random(seed: 43)
         let (m, k, n) = shape
         var x = random.vectors(m, k).map { $0 * 2 + 0.3 }
@@ -41,7 +46,8 @@ import Testing
         let initial = random.vectors(m, n)
         let layer = w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
-                BF16LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: k, outputSize: n, epilogue: epilogue)
+                BF16LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: k, outputSize: n, epilogue: epilogue,
+                                kernel: kernel)
             }
         }
         var y = epilogue == .accumulate ? initial : [Float](repeating: .nan, count: m * n)
@@ -69,13 +75,45 @@ import Testing
                 case .geluTanh: expected = 0.5 * rounded * (1 + tanh(0.7978845608028654 * (rounded + 0.044715 * rounded * rounded * rounded)))
                 case .accumulate: got -= Double(initial[r * n + j])
                 }
-                #expect(abs(got - expected) <= allowed, "row \(r), output \(j): \(got) vs \(expected)")
+                #expect(abs(got - expected) <= allowed, "\(kernel): row \(r), output \(j): \(got) vs \(expected)")
                 // Rounding both operands to 8 significant bits moves a product by 2⁻⁸ of it at most.
                 #expect(abs(rounded - exact) <= 0x1p-8 * magnitude)
             }
         }
         // The operands really were rounded: an f32 kernel would match `exact` to ~1e-7.
         #expect(largestRoundingEffect > 1e-4, "largest effect of bf16 rounding \(largestRoundingEffect)")
+    }
+
+    /// The FMA kernel gives vdpbf16ps's bits where vdpbf16ps adds each lane's odd product, then
+    /// its even one, each rounded once (Intel's SDM; the CPUs that prefer the FMA kernel), on
+    /// every tile shape and epilogue: rows split or columns split, 8- and 4-row tiles, 1-3
+    /// vectors wide, an odd input count.
+    @Test(.enabled(if: BF16LinearLayer.available && ck_bf16_fma_preferred() != 0),
+          arguments: [LinearEpilogue.none, .geluErf, .geluTanh, .accumulate])
+    func fmaKernelGivesTheBitsOfVdpbf16ps(epilogue: LinearEpilogue) {
+        var random = T.Random(seed: 47)
+        for (m, k, n) in [(37, 96, 80), (150, 96, 80), (5, 37, 37), (150, 37, 37), (70, 771, 200), (3, 770, 48)] {
+            let x = random.vectors(m, k).map { $0 * 2 + 0.3 }
+            let w = random.vectors(n, k).map { $0 * 0.2 }
+            let b = random.vectors(1, n)
+            let initial = random.vectors(m, n)
+            var outputs: [[Float]] = []
+            for kernel in BF16LinearLayer.Kernel.allCases {
+                let layer = w.withUnsafeBufferPointer { wp in
+                    b.withUnsafeBufferPointer { bp in
+                        BF16LinearLayer(weights: wp.baseAddress!, bias: bp.baseAddress!, inputSize: k, outputSize: n,
+                                        epilogue: epilogue, kernel: kernel)
+                    }
+                }
+                var y = initial
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { layer.run(rows: m, input: xp.baseAddress!, output: $0.baseAddress!) }
+                }
+                outputs.append(y)
+            }
+            let differing = zip(outputs[0], outputs[1]).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(differing == 0, "\(m) × \(k) → \(n), \(epilogue): \(differing) outputs differ")
+        }
     }
 
     @Test(.enabled(if: BF16LinearLayer.available), arguments: ModelFixtures.names)
@@ -111,7 +149,7 @@ import Testing
             let runsBF16 = BF16LinearLayer.available && !off
             #expect(chunks[0].metadata["precision"]?.stringValue == (runsBF16 ? "bf16" : "f32"))
             #expect(r.stderr.contains("needs a CPU with AVX512_BF16") == !runsBF16, "\(r.stderr)")
-            #expect(r.stderr.contains("(bf16: AVX512_BF16 kernel)") == runsBF16, "\(r.stderr)")
+            #expect(r.stderr.contains("(bf16: AVX512_BF16 ") == runsBF16, "\(r.stderr)")
             for (k, (g, w)) in zip(rows, expected.vectors["query"]!).enumerated() {
                 #expect(cosine(g, w) >= 0.9995, "line \(k + 1)")
             }

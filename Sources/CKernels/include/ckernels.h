@@ -159,6 +159,21 @@ float ck_bf16_to_float(uint16_t h);
 void ck_bf16_linear(const uint16_t *x, size_t x_stride, size_t rows, size_t k, const uint16_t *packed, size_t n,
                     size_t panel_begin, size_t panel_end, const float *bias, int epilogue, float *out,
                     size_t out_stride);
+/// Whether this CPU runs ck_bf16_linear_fma (AVX-512 with BW and VL; no BF16 instructions).
+int ck_bf16_fma_available(void);
+/// Whether bf16 products run faster here as f32 FMAs (ck_bf16_linear_fma) than with
+/// vdpbf16ps (ck_bf16_linear): Intel's cores with AVX512_BF16.
+int ck_bf16_fma_preferred(void);
+/// Rows rounded to bf16 as ck_bf16_convert_rows rounds them, kept as f32 (the FMA kernel's
+/// activations), `stride` floats apart (ck_bf16_stride(dim)), the padding zeroed. Any CPU.
+void ck_bf16_round_rows(const float *rows, size_t count, size_t dim, size_t row_stride, float *out, size_t stride);
+/// ck_bf16_linear with the products as f32 FMAs: activations rounded by ck_bf16_round_rows,
+/// the same packed weights widened in registers. The same bits as ck_bf16_linear where
+/// vdpbf16ps adds the odd product before the even one (Intel), short of denormal operands.
+/// Single-threaded; needs ck_bf16_fma_available().
+void ck_bf16_linear_fma(const float *x, size_t x_stride, size_t rows, size_t k, const uint16_t *packed, size_t n,
+                        size_t panel_begin, size_t panel_end, const float *bias, int epilogue, float *out,
+                        size_t out_stride);
 #endif
 
 #ifndef RU_EMBED_CKERNELS_F32_H
