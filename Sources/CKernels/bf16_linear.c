@@ -47,7 +47,7 @@ float ck_bf16_to_float(uint16_t h) {
 // k/2 pairs of w × 2 bf16: the weights of column c for inputs 2q and 2q + 1 side by side, which
 // is what one 32-bit lane of vdpbf16ps multiplies by a pair of activations. Columns past n and
 // the input past an odd k are zero.
-void ck_bf16_pack(const float *weights, size_t n, size_t k, uint16_t *packed) {
+void ck_bf16_pack_portable(const float *weights, size_t n, size_t k, uint16_t *packed) {
     size_t stride = ck_bf16_stride(k), pairs = stride / 2, columns = bf_padded_columns(n);
     for (size_t column = 0; column < columns; column++) {
         size_t first = column / BF_PANEL * BF_PANEL, width = columns - first < BF_PANEL ? columns - first : BF_PANEL;
@@ -173,6 +173,52 @@ void bf16_tile(const uint16_t *x, size_t x_stride, size_t first, size_t rows, si
         for (int r = 0; r < BF_TILE_ROWS; r++) {
             if (r >= tile_rows || (size_t)r >= rows) break;
             bf16_finish16(_mm512_add_ps(acc[r][v], bv), out + (first + r) * out_stride + column + c, lanes, epilogue);
+        }
+    }
+}
+
+/// Sixteen floats rounded to bf16 as bf16_round rounds them (integer arithmetic: nearest even,
+/// NaN quieted), each in the upper half of its 32-bit lane.
+static inline __attribute__((always_inline)) AVX512 __m512i round16_high(__m512i bits) {
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i up = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    return _mm512_mask_or_epi32(up, nan, bits, _mm512_set1_epi32(0x400000));
+}
+
+/// ck_bf16_pack_portable's panels, sixteen columns × sixteen pairs of inputs at a time: each
+/// column's 32 weights rounded and their bf16 halves gathered into sixteen pairs (one vector a
+/// column), the 16 × 16 block transposed in registers, and each pair's sixteen columns stored as
+/// one 64-byte line. The portable loop, a column at a time with its stores 192 bytes apart, was a
+/// quarter of `--precision bf16`'s cold start (perf, Xeon model 207: 26 % of 0.23 s); this one
+/// packs a warm 768 × 3,072 in 0.8 ms against 3.6.
+AVX512 static void pack_avx512(const float *weights, size_t n, size_t k, uint16_t *packed) {
+    size_t stride = ck_bf16_stride(k), pairs = stride / 2, columns = bf_padded_columns(n);
+    // Word m of a column's vector ← bf16 of its input m: the high (odd) words of a's sixteen
+    // lanes (inputs 0-15), then of b's (16-31; indices from 32 pick b).
+    __m512i gather = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33,
+                                      31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (size_t c0 = 0; c0 < columns; c0 += 16) {
+        size_t first = c0 / BF_PANEL * BF_PANEL, width = columns - first < BF_PANEL ? columns - first : BF_PANEL;
+        uint16_t *base = packed + first * stride + (c0 - first) * 2;
+        for (size_t q0 = 0; q0 < pairs; q0 += 16) {
+            size_t i0 = 2 * q0, inputs = k - i0 < 32 ? k - i0 : 32;
+            __mmask16 lo = inputs >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << inputs) - 1);
+            __mmask16 hi = inputs <= 16 ? 0 : inputs >= 32 ? (__mmask16)0xffff : (__mmask16)((1u << (inputs - 16)) - 1);
+            v16 t[16];
+            for (int c = 0; c < 16; c++) {
+                __m512i v = _mm512_setzero_si512();
+                if (c0 + c < n) {
+                    const float *w = weights + (c0 + c) * k + i0;
+                    __m512i a = round16_high(_mm512_maskz_loadu_epi32(lo, w));
+                    __m512i b = round16_high(_mm512_maskz_loadu_epi32(hi, w + 16));
+                    v = _mm512_permutex2var_epi16(a, gather, b);
+                }
+                __builtin_memcpy(&t[c], &v, sizeof v);
+            }
+            CK_TRANSPOSE16(t);
+            for (size_t q = 0; q < 16 && q0 + q < pairs; q++) store16(base + (q0 + q) * width * 2, t[q]);
         }
     }
 }
@@ -379,4 +425,14 @@ void ck_bf16_linear_fma(const float *x, size_t x_stride, size_t rows, size_t k, 
     }
 #endif
     __builtin_trap(); // a caller's bug: this kernel needs AVX-512 (ck_bf16_fma_available)
+}
+
+void ck_bf16_pack(const float *weights, size_t n, size_t k, uint16_t *packed) {
+#if defined(__x86_64__)
+    if (ck_bf16_fma_available()) {
+        pack_avx512(weights, n, k, packed);
+        return;
+    }
+#endif
+    ck_bf16_pack_portable(weights, n, k, packed);
 }

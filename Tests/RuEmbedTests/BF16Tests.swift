@@ -84,6 +84,30 @@ import CKernels
         #expect(largestRoundingEffect > 1e-4, "largest effect of bf16 rounding \(largestRoundingEffect)")
     }
 
+    /// The packed weights are the same bits from the AVX-512 packing as from the portable loop:
+    /// ties, NaNs, infinities, denormals and random bit patterns among ordinary weights, on
+    /// shapes with partial 16-column groups, odd input counts and inputs past a 32-wide block.
+    @Test func vectorPackingMatchesThePortableLoop() {
+        var random = T.Random(seed: 53)
+        for (n, k) in [(37, 37), (80, 96), (5, 1), (48, 33), (17, 64), (100, 31), (64, 63), (200, 770)] {
+            let w: [Float] = random.vectors(n, k).enumerated().map { i, x in
+                switch i % 11 {
+                case 0: .nan
+                case 1: -.infinity
+                case 2: Float(bitPattern: UInt32(truncatingIfNeeded: i &* 2_654_435_761))
+                case 3: 1e-40 * Float(i % 97)
+                case 4: 1 + Float(i % 256) / 256 + 1 / 512 // a tie: rounds to even
+                default: x
+                }
+            }
+            let count = ck_bf16_packed_elements(n, k)
+            var fast = [UInt16](repeating: 0x5555, count: count), portable = [UInt16](repeating: 0xaaaa, count: count)
+            ck_bf16_pack(w, n, k, &fast)
+            ck_bf16_pack_portable(w, n, k, &portable)
+            #expect(fast == portable, "\(n) × \(k): \(zip(fast, portable).filter { $0 != $1 }.count) elements differ")
+        }
+    }
+
     /// The FMA kernel gives vdpbf16ps's bits where vdpbf16ps adds each lane's odd product, then
     /// its even one, each rounded once (Intel's SDM; the CPUs that prefer the FMA kernel), on
     /// every tile shape and epilogue: rows split or columns split, 8- and 4-row tiles, 1-3

@@ -146,6 +146,8 @@ size_t ck_bf16_packed_elements(size_t n, size_t k);
 /// Rounds weights [n × k] (row-major f32, a Linear's weight) to bf16 (nearest even) into the
 /// kernel's panels (ck_bf16_packed_elements, 64-byte aligned).
 void ck_bf16_pack(const float *weights, size_t n, size_t k, uint16_t *packed);
+/// ck_bf16_pack's portable loop, a column at a time (any CPU; the AVX-512 one gives the same bits).
+void ck_bf16_pack_portable(const float *weights, size_t n, size_t k, uint16_t *packed);
 /// Rows of `dim` floats (row_stride apart) rounded to bf16 (nearest even), rows `stride`
 /// elements apart (ck_bf16_stride(dim)), the padding zeroed. Any CPU.
 void ck_bf16_convert_rows(const float *rows, size_t count, size_t dim, size_t row_stride, uint16_t *out,
