@@ -180,11 +180,11 @@ void finish_registers(__m512i acc[TILE_ROWS][3], size_t rows, size_t first, size
 // `vectors` is a constant at each call, so the unused accumulators disappear.
 static inline __attribute__((always_inline)) VNNI
 void vnni_tile(const uint8_t *codes, size_t code_stride, size_t first, size_t rows, size_t groups,
-               const int8_t *panel, int vectors, int32_t *tile, size_t column, size_t count,
+               const int8_t *panel, int tile_rows, int vectors, int32_t *tile, size_t column, size_t count,
                const struct ck_int8_epilogue *e, float *out, size_t out_stride) {
     // Rows past the tile's last repeat it: computed, never stored, always readable.
     const uint8_t *a[TILE_ROWS];
-    for (size_t r = 0; r < TILE_ROWS; r++) a[r] = codes + (first + (r < rows ? r : rows - 1)) * code_stride;
+    for (int r = 0; r < tile_rows; r++) a[r] = codes + (first + ((size_t)r < rows ? (size_t)r : rows - 1)) * code_stride;
     __m512i acc[TILE_ROWS][3];
     for (int r = 0; r < TILE_ROWS; r++)
         for (int v = 0; v < 3; v++) acc[r][v] = _mm512_setzero_si512();
@@ -194,7 +194,7 @@ void vnni_tile(const uint8_t *codes, size_t code_stride, size_t first, size_t ro
         __m512i w0 = _mm512_loadu_si512(b);
         __m512i w1 = vectors > 1 ? _mm512_loadu_si512(b + 64) : w0;
         __m512i w2 = vectors > 2 ? _mm512_loadu_si512(b + 128) : w0;
-        for (int r = 0; r < TILE_ROWS; r++) {
+        for (int r = 0; r < tile_rows; r++) {
             int32_t four;
             memcpy(&four, a[r] + 4 * q, 4);
             __m512i x = _mm512_set1_epi32(four);
@@ -208,7 +208,7 @@ void vnni_tile(const uint8_t *codes, size_t code_stride, size_t first, size_t ro
         return;
     }
     // The last panel's columns past n: through the tile buffer, dequantize_row's zero-padded groups.
-    for (int r = 0; r < TILE_ROWS; r++)
+    for (int r = 0; r < tile_rows; r++)
         for (int v = 0; v < vectors; v++) _mm512_storeu_si512(tile + r * PANEL + 16 * v, acc[r][v]);
     finish_tile(tile, rows, first, column, count, e, out, out_stride);
 }
@@ -226,14 +226,20 @@ VNNI static void linear_vnni(const uint8_t *codes, size_t code_stride, size_t ro
         const int8_t *panel = packed + column * groups * 4;
         for (size_t first = 0; first < rows; first += TILE_ROWS) {
             size_t tile_rows = rows - first < TILE_ROWS ? rows - first : TILE_ROWS;
-            switch (width / 16) {
-            case 3: vnni_tile(codes, code_stride, first, tile_rows, groups, panel, 3, tile, column, count, e, out,
-                              out_stride); break;
-            case 2: vnni_tile(codes, code_stride, first, tile_rows, groups, panel, 2, tile, column, count, e, out,
-                              out_stride); break;
-            default: vnni_tile(codes, code_stride, first, tile_rows, groups, panel, 1, tile, column, count, e, out,
-                               out_stride); break;
+            // A last tile of four rows or fewer runs the four-row tile (as the bf16 kernel):
+            // one text of 27 tokens is 8 + 8 + 8 + 4 rows of products rather than 4 × 8.
+            int four = tile_rows <= 4;
+#define VNNI_TILE(R, V) \
+    vnni_tile(codes, code_stride, first, tile_rows, groups, panel, R, V, tile, column, count, e, out, out_stride)
+            switch (width / 16 + 3 * four) {
+            case 3: VNNI_TILE(8, 3); break;
+            case 2: VNNI_TILE(8, 2); break;
+            case 1: VNNI_TILE(8, 1); break;
+            case 6: VNNI_TILE(4, 3); break;
+            case 5: VNNI_TILE(4, 2); break;
+            default: VNNI_TILE(4, 1); break;
             }
+#undef VNNI_TILE
         }
     }
 }
