@@ -14,6 +14,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -390,10 +391,11 @@ int ck_bf16_fma_preferred(void) {
     // Intel's cores run vdpbf16ps at a quarter of vfmadd231ps's rate (half its multiply-adds):
     // on a Xeon (family 6, model 207) of 2026-12-04, register-only loops retired 1.33 G
     // vdpbf16ps/s against 5.3 G vfmadd231ps/s per core, and ru-embed's vdpbf16ps kernel ran the
-    // encoder at 83 GFLOP/s per core where the FMA peak is 170. AMD's Zen 4 and Zen 5 run
-    // vdpbf16ps at twice the FMA's multiply-adds (Zen 5: 931 against 272 GFLOP/s per core).
-    unsigned eax, ebx, ecx, edx;
-    __asm__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(0));
+    // encoder at 83 GFLOP/s per core where the FMA peak is 170. AMD's Zen 5 runs vdpbf16ps at
+    // twice the FMA's multiply-adds (2026-12-03, both vCPUs: 1,043 against 524 GFLOP/s). Chosen
+    // by vendor, not by a timing at start-up, so a CPU always runs the same kernel.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    __get_cpuid(0, &eax, &ebx, &ecx, &edx);
     int intel = ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e; // "GenuineIntel"
     return intel && ck_bf16_available();
 #else

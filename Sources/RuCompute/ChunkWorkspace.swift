@@ -26,11 +26,9 @@ final class ChunkWorkspace: @unchecked Sendable {
     let zeroPoints: UnsafeMutablePointer<Int32>
     private var byteCapacity = 0, floatCapacity = 0
 
-    /// The narrow rows as u8 codes (int8 layers) or as bf16 values (bf16 layers' vdpbf16ps kernel).
+    /// The narrow rows as u8 codes (int8 layers). The bf16 layers use `bytes` as their kernel's
+    /// form: bf16 values (vdpbf16ps) or bf16 values widened to f32 (the FMA kernel).
     var codes: UnsafeMutablePointer<UInt8> { bytes.bindMemory(to: UInt8.self, capacity: byteCapacity) }
-    var rounded: UnsafeMutablePointer<UInt16> { bytes.bindMemory(to: UInt16.self, capacity: byteCapacity / 2) }
-    /// The narrow rows as bf16 values widened to f32 (the bf16 layers' FMA kernel).
-    var roundedFloats: UnsafeMutablePointer<Float> { bytes.bindMemory(to: Float.self, capacity: byteCapacity / 4) }
 
     nonisolated(unsafe) private static var all: [ChunkWorkspace] = []
 
