@@ -130,6 +130,31 @@ static inline __attribute__((always_inline)) AVX512 void bf16_finish16(__m512 v,
     }
 }
 
+/// A tile's accumulators plus bias, through the epilogue, into out: `rows` rows (of `tile_rows`)
+/// × `count` columns from `column` (both kernels' tiles end here).
+static inline __attribute__((always_inline)) AVX512
+void bf16_store_tile(__m512 acc[BF_TILE_ROWS][3], int tile_rows, int vectors, size_t rows, size_t first,
+                     const float *bias, size_t column, size_t count, int epilogue, float *out, size_t out_stride) {
+    // Unrolled, so every accumulator is named by constants and stays a register (as loops the
+    // SwiftPM build kept the 24 in a stack array, zeroed by memset, stored and read back).
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#endif
+    for (int v = 0; v < 3; v++) {
+        size_t c = (size_t)v * 16;
+        if (v >= vectors || c >= count) break;
+        __mmask16 lanes = count - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (count - c)) - 1);
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes, bias + column + c) : _mm512_setzero_ps();
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#endif
+        for (int r = 0; r < BF_TILE_ROWS; r++) {
+            if (r >= tile_rows || (size_t)r >= rows) break;
+            bf16_finish16(_mm512_add_ps(acc[r][v], bv), out + (first + r) * out_stride + column + c, lanes, epilogue);
+        }
+    }
+}
+
 // `tile_rows` (8 or 4) rows × `vectors` × 16 columns in 24 f32 accumulators at most: per pair
 // of inputs the panel's vectors are loaded once and each row's pair is broadcast against them.
 // `tile_rows` and `vectors` are constants at each call, so the unused accumulators disappear.
@@ -158,28 +183,12 @@ void bf16_tile(const uint16_t *x, size_t x_stride, size_t first, size_t rows, si
             if (vectors > 2) acc[r][2] = _mm512_dpbf16_ps(acc[r][2], xv, w2);
         }
     }
-    // Unrolled, so every accumulator is named by constants and stays a register (as loops the
-    // SwiftPM build kept the 24 in a stack array, zeroed by memset, stored and read back).
-#if defined(__clang__)
-#pragma clang loop unroll(full)
-#endif
-    for (int v = 0; v < 3; v++) {
-        size_t c = (size_t)v * 16;
-        if (v >= vectors || c >= count) break;
-        __mmask16 lanes = count - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (count - c)) - 1);
-        __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes, bias + column + c) : _mm512_setzero_ps();
-#if defined(__clang__)
-#pragma clang loop unroll(full)
-#endif
-        for (int r = 0; r < BF_TILE_ROWS; r++) {
-            if (r >= tile_rows || (size_t)r >= rows) break;
-            bf16_finish16(_mm512_add_ps(acc[r][v], bv), out + (first + r) * out_stride + column + c, lanes, epilogue);
-        }
-    }
+    bf16_store_tile(acc, tile_rows, vectors, rows, first, bias, column, count, epilogue, out, out_stride);
 }
 
 /// Sixteen floats rounded to bf16 as bf16_round rounds them (integer arithmetic: nearest even,
-/// NaN quieted), each in the upper half of its 32-bit lane.
+/// NaN quieted: exponent all ones and mantissa not zero), each in the upper half of its 32-bit
+/// lane, the lower half not yet cleared.
 static inline __attribute__((always_inline)) AVX512 __m512i round16_high(__m512i bits) {
     __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
                                             _mm512_set1_epi32(0x7f800000));
@@ -233,13 +242,7 @@ AVX512 static void round_rows_avx512(const float *rows, size_t count, size_t dim
         float *o = out + r * stride;
         size_t j = 0;
         for (; j + 16 <= dim; j += 16) {
-            __m512i bits = _mm512_loadu_si512(x + j);
-            // NaN (exponent all ones, mantissa not zero): quieted and truncated; else + 0x7fff + lsb.
-            __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
-                                                    _mm512_set1_epi32(0x7f800000));
-            __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-            __m512i up = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-            __m512i q = _mm512_mask_or_epi32(up, nan, bits, _mm512_set1_epi32(0x400000));
+            __m512i q = round16_high(_mm512_loadu_si512(x + j));
             _mm512_storeu_si512(o + j, _mm512_and_si512(q, _mm512_set1_epi32((int)0xffff0000u)));
         }
         for (; j < dim; j++) o[j] = ck_bf16_to_float(bf16_round(x[j]));
@@ -288,78 +291,45 @@ void fma_tile(const float *x, size_t x_stride, size_t first, size_t rows, size_t
             if (vectors > 2) acc[r][2] = _mm512_fmadd_ps(xe, even2, acc[r][2]);
         }
     }
-#if defined(__clang__)
-#pragma clang loop unroll(full)
-#endif
-    for (int v = 0; v < 3; v++) {
-        size_t c = (size_t)v * 16;
-        if (v >= vectors || c >= count) break;
-        __mmask16 lanes = count - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (count - c)) - 1);
-        __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes, bias + column + c) : _mm512_setzero_ps();
-#if defined(__clang__)
-#pragma clang loop unroll(full)
-#endif
-        for (int r = 0; r < BF_TILE_ROWS; r++) {
-            if (r >= tile_rows || (size_t)r >= rows) break;
-            bf16_finish16(_mm512_add_ps(acc[r][v], bv), out + (first + r) * out_stride + column + c, lanes, epilogue);
-        }
-    }
+    bf16_store_tile(acc, tile_rows, vectors, rows, first, bias, column, count, epilogue, out, out_stride);
 }
+
+// Both kernels' loop over a call's panels and row tiles: panels outside, row tiles inside, so a
+// panel (k × 48 bf16) is read from memory once per call and then from the core's caches for
+// every other tile of rows. A last tile of four rows or fewer runs the four-row tile: twenty rows
+// (one short text) as 8 + 8 + 4 rather than 8 + 8 + 8, a sixth less work (bench/bf16-ceiling).
+#define BF16_PANEL_TILE(TILE, R, V) \
+    TILE(x, x_stride, first, tile_rows, pairs, panel, R, V, bias, column, count, epilogue, out, out_stride)
+#define BF16_PANELS(TILE)                                                                          \
+    for (size_t p = panel_begin; p < panel_end; p++) {                                              \
+        size_t column = p * BF_PANEL, width = columns - column < BF_PANEL ? columns - column : BF_PANEL; \
+        size_t count = n - column < BF_PANEL ? n - column : BF_PANEL;                               \
+        const uint16_t *panel = packed + column * stride;                                           \
+        for (size_t first = 0; first < rows; first += BF_TILE_ROWS) {                               \
+            size_t tile_rows = rows - first < BF_TILE_ROWS ? rows - first : BF_TILE_ROWS;           \
+            switch (width / 16 + 3 * (tile_rows <= 4)) {                                            \
+            case 3: BF16_PANEL_TILE(TILE, 8, 3); break;                                             \
+            case 2: BF16_PANEL_TILE(TILE, 8, 2); break;                                             \
+            case 1: BF16_PANEL_TILE(TILE, 8, 1); break;                                             \
+            case 6: BF16_PANEL_TILE(TILE, 4, 3); break;                                             \
+            case 5: BF16_PANEL_TILE(TILE, 4, 2); break;                                             \
+            default: BF16_PANEL_TILE(TILE, 4, 1); break;                                            \
+            }                                                                                       \
+        }                                                                                           \
+    }
 
 AVX512 static void linear_fma(const float *x, size_t x_stride, size_t rows, size_t k, const uint16_t *packed,
                               size_t n, size_t panel_begin, size_t panel_end, const float *bias, int epilogue,
                               float *out, size_t out_stride) {
     size_t stride = ck_bf16_stride(k), pairs = stride / 2, columns = bf_padded_columns(n);
-#define FMA_TILE(R, V) \
-    fma_tile(x, x_stride, first, tile_rows, pairs, panel, R, V, bias, column, count, epilogue, out, out_stride)
-    for (size_t p = panel_begin; p < panel_end; p++) {
-        size_t column = p * BF_PANEL, width = columns - column < BF_PANEL ? columns - column : BF_PANEL;
-        size_t count = n - column < BF_PANEL ? n - column : BF_PANEL;
-        const uint16_t *panel = packed + column * stride;
-        for (size_t first = 0; first < rows; first += BF_TILE_ROWS) {
-            size_t tile_rows = rows - first < BF_TILE_ROWS ? rows - first : BF_TILE_ROWS;
-            int four = tile_rows <= 4;
-            switch (width / 16 + 3 * four) {
-            case 3: FMA_TILE(8, 3); break;
-            case 2: FMA_TILE(8, 2); break;
-            case 1: FMA_TILE(8, 1); break;
-            case 6: FMA_TILE(4, 3); break;
-            case 5: FMA_TILE(4, 2); break;
-            default: FMA_TILE(4, 1); break;
-            }
-        }
-    }
-#undef FMA_TILE
+    BF16_PANELS(fma_tile);
 }
 
 BF16 static void linear_bf16(const uint16_t *x, size_t x_stride, size_t rows, size_t k, const uint16_t *packed,
                              size_t n, size_t panel_begin, size_t panel_end, const float *bias, int epilogue,
                              float *out, size_t out_stride) {
     size_t stride = ck_bf16_stride(k), pairs = stride / 2, columns = bf_padded_columns(n);
-    // Panels outside, row tiles inside: a panel (k × 48 bf16) is read from memory once per call
-    // and then from the core's caches for every other tile of rows.
-#define BF16_TILE(R, V) \
-    bf16_tile(x, x_stride, first, tile_rows, pairs, panel, R, V, bias, column, count, epilogue, out, out_stride)
-    for (size_t p = panel_begin; p < panel_end; p++) {
-        size_t column = p * BF_PANEL, width = columns - column < BF_PANEL ? columns - column : BF_PANEL;
-        size_t count = n - column < BF_PANEL ? n - column : BF_PANEL;
-        const uint16_t *panel = packed + column * stride;
-        for (size_t first = 0; first < rows; first += BF_TILE_ROWS) {
-            size_t tile_rows = rows - first < BF_TILE_ROWS ? rows - first : BF_TILE_ROWS;
-            // A last tile of four rows or fewer runs the four-row tile: twenty rows (one short text)
-            // as 8 + 8 + 4 rather than 8 + 8 + 8, a sixth less work (bench/bf16-ceiling, 20 rows).
-            int four = tile_rows <= 4;
-            switch (width / 16 + 3 * four) {
-            case 3: BF16_TILE(8, 3); break;
-            case 2: BF16_TILE(8, 2); break;
-            case 1: BF16_TILE(8, 1); break;
-            case 6: BF16_TILE(4, 3); break;
-            case 5: BF16_TILE(4, 2); break;
-            default: BF16_TILE(4, 1); break;
-            }
-        }
-    }
-#undef BF16_TILE
+    BF16_PANELS(bf16_tile);
 }
 #endif
 
