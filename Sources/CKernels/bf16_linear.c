@@ -159,10 +159,11 @@ void bf16_store_tile(__m512 acc[BF_TILE_ROWS][3], int tile_rows, int vectors, si
 // of inputs the panel's vectors are loaded once and each row's pair is broadcast against them.
 // `tile_rows` and `vectors` are constants at each call, so the unused accumulators disappear.
 // Rows past the last (`rows` of them are real) repeat it: computed, never stored, always readable.
+// A pair of inputs also prefetches a line of the tile's share of the next panel (ck_next_panel_share).
 static inline __attribute__((always_inline)) BF16
 void bf16_tile(const uint16_t *x, size_t x_stride, size_t first, size_t rows, size_t pairs, const uint16_t *panel,
                int tile_rows, int vectors, const float *bias, size_t column, size_t count, int epilogue, float *out,
-               size_t out_stride) {
+               size_t out_stride, struct ck_prefetch next) {
     const uint16_t *a[BF_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) a[r] = x + (first + ((size_t)r < rows ? (size_t)r : rows - 1)) * x_stride;
     __m512 acc[BF_TILE_ROWS][3];
@@ -171,6 +172,7 @@ void bf16_tile(const uint16_t *x, size_t x_stride, size_t first, size_t rows, si
     const uint16_t *b = panel;
     size_t width = (size_t)vectors * 16;
     for (size_t q = 0; q < pairs; q++, b += width * 2) {
+        if (q < next.lines) _mm_prefetch(next.from + 64 * q, _MM_HINT_T1);
         __m512bh w0 = (__m512bh)_mm512_loadu_si512(b);
         __m512bh w1 = vectors > 1 ? (__m512bh)_mm512_loadu_si512(b + 32) : w0;
         __m512bh w2 = vectors > 2 ? (__m512bh)_mm512_loadu_si512(b + 64) : w0;
@@ -259,7 +261,7 @@ AVX512 static void round_rows_avx512(const float *rows, size_t count, size_t dim
 static inline __attribute__((always_inline)) AVX512
 void fma_tile(const float *x, size_t x_stride, size_t first, size_t rows, size_t pairs, const uint16_t *panel,
               int tile_rows, int vectors, const float *bias, size_t column, size_t count, int epilogue, float *out,
-              size_t out_stride) {
+              size_t out_stride, struct ck_prefetch next) {
     const float *a[BF_TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) a[r] = x + (first + ((size_t)r < rows ? (size_t)r : rows - 1)) * x_stride;
     __m512 acc[BF_TILE_ROWS][3];
@@ -269,6 +271,7 @@ void fma_tile(const float *x, size_t x_stride, size_t first, size_t rows, size_t
     size_t width = (size_t)vectors * 16;
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
     for (size_t q = 0; q < pairs; q++, b += width * 2) {
+        if (q < next.lines) _mm_prefetch(next.from + 64 * q, _MM_HINT_T1);
         __m512i p0 = _mm512_loadu_si512(b);
         __m512i p1 = vectors > 1 ? _mm512_loadu_si512(b + 32) : p0;
         __m512i p2 = vectors > 2 ? _mm512_loadu_si512(b + 64) : p0;
@@ -296,17 +299,24 @@ void fma_tile(const float *x, size_t x_stride, size_t first, size_t rows, size_t
 
 // Both kernels' loop over a call's panels and row tiles: panels outside, row tiles inside, so a
 // panel (k × 48 bf16) is read from memory once per call and then from the core's caches for
-// every other tile of rows. A last tile of four rows or fewer runs the four-row tile: twenty rows
-// (one short text) as 8 + 8 + 4 rather than 8 + 8 + 8, a sixth less work (bench/bf16-ceiling).
+// every other tile of rows, while the tiles prefetch the next panel (ck_next_panel_share). A
+// last tile of four rows or fewer runs the four-row tile: twenty rows (one short text) as
+// 8 + 8 + 4 rather than 8 + 8 + 8, a sixth less work (bench/bf16-ceiling).
 #define BF16_PANEL_TILE(TILE, R, V) \
-    TILE(x, x_stride, first, tile_rows, pairs, panel, R, V, bias, column, count, epilogue, out, out_stride)
+    TILE(x, x_stride, first, tile_rows, pairs, panel, R, V, bias, column, count, epilogue, out, out_stride, next)
 #define BF16_PANELS(TILE)                                                                          \
+    size_t tiles = (rows + BF_TILE_ROWS - 1) / BF_TILE_ROWS;                                        \
     for (size_t p = panel_begin; p < panel_end; p++) {                                              \
         size_t column = p * BF_PANEL, width = columns - column < BF_PANEL ? columns - column : BF_PANEL; \
         size_t count = n - column < BF_PANEL ? n - column : BF_PANEL;                               \
         const uint16_t *panel = packed + column * stride;                                           \
+        /* The next panel's lines: 64 bytes = 16 columns × 2 inputs. */                             \
+        size_t next_width = p + 1 < panel_end ? columns - column - width : 0;                       \
+        size_t next_lines = pairs * (next_width < BF_PANEL ? next_width : BF_PANEL) / 16;           \
         for (size_t first = 0; first < rows; first += BF_TILE_ROWS) {                               \
             size_t tile_rows = rows - first < BF_TILE_ROWS ? rows - first : BF_TILE_ROWS;           \
+            struct ck_prefetch next = ck_next_panel_share(panel + width * stride, next_lines,       \
+                                                          first / BF_TILE_ROWS, tiles, pairs);      \
             switch (width / 16 + 3 * (tile_rows <= 4)) {                                            \
             case 3: BF16_PANEL_TILE(TILE, 8, 3); break;                                             \
             case 2: BF16_PANEL_TILE(TILE, 8, 2); break;                                             \

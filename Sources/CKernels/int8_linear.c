@@ -177,11 +177,12 @@ void finish_registers(__m512i acc[TILE_ROWS][3], size_t rows, size_t first, size
 // Eight rows × `vectors` × 16 columns, in 24 accumulators at most: per group of four inputs,
 // the panel's vectors are loaded once and each row's four codes are broadcast against them;
 // then the tile's `rows` are dequantised into out (`count` columns exist from `column`).
-// `vectors` is a constant at each call, so the unused accumulators disappear.
+// `vectors` is a constant at each call, so the unused accumulators disappear. A group of four
+// inputs also prefetches a line of the tile's share of the next panel (ck_next_panel_share).
 static inline __attribute__((always_inline)) VNNI
 void vnni_tile(const uint8_t *codes, size_t code_stride, size_t first, size_t rows, size_t groups,
                const int8_t *panel, int tile_rows, int vectors, int32_t *tile, size_t column, size_t count,
-               const struct ck_int8_epilogue *e, float *out, size_t out_stride) {
+               const struct ck_int8_epilogue *e, float *out, size_t out_stride, struct ck_prefetch next) {
     // Rows past the tile's last repeat it: computed, never stored, always readable.
     const uint8_t *a[TILE_ROWS];
     for (int r = 0; r < tile_rows; r++) a[r] = codes + (first + ((size_t)r < rows ? (size_t)r : rows - 1)) * code_stride;
@@ -191,6 +192,7 @@ void vnni_tile(const uint8_t *codes, size_t code_stride, size_t first, size_t ro
     const int8_t *b = panel;
     size_t width = (size_t)vectors * 16;
     for (size_t q = 0; q < groups; q++, b += width * 4) {
+        if (q < next.lines) _mm_prefetch(next.from + 64 * q, _MM_HINT_T1);
         __m512i w0 = _mm512_loadu_si512(b);
         __m512i w1 = vectors > 1 ? _mm512_loadu_si512(b + 64) : w0;
         __m512i w2 = vectors > 2 ? _mm512_loadu_si512(b + 128) : w0;
@@ -219,18 +221,25 @@ VNNI static void linear_vnni(const uint8_t *codes, size_t code_stride, size_t ro
     size_t groups = ck_int8_code_stride(k) / 4, columns = padded_columns(n);
     int32_t tile[TILE_ROWS * PANEL] __attribute__((aligned(64)));
     // Panels outside, row tiles inside: a panel (k × 48 bytes) is read from memory once per
-    // call and then from the core's caches for every other tile of rows.
+    // call and then from the core's caches for every other tile of rows, while the tiles
+    // prefetch the next panel (ck_next_panel_share).
+    size_t tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
     for (size_t p = panel_begin; p < panel_end; p++) {
         size_t column = p * PANEL, width = columns - column < PANEL ? columns - column : PANEL;
         size_t count = n - column < PANEL ? n - column : PANEL;
         const int8_t *panel = packed + column * groups * 4;
+        // The next panel's lines: 64 bytes = 16 columns × 4 inputs.
+        size_t next_width = p + 1 < panel_end ? columns - column - width : 0;
+        size_t next_lines = groups * (next_width < PANEL ? next_width : PANEL) / 16;
         for (size_t first = 0; first < rows; first += TILE_ROWS) {
             size_t tile_rows = rows - first < TILE_ROWS ? rows - first : TILE_ROWS;
+            struct ck_prefetch next = ck_next_panel_share(panel + groups * width * 4, next_lines, first / TILE_ROWS,
+                                                          tiles, groups);
             // A last tile of four rows or fewer runs the four-row tile (as the bf16 kernel):
             // one text of 27 tokens is 8 + 8 + 8 + 4 rows of products rather than 4 × 8.
             int four = tile_rows <= 4;
 #define VNNI_TILE(R, V) \
-    vnni_tile(codes, code_stride, first, tile_rows, groups, panel, R, V, tile, column, count, e, out, out_stride)
+    vnni_tile(codes, code_stride, first, tile_rows, groups, panel, R, V, tile, column, count, e, out, out_stride, next)
             switch (width / 16 + 3 * four) {
             case 3: VNNI_TILE(8, 3); break;
             case 2: VNNI_TILE(8, 2); break;
