@@ -80,7 +80,7 @@ protocol ChunkedLinear: LinearOperator {
 }
 
 extension ChunkWorkspace {
-    /// `layers` one after another over `m` rows, 32 at a time, each thread taking the next chunk
+    /// `layers` one after another over `m` rows, 32 at a time (the last few fewer), each thread taking the next chunk
     /// when it has finished one (`Parallel.forPieces`): a chunk goes through every layer
     /// (narrowed, multiplied into the workspace's floats, narrowed again…) while it is in the
     /// core's caches; the last layer writes (or adds to) `output`.
@@ -92,7 +92,9 @@ extension ChunkWorkspace {
         let workspaces = perThread(threads, bytes: rows * (layers.map(\.narrowRowBytes).max() ?? 0),
                                    floats: rows * (layers.dropLast().map(\.outputSize).max() ?? 0))
         let inputSize = layers[0].inputSize, outputSize = layers[layers.count - 1].outputSize
-        Parallel.forPieces(m, piece: rows, threads: threads) { t, start, end in
+        // The last chunks taper to eight rows (a full tile of the kernels), so the threads reach
+        // the join closer together.
+        Parallel.forPieces(m, piece: rows, taperingTo: 8, threads: threads) { t, start, end in
             let ws = workspaces[t], count = end - start
             var from = input + start * inputSize
             for (i, layer) in layers.enumerated() {

@@ -35,6 +35,37 @@ import Glibc
         let wrong = tally.seen.filter { $0 != 1 }.count
         #expect(wrong == 0, "\(wrong) of \(tally.seen.count) items not run exactly once")
     }
+
+    /// Tapering pieces: full pieces until the last `threads × piece` items, then smaller ones in
+    /// multiples of the smallest size, shrinking, covering every item once.
+    @Test func taperedPiecesCoverEveryItemAndShrink() {
+        #expect(Parallel.pieceBounds(442, piece: 32, taperingTo: 8, threads: 2)
+                == Array(stride(from: 0, through: 384, by: 32)) + [400, 416, 424, 432, 440, 442])
+        #expect(Parallel.pieceBounds(442, piece: 32, taperingTo: nil, threads: 2)
+                == Array(stride(from: 0, through: 416, by: 32)) + [442])
+        #expect(Parallel.pieceBounds(0, piece: 32, taperingTo: 8, threads: 2) == [0])
+        #expect(Parallel.pieceBounds(5, piece: 32, taperingTo: 8, threads: 4) == [0, 5])
+        for count in [1, 7, 8, 31, 64, 65, 200, 442, 1000] {
+            for threads in [1, 2, 3, 8] {
+                let bounds = Parallel.pieceBounds(count, piece: 32, taperingTo: 8, threads: threads)
+                let sizes = zip(bounds, bounds.dropFirst()).map { $1 - $0 }
+                #expect(bounds.first == 0 && bounds.last == count)
+                #expect(sizes.allSatisfy { $0 > 0 && $0 <= 32 })
+                // All but the very last piece are multiples of 8, and they never grow again.
+                #expect(sizes.dropLast().allSatisfy { $0 % 8 == 0 })
+                #expect(zip(sizes, sizes.dropFirst()).allSatisfy { $1 <= $0 || $1 == sizes.last! })
+            }
+        }
+        final class Tally: @unchecked Sendable {
+            var seen = [Int](repeating: 0, count: 442)
+            let lock = NSLock()
+        }
+        let tally = Tally()
+        Parallel.forPieces(442, piece: 32, taperingTo: 8) { _, lo, hi in
+            tally.lock.withLock { for i in lo..<hi { tally.seen[i] += 1 } }
+        }
+        #expect(tally.seen.allSatisfy { $0 == 1 })
+    }
 }
 
 // MARK: sharing the cores between processes
