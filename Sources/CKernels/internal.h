@@ -1,6 +1,7 @@
 // What the kernel files share: run-time dispatch between copies of a kernel compiled for
-// several instruction sets, a sixteen-float vector type, and exp / erf written in plain
-// arithmetic. Not part of the module's public header.
+// several instruction sets, a sixteen-float vector type, the int8 and bf16 kernels' share of
+// the next weight panel to prefetch, and exp / erf written in plain arithmetic. Not part of
+// the module's public header.
 #ifndef CKERNELS_INTERNAL_H
 #define CKERNELS_INTERNAL_H
 #include <math.h>
@@ -80,11 +81,6 @@ typedef float v16 __attribute__((vector_size(64)));
         CK_SWAP16(t, 1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)                \
     } while (0)
 
-// exp and erf from plain arithmetic, so the GELU loop vectorises (libm's erff is a scalar call
-// per element and took a sixth of an int8 forward pass).
-
-/// e^x for x in about [-87, 88]: 2^k · e^r with |r| ≤ ln2/2, r's exponential by a degree-6
-/// Taylor polynomial (relative error < 2e-7).
 // The int8 and bf16 kernels' panels are read once per call from wherever they are, then from
 // the core's caches for every other tile of rows. A layer's packed weights (1.7-4.7 MB) do not
 // stay in L2 from one chunk of rows to the next, so while a panel's tiles run they prefetch the
@@ -108,6 +104,11 @@ static inline struct ck_prefetch ck_next_panel_share(const void *next, size_t li
     return (struct ck_prefetch){(const char *)next + 64 * done, left < share ? left : share};
 }
 
+// exp and erf from plain arithmetic, so the GELU loop vectorises (libm's erff is a scalar call
+// per element and took a sixth of an int8 forward pass).
+
+/// e^x for x in about [-87, 88]: 2^k · e^r with |r| ≤ ln2/2, r's exponential by a degree-6
+/// Taylor polynomial (relative error < 2e-7).
 static inline float ck_expf(float x) {
     x = fminf(88.0f, fmaxf(-87.0f, x));
     float k = nearbyintf(x * 1.44269504088896341f);

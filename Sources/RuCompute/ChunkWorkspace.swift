@@ -80,8 +80,8 @@ protocol ChunkedLinear: LinearOperator {
 }
 
 extension ChunkWorkspace {
-    /// `layers` one after another over `m` rows, 32 at a time (the last few fewer), each thread taking the next chunk
-    /// when it has finished one (`Parallel.forPieces`): a chunk goes through every layer
+    /// `layers` one after another over `m` rows, 32 at a time (the last few fewer), each thread
+    /// taking the next chunk when it has finished one (`Parallel.forPieces`): a chunk goes through every layer
     /// (narrowed, multiplied into the workspace's floats, narrowed again…) while it is in the
     /// core's caches; the last layer writes (or adds to) `output`.
     /// Call with `lock` held.

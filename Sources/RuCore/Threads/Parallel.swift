@@ -208,7 +208,8 @@ public enum Parallel {
     /// Runs `body(t, lo, hi)` over `0..<count` in pieces of `piece` items (the last may be
     /// shorter), each thread taking the next piece when it has finished one; t (0..<threads)
     /// indexes per-thread scratch. A piece's bounds never depend on the thread that takes it,
-    /// so whatever a piece computes comes out the same on any thread count.
+    /// nor (without `taperingTo`) on the thread count, so whatever a piece computes comes out
+    /// the same on any thread count.
     ///
     /// Why not one fixed range per thread: on the 2-vCPU machines this project runs on, one
     /// vCPU is often slower than the other (a neighbour on the host). perf on the int8 batch
@@ -224,6 +225,8 @@ public enum Parallel {
     /// thread's share of what is left each, in multiples of this size (at least this, at most
     /// `piece`), so the threads reach the join closer together: with 442 rows in 32-row pieces on
     /// two threads, one thread still had most of a piece to run when the other found none left.
+    /// The bounds then depend on the thread count (never on which thread takes a piece): for
+    /// work whose every item comes out the same however it is cut (the int8 and bf16 layers' rows).
     package static func forPieces(_ count: Int, piece: Int, taperingTo smallest: Int? = nil, threads limit: Int? = nil,
                                   _ body: @escaping (_ thread: Int, _ lo: Int, _ hi: Int) -> Void) {
         precondition(piece > 0 && (smallest ?? 1) > 0)
