@@ -158,6 +158,63 @@ static double encoder_gops(long m, int threads, int shared) {
     return 2.0 * m * (768 * 2304 + 768 * 768 + 768 * 3072 + 3072 * 768) * 12 / best / 1e9;
 }
 
+// oneDNN's int8 matmul over the same 48 GEMMs as encoder_gops (each layer its own weights, in
+// the layout the primitive picks, `m` rows, all threads), int32 products only: no quantising,
+// no dequantising. What the best library here reaches with the weights streamed as the process
+// streams them — the comparison that showed ru-embed's kernel waiting on each panel's first
+// tile (docs/EMBED.md). Best of five passes.
+static double onednn_encoder_gops(dnnl_engine_t engine, dnnl_stream_t stream, long m) {
+    dnnl_primitive_t prim[4];
+    dnnl_memory_t src[4], dst[4], weights[12][4];
+    void *buffers[2 + 12][4];
+    for (int s = 0; s < 4; s++) {
+        long k = shapes[s][0], n = shapes[s][1];
+        dnnl_memory_desc_t sd, wany, dd;
+        dnnl_dims_t sdims = {m, k}, wdims = {k, n}, ddims = {m, n};
+        CHECK(dnnl_memory_desc_init_by_tag(&sd, 2, sdims, dnnl_u8, dnnl_ab));
+        CHECK(dnnl_memory_desc_init_by_tag(&wany, 2, wdims, dnnl_s8, dnnl_format_tag_any));
+        CHECK(dnnl_memory_desc_init_by_tag(&dd, 2, ddims, dnnl_s32, dnnl_ab));
+        dnnl_matmul_desc_t desc;
+        CHECK(dnnl_matmul_desc_init(&desc, &sd, &wany, NULL, &dd));
+        dnnl_primitive_desc_t pd;
+        CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL));
+        dnnl_memory_desc_t wd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        CHECK(dnnl_primitive_create(&prim[s], pd));
+        dnnl_primitive_desc_destroy(pd);
+        size_t wsize = dnnl_memory_desc_get_size(&wd);
+        buffers[0][s] = aligned_alloc(64, (m * k + 63) / 64 * 64);
+        buffers[1][s] = aligned_alloc(64, (m * n * 4 + 63) / 64 * 64);
+        memset(buffers[0][s], 3, m * k);
+        CHECK(dnnl_memory_create(&src[s], &sd, engine, buffers[0][s]));
+        CHECK(dnnl_memory_create(&dst[s], &dd, engine, buffers[1][s]));
+        for (int l = 0; l < 12; l++) {
+            buffers[2 + l][s] = aligned_alloc(64, (wsize + 63) / 64 * 64);
+            for (size_t i = 0; i < wsize; i++) ((int8_t *)buffers[2 + l][s])[i] = (int8_t)(rand() % 255 - 127);
+            CHECK(dnnl_memory_create(&weights[l][s], &wd, engine, buffers[2 + l][s]));
+        }
+    }
+    double best = 1e9;
+    for (int pass = 0; pass < 6; pass++) { // the first pass warms up (page faults, JIT)
+        double t0 = now();
+        for (int l = 0; l < 12; l++)
+            for (int s = 0; s < 4; s++) {
+                dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, src[s]}, {DNNL_ARG_WEIGHTS, weights[l][s]}, {DNNL_ARG_DST, dst[s]}};
+                CHECK(dnnl_primitive_execute(prim[s], stream, 3, args));
+                dnnl_stream_wait(stream);
+            }
+        double t = now() - t0;
+        if (pass > 0 && t < best) best = t;
+    }
+    for (int s = 0; s < 4; s++) {
+        dnnl_primitive_destroy(prim[s]);
+        dnnl_memory_destroy(src[s]);
+        dnnl_memory_destroy(dst[s]);
+        for (int b = 0; b < 2 + 12; b++) free(buffers[b][s]);
+        for (int l = 0; l < 12; l++) dnnl_memory_destroy(weights[l][s]);
+    }
+    return 2.0 * m * (768 * 2304 + 768 * 768 + 768 * 3072 + 3072 * 768) * 12 / best / 1e9;
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     if (!__builtin_cpu_supports("avx512vnni")) {
@@ -194,6 +251,9 @@ int main(int argc, char **argv) {
                threads, threads > 1 ? "s" : "", shared ? "every layer with layer 0's weights, in cache"
                                                       : "each layer's own weights, 85 MB",
                encoder_gops(442, threads, shared));
+    omp_set_num_threads(threads);
+    printf("oneDNN int8 matmul, %d thread%s, 442 rows, the encoder's 48 GEMMs (each layer's own weights), int32 products only: %.0f GOP/s\n",
+           threads, threads > 1 ? "s" : "", onednn_encoder_gops(engine, stream, 442));
     long rows[3] = {32, 128, 448};
     int counts[2] = {1, threads};
     for (int c = 0; c < 2; c++) {
