@@ -27,20 +27,30 @@ static double vnni_peak(void) { return vnni_loop(50000000, now) * 128 / 1e9; }
 
 #define CHECK(x) do { if ((x) != dnnl_success) { fprintf(stderr, "oneDNN call failed: %s\n", #x); exit(2); } } while (0)
 
-// u8 [m × k] · s8 [k × n] → s32, weights in the layout the primitive chooses, as ru-embed runs it.
-static double matmul_gops(dnnl_engine_t engine, dnnl_stream_t stream, long m, long k, long n) {
-    dnnl_memory_desc_t src, wany, dst;
+// The primitive of u8 [m × k] · s8 [k × n] → s32, weights in the layout it chooses (as ru-embed
+// runs it), and the three memory descriptors.
+static dnnl_primitive_t matmul_primitive(dnnl_engine_t engine, long m, long k, long n, dnnl_memory_desc_t *src,
+                                         dnnl_memory_desc_t *weights, dnnl_memory_desc_t *dst) {
+    dnnl_memory_desc_t wany;
     dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n};
-    CHECK(dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_u8, dnnl_ab));
+    CHECK(dnnl_memory_desc_init_by_tag(src, 2, sd, dnnl_u8, dnnl_ab));
     CHECK(dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_s8, dnnl_format_tag_any));
-    CHECK(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_s32, dnnl_ab));
+    CHECK(dnnl_memory_desc_init_by_tag(dst, 2, dd, dnnl_s32, dnnl_ab));
     dnnl_matmul_desc_t desc;
-    CHECK(dnnl_matmul_desc_init(&desc, &src, &wany, NULL, &dst));
+    CHECK(dnnl_matmul_desc_init(&desc, src, &wany, NULL, dst));
     dnnl_primitive_desc_t pd;
     CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL));
-    dnnl_memory_desc_t w = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    *weights = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_t prim;
     CHECK(dnnl_primitive_create(&prim, pd));
+    dnnl_primitive_desc_destroy(pd);
+    return prim;
+}
+
+// u8 [m × k] · s8 [k × n] → s32 on one shape, GOP/s.
+static double matmul_gops(dnnl_engine_t engine, dnnl_stream_t stream, long m, long k, long n) {
+    dnnl_memory_desc_t src, w, dst;
+    dnnl_primitive_t prim = matmul_primitive(engine, m, k, n, &src, &w, &dst);
     size_t wsize = dnnl_memory_desc_get_size(&w);
     void *sb = aligned_alloc(64, (m * k + 63) / 64 * 64), *wb = aligned_alloc(64, (wsize + 63) / 64 * 64);
     void *db = aligned_alloc(64, (m * n * 4 + 63) / 64 * 64);
@@ -61,7 +71,6 @@ static double matmul_gops(dnnl_engine_t engine, dnnl_stream_t stream, long m, lo
         t = now() - t0;
     } while (t < 0.25);
     dnnl_primitive_destroy(prim);
-    dnnl_primitive_desc_destroy(pd);
     dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md);
     free(sb); free(wb); free(db);
     return 2.0 * m * k * n * iterations / t / 1e9;
@@ -98,6 +107,13 @@ static double kernel_gops(long m, long k, long n, int epilogue) {
 // attention output and FFN output added to the residual, FFN intermediate through GELU.
 static const long shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
 static const int epilogues[4] = {CK_PLAIN, CK_ACCUMULATE, CK_GELU_ERF, CK_ACCUMULATE};
+
+// Operations (2 per multiply-add) of the encoder's 48 GEMMs over m rows.
+static double encoder_ops(long m) {
+    double per_layer = 0;
+    for (int s = 0; s < 4; s++) per_layer += (double)shapes[s][0] * shapes[s][1];
+    return 2.0 * m * per_layer * 12;
+}
 
 // ru-embed's kernel as the process runs it: the encoder's 48 GEMMs (12 layers × 4 shapes,
 // each layer its own weights, 85 MB: more than a last-level cache) over `m` rows, 32-row
@@ -155,7 +171,7 @@ static double encoder_gops(long m, int threads, int shared) {
         free(w_scales[s]); free(w_sums[s]);
     }
     free(bias); free(l1); free(x); free(y);
-    return 2.0 * m * (768 * 2304 + 768 * 768 + 768 * 3072 + 3072 * 768) * 12 / best / 1e9;
+    return encoder_ops(m) / best / 1e9;
 }
 
 // oneDNN's int8 matmul over the same 48 GEMMs as encoder_gops (each layer its own weights, in
@@ -169,18 +185,8 @@ static double onednn_encoder_gops(dnnl_engine_t engine, dnnl_stream_t stream, lo
     void *buffers[2 + 12][4];
     for (int s = 0; s < 4; s++) {
         long k = shapes[s][0], n = shapes[s][1];
-        dnnl_memory_desc_t sd, wany, dd;
-        dnnl_dims_t sdims = {m, k}, wdims = {k, n}, ddims = {m, n};
-        CHECK(dnnl_memory_desc_init_by_tag(&sd, 2, sdims, dnnl_u8, dnnl_ab));
-        CHECK(dnnl_memory_desc_init_by_tag(&wany, 2, wdims, dnnl_s8, dnnl_format_tag_any));
-        CHECK(dnnl_memory_desc_init_by_tag(&dd, 2, ddims, dnnl_s32, dnnl_ab));
-        dnnl_matmul_desc_t desc;
-        CHECK(dnnl_matmul_desc_init(&desc, &sd, &wany, NULL, &dd));
-        dnnl_primitive_desc_t pd;
-        CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL));
-        dnnl_memory_desc_t wd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        CHECK(dnnl_primitive_create(&prim[s], pd));
-        dnnl_primitive_desc_destroy(pd);
+        dnnl_memory_desc_t sd, wd, dd;
+        prim[s] = matmul_primitive(engine, m, k, n, &sd, &wd, &dd);
         size_t wsize = dnnl_memory_desc_get_size(&wd);
         buffers[0][s] = aligned_alloc(64, (m * k + 63) / 64 * 64);
         buffers[1][s] = aligned_alloc(64, (m * n * 4 + 63) / 64 * 64);
@@ -212,7 +218,7 @@ static double onednn_encoder_gops(dnnl_engine_t engine, dnnl_stream_t stream, lo
         for (int b = 0; b < 2 + 12; b++) free(buffers[b][s]);
         for (int l = 0; l < 12; l++) dnnl_memory_destroy(weights[l][s]);
     }
-    return 2.0 * m * (768 * 2304 + 768 * 768 + 768 * 3072 + 3072 * 768) * 12 / best / 1e9;
+    return encoder_ops(m) / best / 1e9;
 }
 
 int main(int argc, char **argv) {

@@ -233,7 +233,7 @@ public enum Parallel {
         let workers = limit ?? threads
         let bounds = pieceBounds(count, piece: piece, taperingTo: workers > 1 ? smallest : nil, threads: workers)
         let pieces = bounds.count - 1
-        let n = min(limit ?? threads, pieces)
+        let n = min(workers, pieces)
         guard n > 1 else {
             for p in 0..<pieces { body(0, bounds[p], bounds[p + 1]) }
             return
