@@ -14,7 +14,6 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -374,10 +373,7 @@ int ck_bf16_fma_preferred(void) {
     // encoder at 83 GFLOP/s per core where the FMA peak is 170. AMD's Zen 5 runs vdpbf16ps at
     // twice the FMA's multiply-adds (2026-12-03, both vCPUs: 1,043 against 524 GFLOP/s). Chosen
     // by vendor, not by a timing at start-up, so a CPU always runs the same kernel.
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    __get_cpuid(0, &eax, &ebx, &ecx, &edx);
-    int intel = ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e; // "GenuineIntel"
-    return intel && ck_bf16_available();
+    return ck_cpu_is_intel() && ck_bf16_available();
 #else
     return 0;
 #endif

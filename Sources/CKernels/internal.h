@@ -1,12 +1,27 @@
 // What the kernel files share: run-time dispatch between copies of a kernel compiled for
-// several instruction sets, a sixteen-float vector type, the int8 and bf16 kernels' share of
-// the next weight panel to prefetch, and exp / erf written in plain arithmetic. Not part of
+// several instruction sets, the CPU's vendor, a sixteen-float vector type, the kernels' share
+// of the next weight panel to prefetch, and exp / erf written in plain arithmetic. Not part of
 // the module's public header.
 #ifndef CKERNELS_INTERNAL_H
 #define CKERNELS_INTERNAL_H
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+/// Whether the CPU says "GenuineIntel": where a kernel's choice follows a measurement that
+/// differs by vendor (bf16: vdpbf16ps against FMA; f32: ours against oneDNN's AVX-512 JIT).
+static inline int ck_cpu_is_intel(void) {
+#if defined(__x86_64__)
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    __get_cpuid(0, &eax, &ebx, &ecx, &edx);
+    return ebx == 0x756e6547 && edx == 0x49656e69 && ecx == 0x6c65746e;
+#else
+    return 0;
+#endif
+}
 
 // The kernels' floating-point contract, stated here instead of -O3 -ffast-math on the command
 // line (SwiftPM refuses a dependency whose manifest has unsafe flags): the sums in the

@@ -1,7 +1,7 @@
 import RuCore
 /// The arithmetic of an encoder's linear layers.
 public enum Precision: String, Sendable, CaseIterable {
-    /// f32 products with f32 accumulation (ru-embed's kernel on AVX2 CPUs, oneDNN's f32 matmul elsewhere).
+    /// f32 products with f32 accumulation (ru-embed's kernel on AVX2 CPUs and Intel's AVX-512 ones, oneDNN's f32 matmul elsewhere).
     case f32
     /// int8 products (VNNI): weights per output channel, activations per row, int32 accumulation.
     case int8

@@ -3,20 +3,25 @@ import Testing
 @testable import RuCore
 @testable import RuCompute
 
-/// The f32 linear layer (ru-embed's kernel on AVX2 CPUs, oneDNN elsewhere) against the same
-/// product computed in Double, and the kernel against oneDNN.
+/// The f32 linear layer (ru-embed's kernel on x86 CPUs with AVX2 or AVX-512, oneDNN elsewhere)
+/// against the same product computed in Double, and the kernel against oneDNN.
 @Suite struct F32LinearTests {
     typealias T = TestSupport
 
     func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
     func geluTanh(_ x: Double) -> Double { 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) }
 
-    /// Shapes that reach every edge of the kernel's blocking: rows not a multiple of the
+    /// Shapes that reach every edge of both kernels' blocking. AVX2: rows not a multiple of the
     /// 6-row tile, more rows than one 144-row block (150, 301), inputs across several 256-input
     /// blocks and not a multiple of them (300, 600), outputs not a multiple of the 16-column
-    /// panel (37, 312: a narrower last panel), fewer outputs than one panel (5).
+    /// panel (37, 312: a narrower last panel), fewer outputs than one panel (5). AVX-512: rows
+    /// past one 128-row block (133, 150, 301), last tiles of 5–7 rows (the 8-row tile: 5, 13,
+    /// 150, 301, 133) and of 1–4 (the 4-row tile: 1, 3, 20), inputs past one 768-input block
+    /// (1000), panels not a multiple of the three a tile takes (37: 3 panels, the last of 5
+    /// columns; 80: 5; 100: 7, the last of 4), panel ranges split between threads.
     static let shapes: [(rows: Int, inputs: Int, outputs: Int)] = [
         (1, 7, 5), (5, 37, 37), (13, 300, 312), (150, 96, 80), (301, 600, 48), (20, 256, 2304 / 8),
+        (3, 100, 96), (133, 1000, 100),
     ]
 
     func layer(_ w: [Float], _ b: [Float], k: Int, n: Int, epilogue: LinearEpilogue, oneDNN: Bool) -> LinearLayer {
