@@ -22,8 +22,8 @@ package enum LinearEpilogue: Sendable {
 /// encoder's shapes at 1.0–1.9× oneDNN 2.6's rate, on a Xeon level at 256 rows and 1.1× at 20,
 /// bench/f32-ceiling), oneDNN's matmul primitive elsewhere.
 ///
-/// The kernel's weights are packed once into its column panels and each call splits the
-/// panels between the threads; it keeps no state between calls, so it needs no lock.
+/// The kernel's weights are packed once into its column panels and each call hands the
+/// panels to the threads in pieces; it keeps no state between calls, so it needs no lock.
 /// The weights are copied once, at construction, into the blocked layout oneDNN's matmul
 /// picks for this CPU (the layout depends on the instruction set, so it is never written
 /// to disk); the caller's row-major weights may be released afterwards. A primitive is
@@ -130,13 +130,21 @@ package final class LinearLayer {
         LinearLayer.lock.withLock { _ in execute(rows: m, input: input, output: output) }
     }
 
-    /// The kernel, each thread on its own column panels of every row.
+    /// The kernel over every row, the columns in pieces of panel triples (the AVX-512 tile's
+    /// width) that each thread takes as it finishes one, about four a thread and the last ones
+    /// smaller (`Parallel.forPieces`): on a shared host one core runs slower than the other
+    /// for seconds, and fixed halves left the faster one spinning in libgomp (5.5 % of the f32
+    /// batch run's samples; 2.6 % in pieces, the run faster in each of five interleaved
+    /// rounds, 4 % at the median; Intel Xeon model 207, 2 threads). Which thread computes a
+    /// column does not change its bits.
     private func runKernel(_ packed: UnsafeMutablePointer<Float>, rows m: Int, input: UnsafePointer<Float>,
                            output: UnsafeMutablePointer<Float>) {
         let (k, n, bias) = (inputSize, outputSize, UnsafePointer(bias))
         let mode = Int32(epilogueMode.rawValue)
-        Parallel.forRanges(ck_f32_panels(n)) { lo, hi in
-            ck_f32_linear(input, k, m, k, packed, n, lo, hi, bias, mode, output, n)
+        let panels = ck_f32_panels(n), triples = (panels + 2) / 3
+        let piece = max(1, triples / (4 * Parallel.threads))
+        Parallel.forPieces(triples, piece: piece, taperingTo: 1) { _, lo, hi in
+            ck_f32_linear(input, k, m, k, packed, n, 3 * lo, min(3 * hi, panels), bias, mode, output, n)
         }
     }
 
