@@ -138,7 +138,8 @@ static void CK_VARIANT(ck_layer_norm)(float *rows, size_t count, size_t dim, con
     }
 }
 
-// softmax in place over n scores: ck_attend_one's rows, and the rows of long texts' scores.
+// softmax in place over n scores: the rows of long texts' scores (ck_attend_one's padded rows
+// take ck_softmax_padded below).
 static void CK_VARIANT(ck_softmax_row)(float *s, size_t n) {
     if (n == 0) return;
     float max_score = s[0];
@@ -151,6 +152,27 @@ static void CK_VARIANT(ck_softmax_row)(float *s, size_t n) {
     }
     float inverse = 1.0f / total;
     for (size_t j = 0; j < n; j++) s[j] *= inverse;
+}
+
+// softmax in place over a row of n scores padded to np (a multiple of 16), as ck_attend_one
+// holds them: every loop runs whole vectors, the lanes past n left out of the maximum and the
+// sum by selects and set to 0 (never read afterwards; exactly 0 rather than a tiny exponential,
+// whose product with the inverse sum would be a denormal, each a slow microcode assist on
+// Intel's cores). Over n alone a short text's row (n < 16) never reached the vector loops and
+// took its exponentials one by one: a scratch harness of ck_attend_one (32 texts × 12 heads,
+// one thread, Intel Xeon model 207) went from 2.3–2.4 to 1.7–1.9 µs per (text, head) at 14
+// tokens, 3–8 % faster at 20–32, the same at 8.
+static void CK_VARIANT(ck_softmax_padded)(float *s, size_t n, size_t np) {
+    float max_score = s[0];
+    for (size_t j = 0; j < np; j++) max_score = fmaxf(max_score, j < n ? s[j] : s[0]);
+    float total = 0;
+    for (size_t j = 0; j < np; j++) {
+        float e = j < n ? ck_expf(s[j] - max_score) : 0.0f;
+        s[j] = e;
+        total += e;
+    }
+    float inverse = 1.0f / total;
+    for (size_t j = 0; j < np; j++) s[j] *= inverse;
 }
 
 static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const float *v, size_t stride, size_t n, size_t head_dim,
@@ -250,7 +272,7 @@ static void CK_VARIANT(ck_attend_one)(const float *q, const float *k, const floa
                 }
             }
         }
-        CK_VARIANT(ck_softmax_row)(s, n);
+        CK_VARIANT(ck_softmax_padded)(s, n, np);
     }
 
     // out[i] = Σ_j weight[i][j] · v[j]: 16 dimensions × four queries per pass over the values.
